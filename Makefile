@@ -1,0 +1,47 @@
+# Single entry point. `make reproduce`: set up .venv if needed, then the DVC pipeline at quick
+# scale (writes results-quick/). `make test`: same setup, then the whole test suite.
+# Both are idempotent: the venv is reused and only reinstalled when pyproject.toml changes.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+
+export PATH := $(BIN):$(PATH)
+export OMP_NUM_THREADS ?= 1
+export MPLBACKEND ?= Agg
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup reproduce reproduce-paper test bench lab clean-quick
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, got {sys.version}"'
+	# torch first, pinned: resolves to the local CPU wheel (an unpinned torch pulls a CUDA build)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 2>&1 | { grep -v "is ignored" || true; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]" 2>&1 | { grep -v "is ignored" || true; }
+	$(BIN)/python -c "import paper_code, torch, gymnasium, ale_py, mujoco, cv2, dvc, papermill; print('setup ok: torch', torch.__version__)"
+	@touch $(STAMP)
+
+reproduce: setup
+	dvc repro --glob '*@quick'
+
+reproduce-paper: setup
+	dvc repro --glob '*@paper'
+
+test: setup
+	python -m pytest
+
+bench: setup
+	python benchmarks/bench_envs.py --out results/benchmarks/env_steps
+
+lab: setup
+	jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+clean-quick:
+	rm -rf results-quick

@@ -1,0 +1,311 @@
+"""N-dimensional cart-pole: N independent classic cart-poles driven by one discrete action.
+
+One implementation, two faces:
+
+* :class:`BatchedNDCartPole` steps ``B`` environments x ``N`` axes as one torch tensor
+  ``[B, N, 4]`` on any device, with same-step auto-reset (no phantom transitions);
+* :class:`NDCartPoleEnv` is a gymnasium ``Env`` on a numpy ``[N, 4]`` array, registered as
+  ``paper_code/NDCartPole-v0`` (keyword ``dof``), so ``gymnasium.make`` and gymnasium's vector
+  envs work.
+
+Both faces call the same physics (:func:`integrate`, :func:`failed`, :func:`push`), written once
+for numpy arrays and torch tensors alike. For ``N = 1`` they reproduce gymnasium's
+``CartPole-v1`` (Euler integration, reward 1 per step including the terminal one, reset uniform
+in +-0.05, truncation after 500 steps).
+
+Action ``a`` of ``Discrete(2N)`` pushes axis ``a // 2`` with ``+force_mag`` if ``a`` is odd and
+``-force_mag`` if even; every other axis gets zero force that step and keeps evolving.
+An episode terminates when any axis leaves ``|x| <= 2.4`` or ``|theta| <= 12 degrees``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+
+@dataclass(frozen=True)
+class CartPoleConstants:
+    """Physical constants of one axis; the defaults are gymnasium's ``CartPole-v1``."""
+
+    gravity: float = 9.8
+    masscart: float = 1.0
+    masspole: float = 0.1
+    length: float = 0.5  # half the pole's length
+    force_mag: float = 10.0
+    tau: float = 0.02  # seconds between state updates
+    x_threshold: float = 2.4
+    theta_threshold: float = 12 * 2 * math.pi / 360
+    reset_bound: float = 0.05
+
+    @property
+    def total_mass(self) -> float:
+        return self.masspole + self.masscart
+
+    @property
+    def polemass_length(self) -> float:
+        return self.masspole * self.length
+
+
+CONSTANTS = CartPoleConstants()
+MAX_EPISODE_STEPS = 500
+
+
+# --------------------------------------------------------------------------------------------
+# The physics, shared by both faces. ``state`` is [..., N, 4] with columns x, x_dot, theta,
+# theta_dot; ``force`` is [..., N]. ``xp`` is the numpy or torch module.
+# --------------------------------------------------------------------------------------------
+def integrate(state: Any, force: Any, xp: Any, c: CartPoleConstants = CONSTANTS) -> Any:
+    """One Euler step of every axis (same operation order as gymnasium, so results match)."""
+    x, x_dot, theta, theta_dot = state[..., 0], state[..., 1], state[..., 2], state[..., 3]
+    costheta = xp.cos(theta)
+    sintheta = xp.sin(theta)
+    temp = (force + c.polemass_length * theta_dot**2 * sintheta) / c.total_mass
+    thetaacc = (c.gravity * sintheta - costheta * temp) / (
+        c.length * (4.0 / 3.0 - c.masspole * costheta**2 / c.total_mass)
+    )
+    xacc = temp - c.polemass_length * thetaacc * costheta / c.total_mass
+    return xp.stack(
+        (
+            x + c.tau * x_dot,
+            x_dot + c.tau * xacc,
+            theta + c.tau * theta_dot,
+            theta_dot + c.tau * thetaacc,
+        ),
+        -1,
+    )
+
+
+def failed(state: Any, c: CartPoleConstants = CONSTANTS) -> Any:
+    """True where any axis is out of bounds (|x| > 2.4 or |theta| > 12 deg); shape [...]."""
+    out_x = (state[..., 0] < -c.x_threshold) | (state[..., 0] > c.x_threshold)
+    out_theta = (state[..., 2] < -c.theta_threshold) | (state[..., 2] > c.theta_threshold)
+    return (out_x | out_theta).any(-1)
+
+
+def push(action: Any) -> tuple[Any, Any]:
+    """Decode an action into (axis index, direction +1/-1)."""
+    return action // 2, (action % 2) * 2 - 1
+
+
+def validate_dof(dof: Any) -> int:
+    """Return ``dof`` as an int or raise a clear error."""
+    if isinstance(dof, bool) or not isinstance(dof, numbers.Integral) or int(dof) < 1:
+        raise ValueError(f"dof must be a positive integer (the number of cart-pole axes), got {dof!r}")
+    return int(dof)
+
+
+def observation_bounds(dof: int, c: CartPoleConstants = CONSTANTS) -> np.ndarray:
+    """Observation-space bound per element, as gymnasium's CartPole (2x the thresholds)."""
+    one = np.array(
+        [c.x_threshold * 2, np.finfo(np.float32).max, c.theta_threshold * 2, np.finfo(np.float32).max],
+        dtype=np.float32,
+    )
+    return np.tile(one, dof)
+
+
+# --------------------------------------------------------------------------------------------
+# Face 1: batched tensors.
+# --------------------------------------------------------------------------------------------
+class BatchedStep(NamedTuple):
+    """What :meth:`BatchedNDCartPole.step` returns; every field has leading size B.
+
+    ``obs`` is the observation to act on next: for environments whose episode just ended it is
+    already the first observation of the new episode (same-step auto-reset), and ``final_obs``
+    holds the last observation of the ended episode (for bootstrapping on truncation).
+    ``episode_return``/``episode_length`` are those of the episode that just ended and are
+    only meaningful where ``terminated | truncated``.
+    """
+
+    obs: torch.Tensor
+    reward: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    final_obs: torch.Tensor
+    episode_return: torch.Tensor
+    episode_length: torch.Tensor
+
+
+class BatchedNDCartPole:
+    """``num_envs`` N-D cart-poles stepped together as one ``[B, N, 4]`` tensor.
+
+    No Python loop over environments. ``dtype`` is the state's dtype (float64 reproduces
+    gymnasium to round-off). ``check_actions`` validates the range of actions, which costs a
+    host sync on accelerators; hot loops that produce valid actions can switch it off.
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        dof: int = 1,
+        *,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        max_episode_steps: int = MAX_EPISODE_STEPS,
+        seed: int | None = None,
+        check_actions: bool = True,
+        constants: CartPoleConstants = CONSTANTS,
+    ) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, numbers.Integral) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        if isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, numbers.Integral) or max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be a positive integer, got {max_episode_steps!r}")
+        self.num_envs = int(num_envs)
+        self.dof = validate_dof(dof)
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.max_episode_steps = int(max_episode_steps)
+        self.check_actions = check_actions
+        self.c = constants
+        self.observation_size = 4 * self.dof
+        self.num_actions = 2 * self.dof
+        self._axis_ids = torch.arange(self.dof, device=self.device)
+        self._generator = torch.Generator(device=self.device)
+        self._generator.manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
+        self.state = torch.zeros(self.num_envs, self.dof, 4, device=self.device, dtype=dtype)
+        self.elapsed = torch.zeros(self.num_envs, device=self.device, dtype=torch.long)
+        self.returns = torch.zeros(self.num_envs, device=self.device, dtype=dtype)
+        self._needs_reset = True
+
+    # ------------------------------------------------------------------ state handling
+    def _fresh_states(self) -> torch.Tensor:
+        u = torch.rand(self.num_envs, self.dof, 4, generator=self._generator, device=self.device, dtype=self.dtype)
+        return u * (2 * self.c.reset_bound) - self.c.reset_bound
+
+    def _obs(self, state: torch.Tensor) -> torch.Tensor:
+        return state.reshape(state.shape[0], self.observation_size)
+
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        """Start a new episode in every environment; returns observations [B, 4N]."""
+        if seed is not None:
+            self._generator.manual_seed(int(seed))
+        self.state = self._fresh_states()
+        self.elapsed.zero_()
+        self.returns.zero_()
+        self._needs_reset = False
+        return self._obs(self.state)
+
+    def set_state(self, state: torch.Tensor | np.ndarray, elapsed: torch.Tensor | int | None = None) -> torch.Tensor:
+        """Put every environment in a given state ([B, N, 4] or [B, 4N]); returns observations."""
+        state = torch.as_tensor(state, device=self.device, dtype=self.dtype)
+        if state.shape == (self.num_envs, self.observation_size):
+            state = state.reshape(self.num_envs, self.dof, 4)
+        if state.shape != (self.num_envs, self.dof, 4):
+            raise ValueError(
+                f"state must have shape ({self.num_envs}, {self.dof}, 4) or "
+                f"({self.num_envs}, {self.observation_size}), got {tuple(state.shape)}"
+            )
+        self.state = state.clone()
+        self.elapsed = torch.zeros_like(self.elapsed) if elapsed is None else (
+            torch.as_tensor(elapsed, device=self.device, dtype=torch.long).expand(self.num_envs).clone()
+        )
+        self.returns.zero_()
+        self._needs_reset = False
+        return self._obs(self.state)
+
+    # ------------------------------------------------------------------ stepping
+    def _validate(self, actions: torch.Tensor) -> torch.Tensor:
+        actions = torch.as_tensor(actions, device=self.device)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"actions must have shape ({self.num_envs},), got {tuple(actions.shape)}")
+        if actions.dtype.is_floating_point or actions.dtype.is_complex or actions.dtype == torch.bool:
+            raise TypeError(f"actions must be integers in [0, {self.num_actions}), got dtype {actions.dtype}")
+        if self.check_actions and bool(((actions < 0) | (actions >= self.num_actions)).any()):
+            bad = actions[(actions < 0) | (actions >= self.num_actions)][0]
+            raise ValueError(f"action {int(bad)} out of range: actions must be in [0, {self.num_actions}) for dof={self.dof}")
+        return actions
+
+    def step(self, actions: torch.Tensor) -> BatchedStep:
+        """Advance every environment one step; ended episodes restart in the same call."""
+        if self._needs_reset:
+            raise RuntimeError("call reset() (or set_state()) before step()")
+        actions = self._validate(actions)
+        axis, direction = push(actions)
+        force = (self._axis_ids == axis[:, None]) * (direction * self.c.force_mag).to(self.dtype)[:, None]
+        state = integrate(self.state, force, torch, self.c)
+        terminated = failed(state, self.c)
+        self.elapsed += 1
+        truncated = self.elapsed >= self.max_episode_steps  # as gymnasium's TimeLimit
+        reward = torch.ones(self.num_envs, device=self.device, dtype=self.dtype)
+        self.returns += reward
+        done = terminated | truncated
+        episode_return = self.returns.clone()
+        episode_length = self.elapsed.clone()
+        final_obs = self._obs(state)
+        self.state = torch.where(done[:, None, None], self._fresh_states(), state)
+        self.elapsed = torch.where(done, 0, self.elapsed)
+        self.returns = torch.where(done, 0, self.returns)
+        return BatchedStep(self._obs(self.state), reward, terminated, truncated, final_obs, episode_return, episode_length)
+
+
+# --------------------------------------------------------------------------------------------
+# Face 2: gymnasium.
+# --------------------------------------------------------------------------------------------
+class NDCartPoleEnv(gym.Env[np.ndarray, np.int64]):
+    """Gymnasium face, registered as ``paper_code/NDCartPole-v0`` (TimeLimit 500 via ``make``).
+
+    The state is float64 (as gymnasium's CartPole), observations float32 of size 4N.
+    """
+
+    metadata = {"render_modes": [], "render_fps": 50}
+
+    def __init__(self, dof: int = 1, render_mode: str | None = None) -> None:
+        if render_mode is not None:
+            raise ValueError(f"NDCartPoleEnv has no render modes, got render_mode={render_mode!r}")
+        self.dof = validate_dof(dof)
+        self.c = CONSTANTS
+        high = observation_bounds(self.dof, self.c)
+        self.observation_space = spaces.Box(-high, high, dtype=np.float32)
+        self.action_space = spaces.Discrete(2 * self.dof)
+        self.state: np.ndarray | None = None
+        self._axis_ids = np.arange(self.dof)
+        self._steps_beyond_terminated: int | None = None
+
+    def _obs(self) -> np.ndarray:
+        assert self.state is not None
+        return self.state.reshape(-1).astype(np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        b = self.c.reset_bound
+        self.state = self.np_random.uniform(low=-b, high=b, size=(self.dof, 4))
+        self._steps_beyond_terminated = None
+        return self._obs(), {}
+
+    def set_state(self, state: np.ndarray) -> np.ndarray:
+        """Put the environment in a given state ([N, 4] or [4N]); returns the observation."""
+        state = np.asarray(state, dtype=np.float64)
+        if state.size != 4 * self.dof:
+            raise ValueError(f"state must have {4 * self.dof} elements for dof={self.dof}, got shape {state.shape}")
+        self.state = state.reshape(self.dof, 4).copy()
+        self._steps_beyond_terminated = None
+        return self._obs()
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self.state is None:
+            raise RuntimeError("call reset() before step()")
+        a = np.asarray(action)
+        if a.ndim != 0 or not np.issubdtype(a.dtype, np.integer):
+            raise TypeError(f"action must be an integer in [0, {2 * self.dof}), got {action!r}")
+        if not 0 <= int(a) < 2 * self.dof:
+            raise ValueError(f"action {int(a)} out of range: actions must be in [0, {2 * self.dof}) for dof={self.dof}")
+        axis, direction = push(int(a))
+        force = (self._axis_ids == axis) * float(direction * self.c.force_mag)
+        self.state = integrate(self.state, force, np, self.c)
+        terminated = bool(failed(self.state, self.c))
+        if not terminated:
+            reward = 1.0
+        elif self._steps_beyond_terminated is None:
+            self._steps_beyond_terminated = 0
+            reward = 1.0
+        else:  # stepping after termination, as gymnasium's CartPole: no reward
+            self._steps_beyond_terminated += 1
+            reward = 0.0
+        return self._obs(), reward, terminated, False, {}

@@ -1,0 +1,41 @@
+"""Run the project's notebooks with papermill (what the DVC stages and the tests call)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import output_dir, repo_root
+
+
+def notebook_path(name: str) -> Path:
+    """``notebooks/<name>.ipynb``; ``name`` may omit the extension."""
+    path = repo_root() / "notebooks" / (name if name.endswith(".ipynb") else f"{name}.ipynb")
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in (repo_root() / "notebooks").glob("*.ipynb")))
+        raise FileNotFoundError(f"no notebook {name!r}; known: {known}")
+    return path
+
+
+def run_notebook(name: str, scale: str, out_dir: str | Path | None = None, *, progress: bool = True) -> Path:
+    """Execute a notebook at ``scale``; the executed copy goes to ``<out_dir>/notebooks/``.
+
+    ``out_dir`` defaults to the scale's ``out_dir`` in params.yaml. Returns the executed copy.
+    """
+    import papermill as pm
+
+    source = notebook_path(name)
+    out = output_dir(scale, out_dir)
+    target = out / "notebooks" / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    parameters = {"scale": scale}
+    if out_dir is not None:
+        parameters["out_dir"] = str(out)
+    pm.execute_notebook(
+        str(source),
+        str(target),
+        parameters=parameters,
+        kernel_name="python3",
+        cwd=str(source.parent),
+        progress_bar=progress,
+    )
+    return target
