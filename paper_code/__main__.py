@@ -1,8 +1,14 @@
-"""Command line: ``python -m paper_code <command> ...`` (``--help`` lists the commands)."""
+"""Command line: ``python -m paper_code <command> ...`` (``--help`` lists the commands).
+
+    distill   distil an environment into a one-batch dataset (PPMO)
+    evaluate  train fresh learners one step on a dataset and run them in the real environment
+    notebook  execute a notebook at a scale (what the DVC stages run)
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
@@ -14,9 +20,89 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from .envs import has_batched
+    from .ppmo import PPMOConfig, checkpoint_path, distill
+
+    if not has_batched(args.env):
+        raise ValueError(f"unknown or unsupported environment {args.env!r} (supported: paper_code/NDCartPole-v0, CartPole-v1)")
+    env_kwargs = {"dof": args.dof} if args.env == "paper_code/NDCartPole-v0" else {}
+    cfg = PPMOConfig(env_id=args.env, env_kwargs=env_kwargs, size=args.size, seed=args.seed,
+                     inits_per_epoch=args.inits, eval_every=args.eval_every, ratio_mode=args.ratio_mode,
+                     device=args.device)
+    run = distill(cfg, args.out, args.meta_epochs, resume=args.resume, force=args.force, progress=not args.quiet,
+                  checkpoint_every_s=args.checkpoint_every)
+    print(f"wrote {args.out} ({run.meta_epoch} meta-epochs, {run.env_steps:,} env steps, {run.wall_time:.1f} s, "
+          f"lr {float(run.lr):.4g}); checkpoint {checkpoint_path(args.out)}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .dataset import DistilledDataset
+    from .evaluation import evaluate_dataset
+
+    ds = DistilledDataset.load(args.file)
+    r = evaluate_dataset(ds, learners=args.learners, episodes=args.episodes, greedy=args.greedy, seed=args.seed,
+                         device=args.device, steps=args.steps)
+    if args.json:
+        d = r.to_dict()
+        if not args.per_episode:
+            d.pop("returns")
+        print(json.dumps({"file": args.file, "env": ds.env_id, "env_kwargs": ds.env_kwargs, "size": ds.size, **d}))
+    else:
+        lo, hi = r.ci95
+        print(f"{args.file}: {ds.env_id} {ds.env_kwargs}, B={ds.size}, lr={float(ds.lr):.4g}")
+        print(f"{r.returns.shape[0]} learners x {r.returns.shape[1]} episodes, {'greedy' if r.greedy else 'sampled'} actions, "
+              f"{args.steps} SGD step(s)")
+        print(f"return {r.mean:.1f} ± {r.std:.1f} (std across learners), 95% CI [{lo:.1f}, {hi:.1f}], "
+              f"{100 * r.solved_fraction:.1f}% of episodes at the {r.cap:g} cap")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m paper_code", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m paper_code", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("distill", help="distil an environment into a one-batch dataset (PPMO)")
+    d.add_argument("--env", default="paper_code/NDCartPole-v0", help="gymnasium id")
+    d.add_argument("--dof", type=_positive_int, default=1, help="N, cart-pole axes (NDCartPole only)")
+    d.add_argument("--size", type=_positive_int, default=512, help="B, synthetic instances")
+    d.add_argument("--meta-epochs", type=_positive_int, default=10_000)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--out", required=True, help="dataset file (.safetensors); checkpoint and log go beside it")
+    d.add_argument("--resume", action="store_true", help="continue the run from its checkpoint")
+    d.add_argument("--force", action="store_true", help="start over even if the output or its checkpoint exists")
+    d.add_argument("--inits", type=_positive_int, default=1, help="K learner inits per meta-epoch (vmap)")
+    d.add_argument("--eval-every", type=int, default=25, help="meta-epochs between evaluations (0: never)")
+    d.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints")
+    d.add_argument("--ratio-mode", choices=["logprob", "raw_logits"], default="logprob",
+                   help="raw_logits reproduces the authors' PPO-ratio defect (ablation)")
+    d.add_argument("--device", default="cpu")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=_cmd_distill)
+
+    e = sub.add_parser("evaluate", help="evaluate one-step learners trained on a dataset")
+    e.add_argument("file")
+    e.add_argument("--learners", type=_positive_int, default=50)
+    e.add_argument("--episodes", type=_positive_int, default=5)
+    e.add_argument("--greedy", action="store_true", help="argmax actions (default: sampled, the paper's protocol)")
+    e.add_argument("--steps", type=int, default=1, help="SGD steps on the dataset (0: untrained learners)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--per-episode", action="store_true", help="with --json: include every episode's return")
+    e.add_argument("--device", default="cpu")
+    e.set_defaults(func=_cmd_evaluate)
 
     nb = sub.add_parser("notebook", help="execute a notebook at a scale (what the DVC stages run)")
     nb.add_argument("name", help="notebook name, e.g. 00_environment")
@@ -31,9 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        hint = ": checkpoint and dataset written; continue with --resume" if args.command == "distill" else ""
+        print(f"interrupted{hint}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

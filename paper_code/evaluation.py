@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from .envs import BatchedNDCartPole
+from .learners import LearnerSpec, batched_forward, init_params_batch
+
+if TYPE_CHECKING:
+    from .dataset import DistilledDataset
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 
@@ -50,3 +56,83 @@ def record_episode(env: BatchedNDCartPole, policy: Policy, *, seed: int | None =
             break
         obs = out.obs
     return torch.stack(states), torch.stack(actions)
+
+
+@dataclass
+class DatasetEvaluation:
+    """Returns of one-step learners trained on a dataset: ``returns`` is [learners, episodes]."""
+
+    returns: torch.Tensor
+    greedy: bool
+    cap: float | None
+
+    @property
+    def per_learner(self) -> torch.Tensor:
+        return self.returns.mean(1)
+
+    @property
+    def mean(self) -> float:
+        return float(self.per_learner.mean())
+
+    @property
+    def std(self) -> float:
+        return float(self.per_learner.std()) if self.returns.shape[0] > 1 else 0.0
+
+    @property
+    def ci95(self) -> tuple[float, float]:
+        half = 1.96 * self.std / math.sqrt(self.returns.shape[0])
+        return (self.mean - half, self.mean + half)
+
+    @property
+    def solved_fraction(self) -> float:
+        return float((self.returns >= self.cap).float().mean()) if self.cap is not None else float("nan")
+
+    def to_dict(self) -> dict:
+        return {
+            "mean": self.mean, "std": self.std, "ci95": list(self.ci95), "solved_fraction": self.solved_fraction,
+            "learners": int(self.returns.shape[0]), "episodes": int(self.returns.shape[1]), "greedy": self.greedy,
+            "returns": self.returns.tolist(),
+        }
+
+
+def learner_policy(params: dict[str, torch.Tensor], learners: int, activation: str, *, greedy: bool,
+                   generator: torch.Generator | None) -> Policy:
+    """A batched policy of ``learners`` stacked parameter sets over envs laid out [learners * episodes]."""
+    def policy(obs: torch.Tensor) -> torch.Tensor:
+        logits = batched_forward(params, obs.view(learners, -1, obs.shape[-1]), activation).reshape(obs.shape[0], -1)
+        if greedy:
+            return logits.argmax(-1)
+        return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+
+    return policy
+
+
+@torch.no_grad()
+def evaluate_dataset(dataset: "DistilledDataset", *, learners: int = 50, episodes: int = 5, greedy: bool = False,
+                     seed: int = 0, device: str = "cpu", steps: int = 1, learner: LearnerSpec | None = None,
+                     lr: float | None = None) -> DatasetEvaluation:
+    """Fresh learners, ``steps`` SGD steps on the dataset (its lr unless ``lr``), episodes in the real env.
+
+    All ``learners x episodes`` episodes step together in one batched environment. ``steps = 0``
+    evaluates untrained learners; ``learner`` overrides the dataset's architecture.
+    """
+    from .envs import make_batched
+    from .inner import inner_step_batch
+
+    for name, v in (("learners", learners), ("episodes", episodes)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    spec = learner or dataset.learner
+    env = make_batched(dataset.env_id, learners * episodes, device=device, seed=seed, check_actions=False,
+                       **dataset.env_kwargs)
+    dataset.check_env((env.observation_size,), env.num_actions)
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    params = init_params_batch(spec, env.observation_size, env.num_actions, learners, g, device=device)
+    x, y = dataset.states.to(device), dataset.labels.to(device)
+    step_lr = torch.tensor(float(dataset.lr) if lr is None else lr, device=device)
+    for _ in range(steps):
+        params = inner_step_batch(params, x, y, step_lr, spec.activation)
+    policy = learner_policy(params, learners, spec.activation, greedy=greedy, generator=g)
+    returns, _ = first_episode_returns(env, policy, seed=seed)
+    return DatasetEvaluation(returns.view(learners, episodes).cpu(), greedy, float(env.max_episode_steps))

@@ -63,8 +63,8 @@ MAX_EPISODE_STEPS = 500
 # theta_dot; ``force`` is [..., N]. ``xp`` is the numpy or torch module.
 # --------------------------------------------------------------------------------------------
 def integrate(state: Any, force: Any, xp: Any, c: CartPoleConstants = CONSTANTS) -> Any:
-    """One Euler step of every axis (same operation order as gymnasium, so results match)."""
-    x, x_dot, theta, theta_dot = state[..., 0], state[..., 1], state[..., 2], state[..., 3]
+    """One Euler step of every axis (gymnasium's equations; results agree to round-off)."""
+    x_dot, theta, theta_dot = state[..., 1], state[..., 2], state[..., 3]
     costheta = xp.cos(theta)
     sintheta = xp.sin(theta)
     temp = (force + c.polemass_length * theta_dot**2 * sintheta) / c.total_mass
@@ -72,22 +72,12 @@ def integrate(state: Any, force: Any, xp: Any, c: CartPoleConstants = CONSTANTS)
         c.length * (4.0 / 3.0 - c.masspole * costheta**2 / c.total_mass)
     )
     xacc = temp - c.polemass_length * thetaacc * costheta / c.total_mass
-    return xp.stack(
-        (
-            x + c.tau * x_dot,
-            x_dot + c.tau * xacc,
-            theta + c.tau * theta_dot,
-            theta_dot + c.tau * thetaacc,
-        ),
-        -1,
-    )
+    return state + c.tau * xp.stack((x_dot, xacc, theta_dot, thetaacc), -1)
 
 
 def failed(state: Any, c: CartPoleConstants = CONSTANTS) -> Any:
     """True where any axis is out of bounds (|x| > 2.4 or |theta| > 12 deg); shape [...]."""
-    out_x = (state[..., 0] < -c.x_threshold) | (state[..., 0] > c.x_threshold)
-    out_theta = (state[..., 2] < -c.theta_threshold) | (state[..., 2] > c.theta_threshold)
-    return (out_x | out_theta).any(-1)
+    return ((abs(state[..., 0]) > c.x_threshold) | (abs(state[..., 2]) > c.theta_threshold)).any(-1)
 
 
 def push(action: Any) -> tuple[Any, Any]:
@@ -166,7 +156,12 @@ class BatchedNDCartPole:
         self.c = constants
         self.observation_size = 4 * self.dof
         self.num_actions = 2 * self.dof
-        self._axis_ids = torch.arange(self.dof, device=self.device)
+        # action a -> force on each axis: +force_mag on axis a // 2 if a is odd, -force_mag if even
+        axis, direction = push(torch.arange(self.num_actions, device=self.device))
+        self._force_table = (torch.arange(self.dof, device=self.device) == axis[:, None]) * (
+            direction * self.c.force_mag
+        ).to(dtype)[:, None]
+        self._ones = torch.ones(self.num_envs, device=self.device, dtype=dtype)  # reward: 1 per step
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**63))
         self.state = torch.zeros(self.num_envs, self.dof, 4, device=self.device, dtype=dtype)
@@ -176,8 +171,8 @@ class BatchedNDCartPole:
 
     # ------------------------------------------------------------------ state handling
     def _fresh_states(self) -> torch.Tensor:
-        u = torch.rand(self.num_envs, self.dof, 4, generator=self._generator, device=self.device, dtype=self.dtype)
-        return u * (2 * self.c.reset_bound) - self.c.reset_bound
+        state = torch.empty(self.num_envs, self.dof, 4, device=self.device, dtype=self.dtype)
+        return state.uniform_(-self.c.reset_bound, self.c.reset_bound, generator=self._generator)
 
     def _obs(self, state: torch.Tensor) -> torch.Tensor:
         return state.reshape(state.shape[0], self.observation_size)
@@ -227,22 +222,18 @@ class BatchedNDCartPole:
         if self._needs_reset:
             raise RuntimeError("call reset() (or set_state()) before step()")
         actions = self._validate(actions)
-        axis, direction = push(actions)
-        force = (self._axis_ids == axis[:, None]) * (direction * self.c.force_mag).to(self.dtype)[:, None]
-        state = integrate(self.state, force, torch, self.c)
+        state = integrate(self.state, self._force_table[actions], torch, self.c)
         terminated = failed(state, self.c)
-        self.elapsed += 1
-        truncated = self.elapsed >= self.max_episode_steps  # as gymnasium's TimeLimit
-        reward = torch.ones(self.num_envs, device=self.device, dtype=self.dtype)
-        self.returns += reward
+        elapsed = self.elapsed + 1
+        truncated = elapsed >= self.max_episode_steps  # as gymnasium's TimeLimit
         done = terminated | truncated
-        episode_return = self.returns.clone()
-        episode_length = self.elapsed.clone()
-        final_obs = self._obs(state)
-        self.state = torch.where(done[:, None, None], self._fresh_states(), state)
-        self.elapsed = torch.where(done, 0, self.elapsed)
-        self.returns = torch.where(done, 0, self.returns)
-        return BatchedStep(self._obs(self.state), reward, terminated, truncated, final_obs, episode_return, episode_length)
+        episode_return = self.returns + self._ones
+        fresh = torch.empty_like(state).uniform_(-self.c.reset_bound, self.c.reset_bound, generator=self._generator)
+        self.state = torch.where(done[:, None, None], fresh, state)
+        self.elapsed = elapsed.masked_fill(done, 0)
+        self.returns = episode_return.masked_fill(done, 0)
+        return BatchedStep(self._obs(self.state), self._ones, terminated, truncated, self._obs(state),
+                           episode_return, elapsed)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,176 @@
+"""Distilled datasets and their file format (a public contract: later tools read it).
+
+A dataset file is a **safetensors** file with tensors
+
+* ``states`` [B, ...] synthetic observations,
+* ``labels`` [B, A] soft labels (targets for the learner's outputs, fitted with MSE),
+* ``lr`` (0-d) the inner learning rate: theta1 = theta0 - lr * grad MSE(f(theta0, states), labels)
+  with the MSE averaged over all B x A elements (``torch.nn.MSELoss``'s mean),
+
+plus optional extra tensors (e.g. ``log_std`` for Gaussian learners), and string metadata:
+``format`` (``paper_code/distilled-dataset``), ``format_version``, ``env`` (gymnasium id),
+``env_kwargs`` (JSON), ``learner`` (JSON :class:`~paper_code.learners.LearnerSpec`), ``label_kind``
+and ``provenance`` (JSON: meta-epochs, env steps, seed, git revision, ...). Missing learner
+metadata means the paper's default learner. Loading never unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .learners import PAPER_LEARNER, LearnerSpec
+
+FORMAT = "paper_code/distilled-dataset"
+FORMAT_VERSION = 1
+LABEL_KINDS = ("logits_mse",)
+
+
+class DatasetError(ValueError):
+    """A dataset file that cannot be used (corrupt, inconsistent, or not for this env)."""
+
+
+@dataclass
+class DistilledDataset:
+    states: torch.Tensor
+    labels: torch.Tensor
+    lr: torch.Tensor
+    env_id: str
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    learner: LearnerSpec = PAPER_LEARNER
+    label_kind: str = "logits_mse"
+    provenance: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.lr = torch.as_tensor(self.lr, dtype=torch.float32).reshape(())
+        self.validate()
+
+    @property
+    def size(self) -> int:
+        return int(self.states.shape[0])
+
+    def validate(self) -> None:
+        """Shapes and values that every dataset must satisfy."""
+        if self.states.ndim < 2 or self.states.shape[0] < 1:
+            raise DatasetError(f"states must be [B, ...] with B >= 1, got shape {tuple(self.states.shape)}")
+        if self.labels.ndim != 2 or self.labels.shape[0] != self.states.shape[0]:
+            raise DatasetError(
+                f"labels must be [B, A] with the states' B={self.states.shape[0]}, got shape {tuple(self.labels.shape)}"
+            )
+        for name, t in [("states", self.states), ("labels", self.labels), ("lr", self.lr), *self.extra.items()]:
+            if not t.dtype.is_floating_point:
+                raise DatasetError(f"{name} must be floating point, got {t.dtype}")
+            if not bool(torch.isfinite(t).all()):
+                raise DatasetError(f"{name} contains non-finite values (nan or inf)")
+        if float(self.lr) <= 0:
+            raise DatasetError(f"lr must be positive, got {float(self.lr)}")
+        if self.label_kind not in LABEL_KINDS:
+            raise DatasetError(f"unknown label kind {self.label_kind!r} (known: {', '.join(LABEL_KINDS)})")
+
+    def check_env(self, observation_shape: tuple[int, ...], num_outputs: int) -> None:
+        """Raise :class:`DatasetError` if the dataset does not fit an environment's sizes."""
+        if tuple(self.states.shape[1:]) != tuple(observation_shape):
+            raise DatasetError(
+                f"dataset states have shape {tuple(self.states.shape[1:])} per instance but {self.env_id} "
+                f"{self.env_kwargs or ''} observations have shape {tuple(observation_shape)}"
+            )
+        if self.labels.shape[1] != num_outputs:
+            raise DatasetError(
+                f"dataset labels have {self.labels.shape[1]} outputs but {self.env_id} {self.env_kwargs or ''} "
+                f"needs {num_outputs}"
+            )
+
+    # ------------------------------------------------------------------------------ files
+    def save(self, path: str | Path) -> Path:
+        """Write atomically (a temporary file renamed into place): an interruption never leaves half a file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            "states": self.states.detach().cpu().contiguous(),
+            "labels": self.labels.detach().cpu().contiguous(),
+            "lr": self.lr.detach().cpu().reshape(()).contiguous(),
+            **{k: v.detach().cpu().contiguous() for k, v in self.extra.items()},
+        }
+        metadata = {
+            "format": FORMAT,
+            "format_version": str(FORMAT_VERSION),
+            "env": self.env_id,
+            "env_kwargs": json.dumps(self.env_kwargs, sort_keys=True),
+            "learner": self.learner.to_json(),
+            "label_kind": self.label_kind,
+            "provenance": json.dumps(self.provenance, sort_keys=True),
+        }
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DistilledDataset":
+        """Read a dataset file; :class:`DatasetError` with a clear message if it is unusable."""
+        path = Path(path)
+        if not path.is_file():
+            raise DatasetError(f"{path}: no such file")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise DatasetError(f"{path}: not a readable safetensors file ({e})") from None
+        if metadata.get("format", FORMAT) != FORMAT:
+            raise DatasetError(f"{path}: format {metadata.get('format')!r} is not {FORMAT!r}")
+        version = metadata.get("format_version", str(FORMAT_VERSION))
+        if not version.isdigit() or int(version) > FORMAT_VERSION:
+            raise DatasetError(f"{path}: format version {version!r} is newer than this code understands ({FORMAT_VERSION})")
+        missing = [k for k in ("states", "labels", "lr") if k not in tensors]
+        if missing:
+            raise DatasetError(f"{path}: missing tensor(s) {', '.join(missing)}")
+        if "env" not in metadata:
+            raise DatasetError(f"{path}: metadata has no 'env' (the gymnasium id the dataset is for)")
+        try:
+            env_kwargs = json.loads(metadata.get("env_kwargs", "{}"))
+            learner = LearnerSpec.from_json(metadata["learner"]) if "learner" in metadata else PAPER_LEARNER
+            provenance = json.loads(metadata.get("provenance", "{}"))
+        except (ValueError, TypeError) as e:
+            raise DatasetError(f"{path}: bad metadata ({e})") from None
+        if tensors["lr"].numel() != 1:
+            raise DatasetError(f"{path}: lr must be a scalar, got shape {tuple(tensors['lr'].shape)}")
+        extra = {k: v for k, v in tensors.items() if k not in ("states", "labels", "lr")}
+        try:
+            return cls(
+                states=tensors["states"], labels=tensors["labels"], lr=tensors["lr"], env_id=metadata["env"],
+                env_kwargs=env_kwargs, learner=learner, label_kind=metadata.get("label_kind", "logits_mse"),
+                provenance=provenance, extra=extra,
+            )
+        except DatasetError as e:
+            raise DatasetError(f"{path}: {e}") from None
+
+
+def git_revision() -> str:
+    """The repository's current commit (``+dirty`` if the tree has changes), or ``unknown``."""
+    from .config import repo_root
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo_root(),
+                               capture_output=True, text=True, timeout=10)
+        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

@@ -1,0 +1,413 @@
+"""Proximal Policy Meta-Optimization (PPMO): distil an RL task into one synthetic batch.
+
+Each meta-epoch:
+
+1. draw K fresh learner initialisations theta0 (K = 1 is the paper's setting);
+2. one differentiable SGD step on the synthetic batch, theta1 = theta0 - lr * grad MSE
+   (:mod:`paper_code.inner`);
+3. roll theta1 out in the real environment (``num_envs`` envs per learner x ``num_steps`` steps,
+   sampled actions; episodes continue across meta-epochs); values from a separate critic;
+4. GAE (bootstrap on truncation, not on termination);
+5. ``update_epochs`` x minibatches: recompute theta1 from the current dataset (same theta0), PPO's
+   clipped loss with an entropy bonus, back-propagate through the inner step into states, labels
+   and the log learning rate; Adam on the dataset (gradient norm clipped), and separately on the
+   critic (its own clipping), which is trained on the real returns.
+
+Everything random comes from generators owned by :class:`PPMO`, whose state is checkpointed, so
+an interrupted run resumed from a checkpoint gives the same dataset as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from .dataset import DistilledDataset, git_revision
+from .envs import make_batched
+from .inner import inner_step_batch
+from .learners import PAPER_LEARNER, LearnerSpec, batched_forward, forward, init_params, init_params_batch
+from .rl import gae, ppo_policy_loss
+
+
+@dataclass
+class PPMOConfig:
+    """Hyperparameters of a distillation run (defaults: the paper's cart-pole setting)."""
+
+    env_id: str = "paper_code/NDCartPole-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=lambda: {"dof": 1})
+    size: int = 512  # B, synthetic instances
+    seed: int = 0
+    learner: LearnerSpec = PAPER_LEARNER
+    inits_per_epoch: int = 1  # K learner inits per meta-epoch (vmap); 1 is the paper's setting
+    num_envs: int = 10  # envs per learner
+    num_steps: int = 200  # rollout steps per meta-epoch
+    update_epochs: int = 4
+    minibatch_size: int = 512
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    norm_adv: bool = True
+    dataset_lr: float = 2.5e-4  # Adam on states, labels and log-lr
+    critic_lr: float = 2.5e-4
+    adam_eps: float = 1e-5
+    max_grad_norm: float = 0.5  # dataset and critic clipped separately
+    init_inner_lr: float = 0.02
+    critic_hidden: tuple[int, ...] = (64, 64)
+    ratio_mode: str = "logprob"  # "raw_logits" reproduces the authors' PPO-ratio defect
+    eval_every: int = 25  # meta-epochs between evaluations of the dataset (0: never)
+    eval_learners: int = 10  # fresh learners x 1 episode, sampled and greedy
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("size", "inits_per_epoch", "num_envs", "num_steps", "update_epochs", "minibatch_size", "eval_learners"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
+        if not self.init_inner_lr > 0:
+            raise ValueError(f"init_inner_lr must be positive, got {self.init_inner_lr}")
+        if self.ratio_mode not in ("logprob", "raw_logits"):
+            raise ValueError(f"ratio_mode must be 'logprob' or 'raw_logits', got {self.ratio_mode!r}")
+        if isinstance(self.learner, dict):
+            self.learner = LearnerSpec(**self.learner)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["learner"] = asdict(self.learner)
+        d["learner"]["hidden"] = list(self.learner.hidden)
+        d["critic_hidden"] = list(self.critic_hidden)
+        return d
+
+
+def _generator(seed: int, device: str) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g
+
+
+class PPMO:
+    """One distillation run. ``run()`` trains; ``dataset()`` is the current distilled dataset."""
+
+    def __init__(self, cfg: PPMOConfig) -> None:
+        self.cfg = cfg
+        dev = cfg.device
+        K, E = cfg.inits_per_epoch, cfg.num_envs
+        self.env = make_batched(cfg.env_id, K * E, device=dev, seed=cfg.seed, check_actions=False, **cfg.env_kwargs)
+        self.obs_size, self.num_actions = self.env.observation_size, self.env.num_actions
+        # independent random streams: learner inits, actions, minibatch order, dataset init, critic init
+        self.g_init = _generator(cfg.seed * 10 + 1, dev)
+        self.g_act = _generator(cfg.seed * 10 + 2, dev)
+        self.g_perm = _generator(cfg.seed * 10 + 3, dev)
+        g_data = _generator(cfg.seed * 10 + 4, dev)
+        g_critic = _generator(cfg.seed * 10 + 5, dev)
+        # the dataset: states and labels from N(0, 1), lr in log space (positive, no clamp)
+        self.states = torch.randn(cfg.size, self.obs_size, generator=g_data, device=dev).requires_grad_()
+        self.labels = torch.randn(cfg.size, self.num_actions, generator=g_data, device=dev).requires_grad_()
+        self.log_lr = torch.tensor(math.log(cfg.init_inner_lr), device=dev).requires_grad_()
+        self.data_opt = torch.optim.Adam([self.states, self.labels, self.log_lr], lr=cfg.dataset_lr, eps=cfg.adam_eps)
+        critic_spec = LearnerSpec(hidden=tuple(cfg.critic_hidden), activation="tanh", output_gain=1.0)
+        self.critic = {k: v.requires_grad_() for k, v in init_params(critic_spec, self.obs_size, 1, g_critic, device=dev).items()}
+        self.critic_opt = torch.optim.Adam(list(self.critic.values()), lr=cfg.critic_lr, eps=cfg.adam_eps)
+        self.obs = self.env.reset(seed=cfg.seed)
+        self.meta_epoch = 0
+        self.env_steps = 0
+        self.wall_time = 0.0  # seconds of training, summed over resumed runs
+        self.history: list[dict[str, float]] = []  # one row per meta-epoch
+        self.evals: list[dict[str, float]] = []  # one row per evaluation
+
+    # ------------------------------------------------------------------------------ pieces
+    @property
+    def lr(self) -> torch.Tensor:
+        return self.log_lr.exp()
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return forward(self.critic, obs, "tanh").squeeze(-1)
+
+    def dataset(self) -> DistilledDataset:
+        cfg = self.cfg
+        return DistilledDataset(
+            states=self.states.detach().clone(), labels=self.labels.detach().clone(), lr=self.lr.detach().clone(),
+            env_id=cfg.env_id, env_kwargs=dict(cfg.env_kwargs), learner=cfg.learner, label_kind="logits_mse",
+            provenance={
+                "method": "ppmo", "meta_epochs": self.meta_epoch, "env_steps": self.env_steps,
+                "wall_time_s": round(self.wall_time, 3), "seed": cfg.seed, "git_revision": git_revision(),
+                "config": cfg.to_dict(), "torch": torch.__version__,
+            },
+        )
+
+    @torch.no_grad()
+    def _rollout(self, theta1: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        cfg, env = self.cfg, self.env
+        K, E, T, D = cfg.inits_per_epoch, cfg.num_envs, cfg.num_steps, self.obs_size
+        act_fn = cfg.learner.activation
+        dev, dt = env.device, env.dtype
+        # Gumbel-max sampling with noise drawn for the whole rollout at once: argmax(logits + g)
+        # is a sample of softmax(logits)
+        gumbel = torch.empty(T, K * E, self.num_actions, device=dev, dtype=dt).exponential_(generator=self.g_act).log_().neg_()
+        bufs: dict[str, list[torch.Tensor]] = {k: [] for k in ("obs", "actions", "rewards", "terminated", "truncated", "final_obs", "episode_returns")}
+        obs = self.obs
+        for t in range(T):
+            logits = batched_forward(theta1, obs.view(K, E, D), act_fn).view(K * E, -1)
+            action = (logits + gumbel[t]).argmax(-1)
+            out = env.step(action)
+            for k, v in (("obs", obs), ("actions", action), ("rewards", out.reward), ("terminated", out.terminated),
+                         ("truncated", out.truncated), ("final_obs", out.final_obs), ("episode_returns", out.episode_return)):
+                bufs[k].append(v)
+            obs = out.obs
+        self.obs = obs
+        roll = {k: torch.stack(v) for k, v in bufs.items()}
+        roll["last_obs"] = obs
+        return roll
+
+    def meta_epoch_step(self) -> dict[str, float]:
+        """One meta-epoch (rollout + PPO updates of the dataset and the critic)."""
+        cfg = self.cfg
+        K, E, T, D, A = cfg.inits_per_epoch, cfg.num_envs, cfg.num_steps, self.obs_size, self.num_actions
+        act_fn = cfg.learner.activation
+        theta0 = init_params_batch(cfg.learner, D, A, K, self.g_init, device=cfg.device)
+        with torch.no_grad():
+            theta1 = inner_step_batch(theta0, self.states, self.labels, self.lr, act_fn)
+        roll = self._rollout(theta1)
+
+        with torch.no_grad():
+            values = self.value(roll["obs"])  # [T, KE]
+            next_values = torch.cat([values[1:], self.value(roll["last_obs"])[None]])
+            next_values = torch.where(roll["truncated"], self.value(roll["final_obs"]), next_values)
+            adv, returns = gae(roll["rewards"], values, next_values, roll["terminated"], roll["truncated"],
+                               cfg.gamma, cfg.gae_lambda)
+            # per learner: [K, T*E, ...]
+            def per_learner(x: torch.Tensor) -> torch.Tensor:
+                return x.view(T, K, E, *x.shape[2:]).transpose(0, 1).reshape(K, T * E, *x.shape[2:])
+
+            b_obs, b_act = per_learner(roll["obs"]), per_learner(roll["actions"])
+            b_adv, b_ret = per_learner(adv), per_learner(returns)
+            old_logits = batched_forward(theta1, b_obs, act_fn)
+            old_logp = F.log_softmax(old_logits, -1).gather(-1, b_act.unsqueeze(-1)).squeeze(-1)
+            old_taken = old_logits.gather(-1, b_act.unsqueeze(-1)).squeeze(-1)
+
+        n = T * E
+        stats_sum: dict[str, torch.Tensor] = {}
+        for _ in range(cfg.update_epochs):
+            perm = torch.randperm(n, generator=self.g_perm, device=cfg.device)
+            for idx in perm.split(cfg.minibatch_size):
+                theta1 = inner_step_batch(theta0, self.states, self.labels, self.lr, act_fn)
+                logits = batched_forward(theta1, b_obs[:, idx], act_fn)
+                loss, st = ppo_policy_loss(
+                    logits, b_act[:, idx], old_logp[:, idx], b_adv[:, idx], clip_coef=cfg.clip_coef,
+                    ent_coef=cfg.ent_coef, norm_adv=cfg.norm_adv, ratio_mode=cfg.ratio_mode,
+                    old_taken_logits=old_taken[:, idx],
+                )
+                self.data_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_([self.states, self.labels, self.log_lr], cfg.max_grad_norm)
+                self.data_opt.step()
+
+                v_loss = cfg.vf_coef * (self.value(b_obs[:, idx]) - b_ret[:, idx]).pow(2).mean()
+                self.critic_opt.zero_grad(set_to_none=True)
+                v_loss.backward()
+                torch.nn.utils.clip_grad_norm_(list(self.critic.values()), cfg.max_grad_norm)
+                self.critic_opt.step()
+                st["v_loss"] = v_loss.detach()
+                for k, v in st.items():
+                    stats_sum[k] = stats_sum.get(k, 0) + v
+        updates = cfg.update_epochs * len(perm.split(cfg.minibatch_size))
+
+        done = roll["terminated"] | roll["truncated"]
+        n_done = done.sum()
+        row = torch.stack([
+            n_done.to(torch.float32),
+            torch.where(done, roll["episode_returns"], 0).sum() / n_done.clamp(min=1),
+            self.lr.detach(),
+            *[v / updates for v in stats_sum.values()],
+        ]).tolist()  # the one host sync of the meta-epoch
+        self.meta_epoch += 1
+        self.env_steps += T * K * E
+        out = {"meta_epoch": self.meta_epoch, "env_steps": self.env_steps, "episodes": row[0],
+               "train_return": row[1] if row[0] > 0 else float("nan"), "lr": row[2]}
+        out.update({k: v for k, v in zip(stats_sum.keys(), row[3:])})
+        return out
+
+    # ------------------------------------------------------------------------------ evaluation
+    def evaluate(self) -> dict[str, float]:
+        """Fresh learners x 1 episode on the current dataset, sampled and greedy."""
+        from .evaluation import evaluate_dataset
+
+        ds = self.dataset()
+        row: dict[str, float] = {"meta_epoch": self.meta_epoch, "env_steps": self.env_steps, "wall_time_s": self.wall_time}
+        seed = self.cfg.seed * 7919 + self.meta_epoch
+        for greedy in (False, True):
+            r = evaluate_dataset(ds, learners=self.cfg.eval_learners, episodes=1, greedy=greedy, seed=seed, device=self.cfg.device)
+            row["greedy_return" if greedy else "sampled_return"] = r.mean
+        return row
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        env = self.env
+        return {
+            "config": self.cfg.to_dict(),
+            "states": self.states.detach(), "labels": self.labels.detach(), "log_lr": self.log_lr.detach(),
+            "data_opt": self.data_opt.state_dict(),
+            "critic": {k: v.detach() for k, v in self.critic.items()}, "critic_opt": self.critic_opt.state_dict(),
+            "generators": {k: getattr(self, k).get_state() for k in ("g_init", "g_act", "g_perm")},
+            "env": {"state": env.state, "elapsed": env.elapsed, "returns": env.returns, "generator": env._generator.get_state()},
+            "obs": self.obs, "meta_epoch": self.meta_epoch, "env_steps": self.env_steps, "wall_time": self.wall_time,
+            "history": self.history, "evals": self.evals,
+        }
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        if sd["config"] != self.cfg.to_dict():
+            diff = sorted(k for k in sd["config"] if sd["config"][k] != self.cfg.to_dict().get(k))
+            raise ValueError(f"checkpoint was made with a different configuration (differs in: {', '.join(diff)})")
+        with torch.no_grad():
+            self.states.copy_(sd["states"])
+            self.labels.copy_(sd["labels"])
+            self.log_lr.copy_(sd["log_lr"])
+            for k, v in self.critic.items():
+                v.copy_(sd["critic"][k])
+        self.data_opt.load_state_dict(sd["data_opt"])
+        self.critic_opt.load_state_dict(sd["critic_opt"])
+        for k, state in sd["generators"].items():
+            getattr(self, k).set_state(state)
+        env = self.env
+        env.state, env.elapsed, env.returns = sd["env"]["state"].clone(), sd["env"]["elapsed"].clone(), sd["env"]["returns"].clone()
+        env._generator.set_state(sd["env"]["generator"])
+        env._needs_reset = False
+        self.obs = sd["obs"].clone()
+        self.meta_epoch, self.env_steps, self.wall_time = sd["meta_epoch"], sd["env_steps"], sd["wall_time"]
+        self.history, self.evals = list(sd["history"]), list(sd["evals"])
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Atomic write (temporary file + rename): an interruption never corrupts the checkpoint."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(self.state_dict(), tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        try:
+            sd = torch.load(path, map_location=self.cfg.device, weights_only=True)
+        except Exception as e:  # noqa: BLE001  (any unreadable file)
+            raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+        self.load_state_dict(sd)
+
+    # ------------------------------------------------------------------------------ the loop
+    def run(self, meta_epochs: int, *, progress: bool = True, checkpoint: str | Path | None = None,
+            checkpoint_every_s: float = 180.0, stop_when: Callable[[dict[str, float]], bool] | None = None,
+            on_checkpoint: Callable[["PPMO"], None] | None = None) -> "PPMO":
+        """Train until ``meta_epochs`` meta-epochs in total (counting resumed ones).
+
+        Writes ``checkpoint`` every ``checkpoint_every_s`` seconds, at the end, and on Ctrl-C.
+        ``stop_when(eval_row)`` may end the run early after an evaluation.
+        """
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        bar = tqdm(total=meta_epochs, initial=self.meta_epoch, disable=not progress, unit="meta-epoch",
+                   dynamic_ncols=True, mininterval=1.0)
+        last_ckpt = time.perf_counter()
+        recent: list[float] = []
+
+        def save() -> None:
+            if checkpoint is not None:
+                self.save_checkpoint(checkpoint)
+                if on_checkpoint is not None:
+                    on_checkpoint(self)
+
+        try:
+            while self.meta_epoch < meta_epochs:
+                t0 = time.perf_counter()
+                row = self.meta_epoch_step()
+                self.wall_time += time.perf_counter() - t0
+                row["wall_time_s"] = self.wall_time
+                self.history.append(row)
+                if not math.isnan(row["train_return"]):
+                    recent = (recent + [row["train_return"]])[-20:]
+                stop = False
+                if cfg.eval_every and (self.meta_epoch % cfg.eval_every == 0 or self.meta_epoch == meta_epochs):
+                    ev = self.evaluate()
+                    self.evals.append(ev)
+                    bar.set_postfix_str(f"eval sampled {ev['sampled_return']:.0f} greedy {ev['greedy_return']:.0f}", refresh=False)
+                    stop = stop_when is not None and stop_when(ev)
+                bar.set_description(
+                    f"{self.env_steps / max(self.wall_time, 1e-9):,.0f} env-steps/s, "
+                    f"train return {sum(recent) / max(len(recent), 1):.1f}, lr {row['lr']:.3g}", refresh=False)
+                bar.update(1)
+                if checkpoint is not None and time.perf_counter() - last_ckpt > checkpoint_every_s:
+                    save()
+                    last_ckpt = time.perf_counter()
+                if stop:
+                    break
+        except KeyboardInterrupt:
+            save()
+            bar.close()
+            raise
+        save()
+        bar.close()
+        return self
+
+
+def checkpoint_path(out: str | Path) -> Path:
+    """Where :func:`distill` keeps the checkpoint of the run that writes ``out``."""
+    out = Path(out)
+    return out.with_name(out.name + ".ckpt.pt")
+
+
+def log_path(out: str | Path) -> Path:
+    """Where :func:`distill` writes the run's per-meta-epoch history and evaluations (JSON)."""
+    out = Path(out)
+    return out.with_name(out.name + ".log.json")
+
+
+def write_log(run: PPMO, out: str | Path) -> Path:
+    from .reporting import write_json
+
+    return write_json({"config": run.cfg.to_dict(), "history": run.history, "evals": run.evals}, log_path(out))
+
+
+def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool = False, force: bool = False,
+            progress: bool = True, checkpoint_every_s: float = 180.0,
+            stop_when: Callable[[dict[str, float]], bool] | None = None) -> PPMO:
+    """Run PPMO and write the dataset to ``out`` (with its checkpoint and log beside it).
+
+    ``resume`` continues from the checkpoint (the result equals an uninterrupted run on the same
+    device); without it an existing checkpoint or output is an error unless ``force``. The dataset
+    file and the log are rewritten at every checkpoint, so an interrupted run loses at most
+    ``checkpoint_every_s`` seconds.
+    """
+    if isinstance(meta_epochs, bool) or not isinstance(meta_epochs, int) or meta_epochs < 1:
+        raise ValueError(f"meta_epochs must be a positive integer, got {meta_epochs!r}")
+    out = Path(out)
+    ckpt = checkpoint_path(out)
+    run = PPMO(cfg)  # validates env, sizes, ... before anything is written
+    if resume:
+        if not ckpt.exists():
+            raise FileNotFoundError(f"no checkpoint {ckpt} to resume from")
+        run.load_checkpoint(ckpt)
+    elif not force and (ckpt.exists() or out.exists()):
+        raise FileExistsError(f"{out if out.exists() else ckpt} exists: pass resume to continue that run or force to start over")
+
+    def on_checkpoint(r: PPMO) -> None:
+        r.dataset().save(out)
+        write_log(r, out)
+
+    run.run(meta_epochs, progress=progress, checkpoint=ckpt, checkpoint_every_s=checkpoint_every_s,
+            stop_when=stop_when, on_checkpoint=on_checkpoint)
+    return run

@@ -1,0 +1,64 @@
+"""Pieces of PPO shared by PPMO (distillation) and the plain PPO baseline."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tensor,
+        truncated: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over a rollout of shape ``[T, E]``.
+
+    ``values[t]`` is V(s_t). ``next_values[t]`` is the value of the state after step t: V(s_{t+1})
+    within an episode, V(final observation) where the episode was truncated at t (bootstrap on
+    truncation); it is ignored where the episode terminated at t (no bootstrap on termination).
+    An episode ending at t (either way) stops the advantage trace there, so no transition of a new
+    episode leaks into the old one. Returns ``(advantages, returns)`` with returns = adv + values.
+    """
+    not_term = (~terminated).to(values.dtype)
+    not_done = (~(terminated | truncated)).to(values.dtype)
+    deltas = rewards + gamma * next_values * not_term - values
+    decay = gamma * lam * not_done
+    adv = torch.empty_like(values)
+    last = torch.zeros_like(values[0])
+    for t in range(values.shape[0] - 1, -1, -1):
+        last = deltas[t] + decay[t] * last
+        adv[t] = last
+    return adv, adv + values
+
+
+def ppo_policy_loss(logits: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                    *, clip_coef: float, ent_coef: float, norm_adv: bool = True, ratio_mode: str = "logprob",
+                    old_taken_logits: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO's clipped surrogate with an entropy bonus, for categorical policies.
+
+    Shapes: ``logits`` [..., M, A], the rest [..., M]; the advantage is normalised over M.
+    ``ratio_mode="logprob"`` (default) uses exp(log pi(a|s) - log pi_old(a|s)); ``"raw_logits"``
+    reproduces the authors' defect, exp(logit(a) - old logit(a)), for an ablation.
+    Returns the loss (mean over everything) and detached statistics.
+    """
+    logp_all = F.log_softmax(logits, dim=-1)
+    logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    if ratio_mode == "logprob":
+        log_ratio = logp - old_logp
+    elif ratio_mode == "raw_logits":
+        if old_taken_logits is None:
+            raise ValueError("ratio_mode='raw_logits' needs old_taken_logits")
+        log_ratio = logits.gather(-1, actions.unsqueeze(-1)).squeeze(-1) - old_taken_logits
+    else:
+        raise ValueError(f"unknown ratio_mode {ratio_mode!r} (known: logprob, raw_logits)")
+    ratio = log_ratio.exp()
+    if norm_adv:
+        advantages = (advantages - advantages.mean(-1, keepdim=True)) / (advantages.std(-1, keepdim=True) + 1e-8)
+    pg_loss = torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
+    entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
+    loss = pg_loss - ent_coef * entropy
+    with torch.no_grad():
+        stats = {
+            "pg_loss": pg_loss.detach(),
+            "entropy": entropy.detach(),
+            "approx_kl": ((ratio - 1) - log_ratio).mean(),
+            "clipfrac": ((ratio - 1).abs() > clip_coef).float().mean(),
+        }
+    return loss, stats

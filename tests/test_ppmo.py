@@ -1,0 +1,295 @@
+"""PPMO: the meta-gradient, GAE, the PPO loss, checkpoints, the dataset file and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from paper_code.dataset import DatasetError, DistilledDataset
+from paper_code.evaluation import evaluate_dataset
+from paper_code.inner import inner_step, inner_step_batch
+from paper_code.learners import LearnerSpec, batched_forward, forward, init_params, init_params_batch
+from paper_code.ppmo import PPMO, PPMOConfig, checkpoint_path, distill
+from paper_code.rl import gae, ppo_policy_loss
+
+SMALL = LearnerSpec(hidden=(8, 8))
+
+
+def _meta_problem(K: int):
+    """A float64 PPO loss of K one-step learners as a function of (states, labels, log_lr)."""
+    g = torch.Generator().manual_seed(0)
+    B, D, A, M = 6, 4, 3, 10
+    x = torch.randn(B, D, dtype=torch.float64, generator=g)
+    y = torch.randn(B, A, dtype=torch.float64, generator=g)
+    log_lr = torch.tensor(math.log(0.3), dtype=torch.float64)
+    theta0 = init_params_batch(SMALL, D, A, K, g, dtype=torch.float64)
+    obs = torch.randn(K, M, D, dtype=torch.float64, generator=g)
+    actions = torch.randint(A, (K, M), generator=g)
+    adv = torch.randn(K, M, dtype=torch.float64, generator=g)
+    with torch.no_grad():  # old log-probs near the current ones: ratios inside the clip range (smooth)
+        th1 = inner_step_batch(theta0, x, y, log_lr.exp())
+        logp = F.log_softmax(batched_forward(th1, obs), -1).gather(-1, actions[..., None])[..., 0]
+        old_logp = logp + 0.05 * torch.randn(K, M, dtype=torch.float64, generator=g)
+
+    def loss_fn(x, y, log_lr):
+        th1 = inner_step_batch(theta0, x, y, log_lr.exp())
+        loss, _ = ppo_policy_loss(batched_forward(th1, obs), actions, old_logp, adv, clip_coef=0.2, ent_coef=0.01)
+        return loss
+
+    return loss_fn, (x, y, log_lr), theta0
+
+
+@pytest.mark.parametrize("K", [1, 3])
+def test_meta_gradient_matches_finite_differences_float64(K):
+    loss_fn, inputs, _ = _meta_problem(K)
+    leaves = [t.clone().requires_grad_() for t in inputs]
+    loss_fn(*leaves).backward()
+    eps = 1e-6
+    for i, name in enumerate(["states", "labels", "log_lr"]):
+        analytic = leaves[i].grad
+        numeric = torch.zeros_like(inputs[i])
+        flat = numeric.view(-1)
+        for j in range(flat.numel()):
+            plus = [t.clone() for t in inputs]
+            minus = [t.clone() for t in inputs]
+            plus[i].view(-1)[j] += eps
+            minus[i].view(-1)[j] -= eps
+            with torch.no_grad():
+                flat[j] = (loss_fn(*plus) - loss_fn(*minus)) / (2 * eps)
+        rel = (analytic - numeric).norm() / numeric.norm().clamp(min=1e-12)
+        assert numeric.norm() > 1e-6, f"{name}: degenerate problem"
+        assert rel < 1e-4, f"{name}: relative error {rel:.2e}"
+
+
+def test_inner_step_is_one_sgd_step_with_mse_mean_over_all_elements():
+    g = torch.Generator().manual_seed(1)
+    theta0 = init_params(SMALL, 4, 3, g, dtype=torch.float64)
+    x, y = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    lr = torch.tensor(0.1, dtype=torch.float64)
+    model_params = {k: v.clone().requires_grad_() for k, v in theta0.items()}
+    torch.nn.MSELoss()(forward(model_params, x), y).backward()
+    theta1 = inner_step(theta0, x, y, lr)
+    for k in theta0:
+        torch.testing.assert_close(theta1[k], theta0[k] - 0.1 * model_params[k].grad)
+
+
+def test_theta0_unchanged_by_the_meta_step():
+    loss_fn, inputs, theta0 = _meta_problem(2)
+    before = {k: v.clone() for k, v in theta0.items()}
+    leaves = [t.clone().requires_grad_() for t in inputs]
+    opt = torch.optim.Adam(leaves, lr=0.1)
+    loss_fn(*leaves).backward()
+    opt.step()
+    for k in theta0:
+        assert torch.equal(theta0[k], before[k])
+        assert theta0[k].grad is None
+    assert not torch.equal(leaves[0], inputs[0])  # the dataset did move
+
+
+def test_ppo_loss_equals_hand_computed_value():
+    # two transitions, two actions; numbers worked by hand below
+    logits = torch.tensor([[0.0, math.log(3.0)], [0.0, 0.0]])  # pi = [0.25, 0.75], [0.5, 0.5]
+    actions = torch.tensor([1, 0])
+    old_logp = torch.tensor([math.log(0.5), math.log(0.5)])  # ratios 1.5 and 1.0
+    adv = torch.tensor([2.0, -1.0])
+    loss, st = ppo_policy_loss(logits, actions, old_logp, adv, clip_coef=0.2, ent_coef=0.01, norm_adv=False)
+    # t0: max(-2 * 1.5, -2 * 1.2) = -2.4 ; t1: max(1 * 1, 1 * 1) = 1 ; mean = -0.7
+    h0 = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    h1 = math.log(2.0)
+    expected = -0.7 - 0.01 * (h0 + h1) / 2
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+    assert st["clipfrac"].item() == pytest.approx(0.5)
+    # normalised advantages: (2, -1) -> mean 0.5, std (unbiased) 2.1213...
+    loss_n, _ = ppo_policy_loss(logits, actions, old_logp, adv, clip_coef=0.2, ent_coef=0.0, norm_adv=True)
+    a0, a1 = (2 - 0.5) / (1.5 * math.sqrt(2)), (-1 - 0.5) / (1.5 * math.sqrt(2))
+    assert loss_n.item() == pytest.approx((max(-a0 * 1.5, -a0 * 1.2) + max(-a1 * 1.0, -a1 * 1.0)) / 2, abs=1e-6)
+
+
+def test_raw_logit_ratio_ablation_differs_from_logprob_ratio():
+    logits = torch.tensor([[1.0, 2.0]])
+    a, adv = torch.tensor([1]), torch.tensor([1.0])
+    old_logits = torch.tensor([[0.5, 1.5]])
+    old_logp = F.log_softmax(old_logits, -1)[:, 1]
+    l1, s1 = ppo_policy_loss(logits, a, old_logp, adv, clip_coef=0.9, ent_coef=0.0, norm_adv=False)
+    l2, s2 = ppo_policy_loss(logits, a, old_logp, adv, clip_coef=0.9, ent_coef=0.0, norm_adv=False,
+                             ratio_mode="raw_logits", old_taken_logits=old_logits[:, 1])
+    assert l1.item() == pytest.approx(-1.0, abs=1e-6)  # same distribution (logits shifted): ratio 1
+    assert l2.item() == pytest.approx(-math.exp(0.5), abs=1e-6)  # exp(2.0 - 1.5)
+
+
+def test_gae_hand_computed_with_truncation_and_termination():
+    # one env, 5 steps: episode A terminates at t=1; episode B is truncated at t=3; episode C runs on
+    g, lam = 0.9, 0.5
+    r = torch.ones(5, 1)
+    v = torch.tensor([[1.0], [2.0], [3.0], [4.0], [5.0]])
+    term = torch.tensor([[False], [True], [False], [False], [False]])
+    trunc = torch.tensor([[False], [False], [False], [True], [False]])
+    # next values: V(s1)=2, (terminal: ignored) 99, V(s3)=4, V(final obs of B)=10, V(s5)=6
+    nv = torch.tensor([[2.0], [99.0], [4.0], [10.0], [6.0]])
+    adv, ret = gae(r, v, nv, term, trunc, g, lam)
+    d4 = 1 + 0.9 * 6 - 5  # 1.4
+    d3 = 1 + 0.9 * 10 - 4  # 6.0 (bootstrap on truncation)
+    d2 = 1 + 0.9 * 4 - 3  # 1.6
+    d1 = 1 - 2  # -1 (no bootstrap on termination)
+    d0 = 1 + 0.9 * 2 - 1  # 1.8
+    a4 = d4
+    a3 = d3  # episode boundary: a4 does not flow back
+    a2 = d2 + g * lam * a3
+    a1 = d1
+    a0 = d0 + g * lam * a1
+    expected = torch.tensor([[a0], [a1], [a2], [a3], [a4]])
+    torch.testing.assert_close(adv, expected)
+    torch.testing.assert_close(ret, expected + v)
+
+
+# ----------------------------------------------------------------------------- runs & files
+TINY = dict(size=16, num_envs=4, num_steps=25, update_epochs=2, minibatch_size=50, eval_every=2, eval_learners=3)
+
+
+def test_resume_gives_the_same_dataset_as_an_uninterrupted_run(tmp_path):
+    cfg = PPMOConfig(env_kwargs={"dof": 2}, **TINY)
+    straight = distill(cfg, tmp_path / "a.safetensors", 5, progress=False)
+    part = distill(cfg, tmp_path / "b.safetensors", 3, progress=False)
+    assert part.meta_epoch == 3
+    resumed = distill(cfg, tmp_path / "b.safetensors", 5, resume=True, progress=False)
+    a = DistilledDataset.load(tmp_path / "a.safetensors")
+    b = DistilledDataset.load(tmp_path / "b.safetensors")
+    assert torch.equal(a.states, b.states) and torch.equal(a.labels, b.labels) and torch.equal(a.lr, b.lr)
+    assert resumed.history[-1]["train_return"] == straight.history[-1]["train_return"] or math.isnan(straight.history[-1]["train_return"])
+    # the interrupted run also evaluated at its last meta-epoch (3); every other evaluation agrees
+    resumed_evals = {e["meta_epoch"]: e["sampled_return"] for e in resumed.evals}
+    assert all(resumed_evals[e["meta_epoch"]] == e["sampled_return"] for e in straight.evals)
+    assert [h["lr"] for h in resumed.history] == [h["lr"] for h in straight.history]
+    assert b.provenance["meta_epochs"] == 5 and b.provenance["env_steps"] == 5 * 4 * 25
+
+
+def test_existing_output_is_not_overwritten_without_resume_or_force(tmp_path):
+    cfg = PPMOConfig(**TINY)
+    out = tmp_path / "d.safetensors"
+    distill(cfg, out, 1, progress=False)
+    before = out.read_bytes()
+    with pytest.raises(FileExistsError, match="pass resume"):
+        distill(cfg, out, 2, progress=False)
+    assert out.read_bytes() == before
+    with pytest.raises(ValueError, match="different configuration"):
+        distill(PPMOConfig(**{**TINY, "size": 8}), out, 2, resume=True, progress=False)
+
+
+def test_ppmo_config_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="size must be a positive integer"):
+        PPMOConfig(size=0)
+    with pytest.raises(ValueError, match="no batched tensor environment for 'Nope-v1'"):
+        PPMO(PPMOConfig(env_id="Nope-v1", env_kwargs={}))
+    with pytest.raises(ValueError, match="dof must be a positive integer"):
+        PPMO(PPMOConfig(env_kwargs={"dof": 0}))
+
+
+def test_inits_per_epoch_vmap_runs(tmp_path):
+    run = PPMO(PPMOConfig(inits_per_epoch=3, **TINY))
+    row = run.meta_epoch_step()
+    assert row["env_steps"] == 3 * 4 * 25 and math.isfinite(row["pg_loss"])
+
+
+def _dataset(**kw):
+    base = dict(states=torch.randn(7, 8), labels=torch.randn(7, 4), lr=torch.tensor(0.05),
+                env_id="paper_code/NDCartPole-v0", env_kwargs={"dof": 2}, provenance={"seed": 3})
+    base.update(kw)
+    return DistilledDataset(**base)
+
+
+def test_dataset_round_trip(tmp_path):
+    ds = _dataset(learner=LearnerSpec(hidden=(16,), activation="relu"))
+    ds.save(tmp_path / "x.safetensors")
+    back = DistilledDataset.load(tmp_path / "x.safetensors")
+    assert torch.equal(back.states, ds.states) and torch.equal(back.labels, ds.labels)
+    assert back.lr.item() == pytest.approx(0.05) and back.lr.shape == ()
+    assert back.env_id == ds.env_id and back.env_kwargs == {"dof": 2} and back.learner == ds.learner
+    assert back.provenance == {"seed": 3} and back.label_kind == "logits_mse"
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "x.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert set(meta) >= {"env", "env_kwargs", "learner", "label_kind", "format_version", "provenance"}
+
+
+def test_dataset_without_learner_metadata_means_the_paper_learner(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"states": torch.randn(3, 4), "labels": torch.randn(3, 2), "lr": torch.tensor(0.02)},
+              str(tmp_path / "plain.safetensors"), metadata={"env": "CartPole-v1"})
+    ds = DistilledDataset.load(tmp_path / "plain.safetensors")
+    assert ds.learner == LearnerSpec() and ds.env_kwargs == {}
+    assert evaluate_dataset(ds, learners=2, episodes=1).returns.shape == (2, 1)
+
+
+def test_dataset_bad_files(tmp_path):
+    (tmp_path / "corrupt.safetensors").write_bytes(b"\x00\x01not a safetensors file")
+    with pytest.raises(DatasetError, match="not a readable safetensors file"):
+        DistilledDataset.load(tmp_path / "corrupt.safetensors")
+    with pytest.raises(DatasetError, match="no such file"):
+        DistilledDataset.load(tmp_path / "missing.safetensors")
+    with pytest.raises(DatasetError, match="non-finite"):
+        _dataset(states=torch.full((7, 8), float("nan")))
+    with pytest.raises(DatasetError, match="labels must be"):
+        _dataset(labels=torch.randn(6, 4))
+    with pytest.raises(DatasetError, match="lr must be positive"):
+        _dataset(lr=torch.tensor(-1.0))
+    from safetensors.torch import save_file
+
+    save_file({"states": torch.randn(3, 4), "labels": torch.full((3, 2), float("inf")), "lr": torch.tensor(0.02)},
+              str(tmp_path / "inf.safetensors"), metadata={"env": "CartPole-v1"})
+    with pytest.raises(DatasetError, match="labels contains non-finite"):
+        DistilledDataset.load(tmp_path / "inf.safetensors")
+    with pytest.raises(DatasetError, match="observations have shape"):
+        evaluate_dataset(_dataset(env_kwargs={"dof": 3}), learners=2, episodes=1)
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "paper_code", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_cli_distill_and_evaluate(tmp_path):
+    out = tmp_path / "nd2.safetensors"
+    r = _cli("distill", "--dof", "2", "--size", "8", "--meta-epochs", "2", "--seed", "1", "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert out.exists() and checkpoint_path(out).exists()
+    r = _cli("evaluate", str(out), "--learners", "4", "--episodes", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert {"mean", "std", "ci95", "solved_fraction", "learners", "episodes", "greedy"} <= set(d)
+    assert d["learners"] == 4 and d["episodes"] == 2 and d["greedy"] is False and len(d["ci95"]) == 2
+    r = _cli("evaluate", str(out), "--learners", "4", "--episodes", "2", "--greedy")
+    assert r.returncode == 0 and "95% CI" in r.stdout and "greedy" in r.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["distill", "--env", "Nope-v0", "--out", "{tmp}/a.safetensors"], "unknown or unsupported environment 'Nope-v0'"),
+    (["distill", "--size", "0", "--out", "{tmp}/a.safetensors"], "expected a positive integer"),
+    (["evaluate", "{tmp}/corrupt.safetensors"], "not a readable safetensors file"),
+    (["evaluate", "{tmp}/nan.safetensors"], "non-finite"),
+    (["evaluate", "{tmp}/wrongshape.safetensors"], "observations have shape"),
+])
+def test_cli_bad_input_one_clear_line(tmp_path, args, message):
+    (tmp_path / "corrupt.safetensors").write_bytes(b"garbage")
+    from safetensors.torch import save_file
+
+    save_file({"states": torch.full((3, 4), float("nan")), "labels": torch.randn(3, 2), "lr": torch.tensor(0.02)},
+              str(tmp_path / "nan.safetensors"), metadata={"env": "CartPole-v1"})
+    _dataset().save(tmp_path / "wrongshape.safetensors")
+    (tmp_path / "wrongshape.safetensors").write_bytes((tmp_path / "wrongshape.safetensors").read_bytes())
+    ds = DistilledDataset.load(tmp_path / "wrongshape.safetensors")
+    ds.env_kwargs = {"dof": 1}
+    ds.save(tmp_path / "wrongshape.safetensors")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    r = _cli(*[a.format(tmp=tmp_path) for a in args])
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert message in lines[-1]
+    assert "Traceback" not in r.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written or overwritten
