@@ -117,6 +117,8 @@ def forward(params: Params, x: torch.Tensor, activation: str = "tanh") -> torch.
 
 def batched_forward(params: Params, x: torch.Tensor, activation: str = "tanh") -> torch.Tensor:
     """``K`` learners (params with leading dim K) on inputs ``[K, n, in]`` -> ``[K, n, out]``."""
+    if x.shape[0] == 1:  # one learner: plain linear layers (fewer operations)
+        return forward({k: v[0] for k, v in params.items()}, x[0], activation).unsqueeze(0)
     act = ACTIVATIONS[activation]
     n = len(params) // 2
     h = x

@@ -34,7 +34,7 @@ from .dataset import DistilledDataset, git_revision
 from .envs import make_batched
 from .inner import inner_step_batch
 from .learners import PAPER_LEARNER, LearnerSpec, batched_forward, forward, init_params, init_params_batch
-from .rl import gae, ppo_policy_loss
+from .rl import bootstrap_values, episode_stats, gae, ppo_policy_loss, rollout
 
 
 @dataclass
@@ -115,16 +115,19 @@ class PPMO:
         self.states = torch.randn(cfg.size, self.obs_size, generator=g_data, device=dev).requires_grad_()
         self.labels = torch.randn(cfg.size, self.num_actions, generator=g_data, device=dev).requires_grad_()
         self.log_lr = torch.tensor(math.log(cfg.init_inner_lr), device=dev).requires_grad_()
-        self.data_opt = torch.optim.Adam([self.states, self.labels, self.log_lr], lr=cfg.dataset_lr, eps=cfg.adam_eps)
+        self.data_opt = torch.optim.Adam([self.states, self.labels, self.log_lr], lr=cfg.dataset_lr, eps=cfg.adam_eps,
+                                         fused=self.env.device.type == "cpu")
         critic_spec = LearnerSpec(hidden=tuple(cfg.critic_hidden), activation="tanh", output_gain=1.0)
         self.critic = {k: v.requires_grad_() for k, v in init_params(critic_spec, self.obs_size, 1, g_critic, device=dev).items()}
-        self.critic_opt = torch.optim.Adam(list(self.critic.values()), lr=cfg.critic_lr, eps=cfg.adam_eps)
+        self.critic_opt = torch.optim.Adam(list(self.critic.values()), lr=cfg.critic_lr, eps=cfg.adam_eps,
+                                           fused=self.env.device.type == "cpu")
         self.obs = self.env.reset(seed=cfg.seed)
         self.meta_epoch = 0
         self.env_steps = 0
         self.wall_time = 0.0  # seconds of training, summed over resumed runs
         self.history: list[dict[str, float]] = []  # one row per meta-epoch
         self.evals: list[dict[str, float]] = []  # one row per evaluation
+        self.stopped_early = False  # stop_when ended the run; resuming does not train further
 
     # ------------------------------------------------------------------------------ pieces
     @property
@@ -146,28 +149,20 @@ class PPMO:
             },
         )
 
-    @torch.no_grad()
     def _rollout(self, theta1: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        cfg, env = self.cfg, self.env
-        K, E, T, D = cfg.inits_per_epoch, cfg.num_envs, cfg.num_steps, self.obs_size
-        act_fn = cfg.learner.activation
-        dev, dt = env.device, env.dtype
-        # Gumbel-max sampling with noise drawn for the whole rollout at once: argmax(logits + g)
-        # is a sample of softmax(logits)
-        gumbel = torch.empty(T, K * E, self.num_actions, device=dev, dtype=dt).exponential_(generator=self.g_act).log_().neg_()
-        bufs: dict[str, list[torch.Tensor]] = {k: [] for k in ("obs", "actions", "rewards", "terminated", "truncated", "final_obs", "episode_returns")}
-        obs = self.obs
-        for t in range(T):
-            logits = batched_forward(theta1, obs.view(K, E, D), act_fn).view(K * E, -1)
-            action = (logits + gumbel[t]).argmax(-1)
-            out = env.step(action)
-            for k, v in (("obs", obs), ("actions", action), ("rewards", out.reward), ("terminated", out.terminated),
-                         ("truncated", out.truncated), ("final_obs", out.final_obs), ("episode_returns", out.episode_return)):
-                bufs[k].append(v)
-            obs = out.obs
-        self.obs = obs
-        roll = {k: torch.stack(v) for k, v in bufs.items()}
-        roll["last_obs"] = obs
+        K, E, D = self.cfg.inits_per_epoch, self.cfg.num_envs, self.obs_size
+        act_fn = self.cfg.learner.activation
+        if K == 1:
+            single = {k: v[0] for k, v in theta1.items()}
+
+            def logits_fn(obs: torch.Tensor) -> torch.Tensor:
+                return forward(single, obs, act_fn)
+        else:
+            def logits_fn(obs: torch.Tensor) -> torch.Tensor:
+                return batched_forward(theta1, obs.view(K, E, D), act_fn).view(K * E, -1)
+
+        roll = rollout(self.env, self.obs, logits_fn, self.cfg.num_steps, self.g_act)
+        self.obs = roll["last_obs"]
         return roll
 
     def meta_epoch_step(self) -> dict[str, float]:
@@ -181,9 +176,7 @@ class PPMO:
         roll = self._rollout(theta1)
 
         with torch.no_grad():
-            values = self.value(roll["obs"])  # [T, KE]
-            next_values = torch.cat([values[1:], self.value(roll["last_obs"])[None]])
-            next_values = torch.where(roll["truncated"], self.value(roll["final_obs"]), next_values)
+            values, next_values = bootstrap_values(self.value, roll)  # [T, KE]
             adv, returns = gae(roll["rewards"], values, next_values, roll["terminated"], roll["truncated"],
                                cfg.gamma, cfg.gae_lambda)
             # per learner: [K, T*E, ...]
@@ -200,34 +193,34 @@ class PPMO:
         stats_sum: dict[str, torch.Tensor] = {}
         for _ in range(cfg.update_epochs):
             perm = torch.randperm(n, generator=self.g_perm, device=cfg.device)
-            for idx in perm.split(cfg.minibatch_size):
+            # shuffle once per epoch; minibatches are then contiguous slices (views)
+            shuffled = [t[:, perm] for t in (b_obs, b_act, old_logp, b_adv, b_ret, old_taken)]
+            for start in range(0, n, cfg.minibatch_size):
+                mb_obs, mb_act, mb_logp, mb_adv, mb_ret, mb_taken = (t[:, start:start + cfg.minibatch_size] for t in shuffled)
                 theta1 = inner_step_batch(theta0, self.states, self.labels, self.lr, act_fn)
-                logits = batched_forward(theta1, b_obs[:, idx], act_fn)
                 loss, st = ppo_policy_loss(
-                    logits, b_act[:, idx], old_logp[:, idx], b_adv[:, idx], clip_coef=cfg.clip_coef,
-                    ent_coef=cfg.ent_coef, norm_adv=cfg.norm_adv, ratio_mode=cfg.ratio_mode,
-                    old_taken_logits=old_taken[:, idx],
+                    batched_forward(theta1, mb_obs, act_fn), mb_act, mb_logp, mb_adv, clip_coef=cfg.clip_coef,
+                    ent_coef=cfg.ent_coef, norm_adv=cfg.norm_adv, ratio_mode=cfg.ratio_mode, old_taken_logits=mb_taken,
                 )
+                v_loss = cfg.vf_coef * (self.value(mb_obs) - mb_ret).pow(2).mean()
+                # one backward for both graphs (they share no parameters), then each is clipped
+                # and stepped on its own: the dataset by the PPO loss, the critic by its value loss
                 self.data_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_([self.states, self.labels, self.log_lr], cfg.max_grad_norm)
-                self.data_opt.step()
-
-                v_loss = cfg.vf_coef * (self.value(b_obs[:, idx]) - b_ret[:, idx]).pow(2).mean()
                 self.critic_opt.zero_grad(set_to_none=True)
-                v_loss.backward()
+                (loss + v_loss).backward()
+                torch.nn.utils.clip_grad_norm_([self.states, self.labels, self.log_lr], cfg.max_grad_norm)
                 torch.nn.utils.clip_grad_norm_(list(self.critic.values()), cfg.max_grad_norm)
+                self.data_opt.step()
                 self.critic_opt.step()
                 st["v_loss"] = v_loss.detach()
                 for k, v in st.items():
                     stats_sum[k] = stats_sum.get(k, 0) + v
-        updates = cfg.update_epochs * len(perm.split(cfg.minibatch_size))
+        updates = cfg.update_epochs * math.ceil(n / cfg.minibatch_size)
 
-        done = roll["terminated"] | roll["truncated"]
-        n_done = done.sum()
+        n_done, mean_return = episode_stats(roll)
         row = torch.stack([
             n_done.to(torch.float32),
-            torch.where(done, roll["episode_returns"], 0).sum() / n_done.clamp(min=1),
+            mean_return,
             self.lr.detach(),
             *[v / updates for v in stats_sum.values()],
         ]).tolist()  # the one host sync of the meta-epoch
@@ -263,6 +256,7 @@ class PPMO:
             "env": {"state": env.state, "elapsed": env.elapsed, "returns": env.returns, "generator": env._generator.get_state()},
             "obs": self.obs, "meta_epoch": self.meta_epoch, "env_steps": self.env_steps, "wall_time": self.wall_time,
             "history": self.history, "evals": self.evals,
+            "stopped_early": self.stopped_early,
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
@@ -286,6 +280,7 @@ class PPMO:
         self.obs = sd["obs"].clone()
         self.meta_epoch, self.env_steps, self.wall_time = sd["meta_epoch"], sd["env_steps"], sd["wall_time"]
         self.history, self.evals = list(sd["history"]), list(sd["evals"])
+        self.stopped_early = bool(sd.get("stopped_early", False))
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Atomic write (temporary file + rename): an interruption never corrupts the checkpoint."""
@@ -315,7 +310,8 @@ class PPMO:
         """Train until ``meta_epochs`` meta-epochs in total (counting resumed ones).
 
         Writes ``checkpoint`` every ``checkpoint_every_s`` seconds, at the end, and on Ctrl-C.
-        ``stop_when(eval_row)`` may end the run early after an evaluation.
+        ``stop_when(eval_row)`` may end the run early after an evaluation; such a run stays
+        finished when resumed.
         """
         from tqdm.auto import tqdm
 
@@ -332,7 +328,7 @@ class PPMO:
                     on_checkpoint(self)
 
         try:
-            while self.meta_epoch < meta_epochs:
+            while self.meta_epoch < meta_epochs and not self.stopped_early:
                 t0 = time.perf_counter()
                 row = self.meta_epoch_step()
                 self.wall_time += time.perf_counter() - t0
@@ -354,6 +350,7 @@ class PPMO:
                     save()
                     last_ckpt = time.perf_counter()
                 if stop:
+                    self.stopped_early = True
                     break
         except KeyboardInterrupt:
             save()

@@ -2,8 +2,55 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
+
+
+@torch.no_grad()
+def rollout(env, obs: torch.Tensor, logits_fn: Callable[[torch.Tensor], torch.Tensor], num_steps: int,
+            generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """``num_steps`` steps of a batched env with actions sampled from ``softmax(logits_fn(obs))``.
+
+    Returns stacked ``[T, B, ...]`` tensors: obs (acted on), actions, rewards, terminated,
+    truncated, final_obs (last observation of an episode that ended at t) and episode_returns
+    (of episodes that ended at t), plus ``last_obs`` [B, ...], the observation to continue from.
+    Sampling is Gumbel-max with the noise for the whole rollout drawn at once: argmax(logits + g)
+    is a sample of softmax(logits).
+    """
+    gumbel = None
+    keys = ("obs", "actions", "rewards", "terminated", "truncated", "final_obs", "episode_returns")
+    bufs: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
+    for t in range(num_steps):
+        logits = logits_fn(obs)
+        if gumbel is None:
+            gumbel = torch.empty(num_steps, *logits.shape, device=logits.device, dtype=logits.dtype)
+            gumbel.exponential_(generator=generator).log_().neg_()
+        action = (logits + gumbel[t]).argmax(-1)
+        out = env.step(action)
+        for k, v in zip(keys, (obs, action, out.reward, out.terminated, out.truncated, out.final_obs, out.episode_return)):
+            bufs[k].append(v)
+        obs = out.obs
+    roll = {k: torch.stack(v) for k, v in bufs.items()}
+    roll["last_obs"] = obs
+    return roll
+
+
+def bootstrap_values(value_fn: Callable[[torch.Tensor], torch.Tensor], roll: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """V(s_t) and the value of the state after each step, for :func:`gae` (truncation bootstraps
+    from the ended episode's final observation)."""
+    values = value_fn(roll["obs"])
+    next_values = torch.cat([values[1:], value_fn(roll["last_obs"])[None]])
+    next_values = torch.where(roll["truncated"], value_fn(roll["final_obs"]), next_values)
+    return values, next_values
+
+
+def episode_stats(roll: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(number of episodes that ended in the rollout, their mean return) as 0-d tensors (no sync)."""
+    done = roll["terminated"] | roll["truncated"]
+    n = done.sum()
+    return n, torch.where(done, roll["episode_returns"], 0).sum() / n.clamp(min=1)
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tensor,
@@ -18,13 +65,14 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, 
     """
     not_term = (~terminated).to(values.dtype)
     not_done = (~(terminated | truncated)).to(values.dtype)
-    deltas = rewards + gamma * next_values * not_term - values
-    decay = gamma * lam * not_done
-    adv = torch.empty_like(values)
+    deltas = (rewards + gamma * next_values * not_term - values).unbind(0)
+    decay = (gamma * lam * not_done).unbind(0)
     last = torch.zeros_like(values[0])
+    out = []
     for t in range(values.shape[0] - 1, -1, -1):
-        last = deltas[t] + decay[t] * last
-        adv[t] = last
+        last = torch.addcmul(deltas[t], decay[t], last)
+        out.append(last)
+    adv = torch.stack(out[::-1])
     return adv, adv + values
 
 

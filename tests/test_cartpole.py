@@ -51,11 +51,12 @@ def test_gym_face_equals_cartpole_v1_step_by_step():
     assert n_ep >= 10 and n_steps > 10 * 9
 
 
-def test_batched_face_equals_cartpole_v1_step_by_step():
+@pytest.mark.parametrize("force_torch", [False, True])
+def test_batched_face_equals_cartpole_v1_step_by_step(force_torch):
     n_ep = 0
     saw_truncation = False
     for init, steps in _episode_pairs(12, seed=200):
-        env = BatchedNDCartPole(1, 1, dtype=torch.float64, seed=0)
+        env = BatchedNDCartPole(1, 1, dtype=torch.float64, seed=0, force_torch=force_torch)
         env.set_state(torch.tensor(init)[None])
         for i, (a, obs_ref, r_ref, term_ref, trunc_ref) in enumerate(steps):
             out = env.step(torch.tensor([a]))
@@ -80,12 +81,13 @@ def test_float32_batched_face_close_to_cartpole_v1():
         np.testing.assert_allclose(out.final_obs[0].numpy(), obs_ref, atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("force_torch", [False, True])
 @pytest.mark.parametrize("dof", [1, 2, 3, 4, 5])
-def test_faces_agree_for_identical_states_and_actions(dof):
+def test_faces_agree_for_identical_states_and_actions(dof, force_torch):
     B = 8
     rng = np.random.default_rng(dof)
     init = rng.uniform(-0.05, 0.05, size=(B, dof, 4))
-    batched = BatchedNDCartPole(B, dof, dtype=torch.float64, seed=0)
+    batched = BatchedNDCartPole(B, dof, dtype=torch.float64, seed=0, force_torch=force_torch)
     batched.set_state(torch.tensor(init))
     singles = [gym.make(ND_CARTPOLE_ID, dof=dof) for _ in range(B)]
     for b, e in enumerate(singles):
@@ -205,6 +207,24 @@ def test_auto_reset_tracks_returns_per_env():
         ended_returns.append(running[done].clone())
         running[done] = 0
     assert sum(len(r) for r in ended_returns) > 64
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_numpy_and_torch_arithmetic_paths_agree(dtype):
+    """On the CPU the batched face computes through numpy views; the torch path (other devices) agrees."""
+    envs = [BatchedNDCartPole(256, 3, seed=5, dtype=dtype, force_torch=ft) for ft in (False, True)]
+    obs = [e.reset() for e in envs]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        a = torch.randint(6, (256,), generator=g)
+        outs = [e.step(a) for e in envs]
+        for f in outs[0]._fields:
+            x, y = getattr(outs[0], f), getattr(outs[1], f)
+            assert x.dtype == y.dtype and x.shape == y.shape, f
+            if x.dtype.is_floating_point:
+                torch.testing.assert_close(x, y, atol=1e-5 if dtype == torch.float32 else 1e-12, rtol=0)
+            else:
+                assert torch.equal(x, y), f
 
 
 def test_batched_reset_is_seeded():

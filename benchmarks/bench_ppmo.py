@@ -1,0 +1,75 @@
+"""Benchmark: PPMO meta-epochs/s and env-steps/s in the paper's cart-pole configuration.
+
+    python benchmarks/bench_ppmo.py [--dof 1] [--meta-epochs 60] [--inits 1] [--out results/benchmarks/ppmo]
+
+Configuration: B = 512, 10 envs x 200 steps, 4 epochs x 4 minibatches of 512, one torch thread
+(unless PAPER_CODE_NUM_THREADS says otherwise), no evaluations. Prints the rate and where the time
+of a meta-epoch goes (rollout, values + GAE, updates), measured by timing the same pieces that
+``PPMO.meta_epoch_step`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+import torch
+
+import paper_code  # noqa: F401  (one thread)
+from paper_code.inner import inner_step_batch
+from paper_code.learners import init_params_batch
+from paper_code.ppmo import PPMO, PPMOConfig
+from paper_code.reporting import write_table
+from paper_code.rl import bootstrap_values, gae
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dof", type=int, default=1)
+    parser.add_argument("--meta-epochs", type=int, default=60)
+    parser.add_argument("--inits", type=int, nargs="+", default=[1])
+    parser.add_argument("--out", help="also write the table to <out>.csv and <out>.md")
+    args = parser.parse_args()
+    rows = []
+    for K in args.inits:
+        run = PPMO(PPMOConfig(env_kwargs={"dof": args.dof}, inits_per_epoch=K, eval_every=0))
+        for _ in range(3):  # warm-up
+            run.meta_epoch_step()
+        t0 = time.perf_counter()
+        for _ in range(args.meta_epochs):
+            run.meta_epoch_step()
+        per_epoch = (time.perf_counter() - t0) / args.meta_epochs
+        # breakdown: the same pieces, timed separately
+        cfg = run.cfg
+        theta0 = init_params_batch(cfg.learner, run.obs_size, run.num_actions, K, run.g_init)
+        with torch.no_grad():
+            theta1 = inner_step_batch(theta0, run.states, run.labels, run.lr)
+        n = 10
+        t = time.perf_counter()
+        for _ in range(n):
+            roll = run._rollout(theta1)
+        t_roll = (time.perf_counter() - t) / n
+        t = time.perf_counter()
+        for _ in range(n):
+            with torch.no_grad():
+                v, nv = bootstrap_values(run.value, roll)
+                gae(roll["rewards"], v, nv, roll["terminated"], roll["truncated"], cfg.gamma, cfg.gae_lambda)
+        t_gae = (time.perf_counter() - t) / n
+        rows.append({
+            "N": args.dof, "K (inits/meta-epoch)": K, "meta-epochs/s": 1 / per_epoch,
+            "env-steps/s": cfg.num_envs * cfg.num_steps * K / per_epoch, "ms/meta-epoch": 1e3 * per_epoch,
+            "rollout ms": 1e3 * t_roll, "values+GAE ms": 1e3 * t_gae,
+            "updates ms (rest)": 1e3 * (per_epoch - t_roll - t_gae),
+            "threads": torch.get_num_threads(),
+        })
+        print(", ".join(f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[-1].items()), flush=True)
+    if args.out:
+        csv, md = write_table(pd.DataFrame(rows), args.out, floatfmt=",.1f")
+        md.write_text(f"torch {torch.__version__}; B = 512, 10 envs x 200 steps, 4 x 4 minibatch updates, "
+                      f"{args.meta_epochs} timed meta-epochs\n\n" + md.read_text())
+        print(f"wrote {csv} and {md}")
+
+
+if __name__ == "__main__":
+    main()

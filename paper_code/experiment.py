@@ -1,0 +1,67 @@
+"""Experiment helpers shared by the notebooks: configurations from params.yaml, resumable runs,
+costs read off learning curves. No algorithm here: it lives in ppmo, ppo and evaluation."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from .dataset import DistilledDataset
+from .envs import ND_CARTPOLE_ID
+from .inner import inner_step
+from .learners import init_params
+from .ppmo import PPMO, PPMOConfig, checkpoint_path, distill
+
+
+def cartpole_dataset_path(out_root: Path, dof: int, size: int, suffix: str = "") -> Path:
+    """``<out_root>/cartpole/datasets/nd{N}_b{B}{suffix}.safetensors`` (the published layout)."""
+    return Path(out_root) / "cartpole" / "datasets" / f"nd{dof}_b{size}{suffix}.safetensors"
+
+
+def cartpole_config(section: dict[str, Any], dof: int, **overrides: Any) -> PPMOConfig:
+    """The PPMO configuration of one N-D cart-pole run from a ``cartpole`` params section."""
+    kw: dict[str, Any] = dict(
+        env_id=ND_CARTPOLE_ID, env_kwargs={"dof": int(dof)}, size=int(section["size"]), seed=int(section["seed"]),
+        eval_every=int(section["eval_every"]), eval_learners=int(section["eval_learners"]),
+    )
+    kw.update(overrides)
+    return PPMOConfig(**kw)
+
+
+def run_or_resume(cfg: PPMOConfig, out: Path, meta_epochs: int, *, stop_at_return: float | None = None,
+                  progress: bool = True, checkpoint_every_s: float = 120.0) -> PPMO:
+    """Distil to ``out``, continuing from its checkpoint if there is one (a finished run costs nothing).
+
+    ``stop_at_return`` ends the run at the first evaluation whose sampled return reaches it.
+    """
+    stop_when = None if stop_at_return is None else (lambda ev: ev["sampled_return"] >= stop_at_return)
+    return distill(cfg, out, int(meta_epochs), resume=checkpoint_path(out).exists(), progress=progress,
+                   checkpoint_every_s=checkpoint_every_s, stop_when=stop_when)
+
+
+def one_step_training_seconds(ds: DistilledDataset, repeats: int = 50) -> float:
+    """Median wall time to draw a fresh learner and train it one SGD step on the dataset."""
+    D, A = int(ds.states.shape[1]), int(ds.labels.shape[1])
+    g = torch.Generator().manual_seed(0)
+    times = []
+    for _ in range(repeats + 3):
+        t = time.perf_counter()
+        with torch.no_grad():
+            inner_step(init_params(ds.learner, D, A, g), ds.states, ds.labels, ds.lr, ds.learner.activation)
+        times.append(time.perf_counter() - t)
+    return float(pd.Series(times[3:]).median())
+
+
+def first_reach(curve: pd.DataFrame, column: str, target: float, *, window: int = 1) -> dict[str, float]:
+    """Env steps and wall time at which ``column`` (rolling mean over ``window`` rows) first
+    reaches ``target``; NaN if it never does."""
+    smooth = curve[column].rolling(window, min_periods=1).mean()
+    hit = curve[smooth >= target]
+    if hit.empty:
+        return {"env_steps": float("nan"), "wall_time_s": float("nan")}
+    row = hit.iloc[0]
+    return {"env_steps": float(row["env_steps"]), "wall_time_s": float(row["wall_time_s"])}
