@@ -39,6 +39,7 @@ test: setup
 
 bench: setup
 	python benchmarks/bench_envs.py --out results/benchmarks/env_steps
+	python benchmarks/bench_ppmo.py --inits 1 4 --profile 5 --out results/benchmarks/ppmo
 
 lab: setup
 	jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,)

@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--meta-epochs", type=int, default=60)
     parser.add_argument("--inits", type=int, nargs="+", default=[1])
     parser.add_argument("--out", help="also write the table to <out>.csv and <out>.md")
+    parser.add_argument("--profile", type=int, default=0, metavar="M",
+                        help="also profile M meta-epochs with torch.profiler (top ops; to <out>_profile.txt)")
     args = parser.parse_args()
     rows = []
     for K in args.inits:
@@ -64,6 +66,21 @@ def main() -> None:
             "threads": torch.get_num_threads(),
         })
         print(", ".join(f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[-1].items()), flush=True)
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        run = PPMO(PPMOConfig(env_kwargs={"dof": args.dof}, eval_every=0))
+        for _ in range(3):
+            run.meta_epoch_step()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(args.profile):
+                run.meta_epoch_step()
+        text = (f"torch.profiler, {args.profile} meta-epochs (K = 1, N = {args.dof}); profiler overhead inflates "
+                f"per-op times\n" + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+        print(text)
+        if args.out:
+            with open(f"{args.out}_profile.txt", "w") as f:
+                f.write(text + "\n")
     if args.out:
         csv, md = write_table(pd.DataFrame(rows), args.out, floatfmt=",.1f")
         md.write_text(f"torch {torch.__version__}; B = 512, 10 envs x 200 steps, 4 x 4 minibatch updates, "

@@ -17,9 +17,9 @@ from .learners import init_params
 from .ppmo import PPMO, PPMOConfig, checkpoint_path, distill
 
 
-def cartpole_dataset_path(out_root: Path, dof: int, size: int, suffix: str = "") -> Path:
-    """``<out_root>/cartpole/datasets/nd{N}_b{B}{suffix}.safetensors`` (the published layout)."""
-    return Path(out_root) / "cartpole" / "datasets" / f"nd{dof}_b{size}{suffix}.safetensors"
+def cartpole_dataset_path(out_root: Path, dof: int, size: int) -> Path:
+    """``<out_root>/cartpole/datasets/nd{N}_b{B}.safetensors`` (the published layout)."""
+    return Path(out_root) / "cartpole" / "datasets" / f"nd{dof}_b{size}.safetensors"
 
 
 def cartpole_config(section: dict[str, Any], dof: int, **overrides: Any) -> PPMOConfig:

@@ -15,7 +15,8 @@ def write_table(df: pd.DataFrame, path_stem: str | Path, *, floatfmt: str = ".2f
     stem.parent.mkdir(parents=True, exist_ok=True)
     csv, md = stem.with_suffix(".csv"), stem.with_suffix(".md")
     df.to_csv(csv, index=False)
-    md.write_text(df.to_markdown(index=False, floatfmt=floatfmt) + "\n")
+    # object dtype: integer columns stay integers (tabulate would otherwise format every cell as float)
+    md.write_text(df.astype(object).to_markdown(index=False, floatfmt=floatfmt) + "\n")
     return csv, md
 
 

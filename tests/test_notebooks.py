@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from paper_code.config import repo_root
+from paper_code.dataset import DistilledDataset
 from paper_code.notebooks import run_notebook
 
 NOTEBOOKS = sorted(p.stem for p in (repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -37,3 +38,14 @@ def test_notebook_runs_at_quick_scale(name, tmp_path):
             assert (tmp_path / "environment" / f).stat().st_size > 0
         metrics = json.loads((tmp_path / "metrics" / "environment.json").read_text())
         assert metrics["N1"]["controller"]["mean"] > metrics["N1"]["random"]["mean"]
+    if name == "01_cartpole_nd":
+        cart = tmp_path / "cartpole"
+        table1 = pd.read_csv(cart / "table1.csv")
+        assert table1["N"].tolist() == [1, 2, 3, 4, 5] and (table1["B"] == 512).all()
+        for n in range(1, 6):
+            ds = DistilledDataset.load(cart / "datasets" / f"nd{n}_b512.safetensors")
+            assert ds.env_kwargs == {"dof": n} and ds.states.shape == (512, 4 * n)
+        for f in ["table1.md", "learning_curves.png", "learned_lr.png", "ppo_vs_distillation.md",
+                  "ppo_vs_distillation.png", "k_study.md", "k_study.png"]:
+            assert (cart / f).stat().st_size > 0, f
+        assert json.loads((tmp_path / "metrics" / "cartpole.json").read_text())["scale"] == "quick"
