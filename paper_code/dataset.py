@@ -114,6 +114,7 @@ class DistilledDataset:
         os.close(fd)
         try:
             save_file(tensors, tmp, metadata=metadata)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

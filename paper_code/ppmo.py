@@ -90,6 +90,23 @@ class PPMOConfig:
         return d
 
 
+def _columns(rows: list[dict[str, float]]) -> dict[str, torch.Tensor]:
+    """Rows of numbers as float64 columns (compact in a checkpoint)."""
+    if not rows:
+        return {}
+    return {k: torch.tensor([float(r[k]) for r in rows], dtype=torch.float64) for k in rows[0]}
+
+
+def _rows(columns: dict[str, torch.Tensor] | list[dict[str, float]]) -> list[dict[str, float]]:
+    if isinstance(columns, list):  # checkpoints written before histories were stored as columns
+        return list(columns)
+    if not columns:
+        return []
+    lists = {k: v.tolist() for k, v in columns.items()}
+    ints = {"meta_epoch", "env_steps"}
+    return [{k: (int(v[i]) if k in ints else v[i]) for k, v in lists.items()} for i in range(len(next(iter(lists.values()))))]
+
+
 def _generator(seed: int, device: str) -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(seed)
@@ -255,7 +272,7 @@ class PPMO:
             "generators": {k: getattr(self, k).get_state() for k in ("g_init", "g_act", "g_perm")},
             "env": {"state": env.state, "elapsed": env.elapsed, "returns": env.returns, "generator": env._generator.get_state()},
             "obs": self.obs, "meta_epoch": self.meta_epoch, "env_steps": self.env_steps, "wall_time": self.wall_time,
-            "history": self.history, "evals": self.evals,
+            "history": _columns(self.history), "evals": _columns(self.evals),
             "stopped_early": self.stopped_early,
         }
 
@@ -279,7 +296,7 @@ class PPMO:
         env._needs_reset = False
         self.obs = sd["obs"].clone()
         self.meta_epoch, self.env_steps, self.wall_time = sd["meta_epoch"], sd["env_steps"], sd["wall_time"]
-        self.history, self.evals = list(sd["history"]), list(sd["evals"])
+        self.history, self.evals = _rows(sd["history"]), _rows(sd["evals"])
         self.stopped_early = bool(sd.get("stopped_early", False))
 
     def save_checkpoint(self, path: str | Path) -> Path:
@@ -290,6 +307,7 @@ class PPMO:
         os.close(fd)
         try:
             torch.save(self.state_dict(), tmp)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -374,9 +392,14 @@ def log_path(out: str | Path) -> Path:
 
 
 def write_log(run: PPMO, out: str | Path) -> Path:
-    from .reporting import write_json
+    """The run's configuration, per-meta-epoch history and evaluations as compact JSON."""
+    import json
 
-    return write_json({"config": run.cfg.to_dict(), "history": run.history, "evals": run.evals}, log_path(out))
+    path = log_path(out)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"config": run.cfg.to_dict(), "history": run.history, "evals": run.evals}, separators=(",", ":")))
+    os.replace(tmp, path)
+    return path
 
 
 def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool = False, force: bool = False,
