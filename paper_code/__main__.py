@@ -59,31 +59,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m paper_code", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
+    # sizes are validated by the library (one clear error line), not by argparse
     d = sub.add_parser("distill", help="distil an environment into a one-batch dataset (PPMO)")
     d.add_argument("--env", default="paper_code/NDCartPole-v0", help="gymnasium id")
-    d.add_argument("--dof", type=_positive_int, default=1, help="N, cart-pole axes (NDCartPole only)")
-    d.add_argument("--size", type=_positive_int, default=512, help="B, synthetic instances")
-    d.add_argument("--meta-epochs", type=_positive_int, default=10_000)
+    d.add_argument("--dof", type=int, default=1, help="N, cart-pole axes (NDCartPole only)")
+    d.add_argument("--size", type=int, default=512, help="B, synthetic instances")
+    d.add_argument("--meta-epochs", type=int, default=10_000)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--out", required=True, help="dataset file (.safetensors); checkpoint and log go beside it")
     d.add_argument("--resume", action="store_true", help="continue the run from its checkpoint")
     d.add_argument("--force", action="store_true", help="start over even if the output or its checkpoint exists")
-    d.add_argument("--inits", type=_positive_int, default=1, help="K learner inits per meta-epoch (vmap)")
+    d.add_argument("--inits", type=int, default=1, help="K learner inits per meta-epoch (vmap)")
     d.add_argument("--eval-every", type=int, default=25, help="meta-epochs between evaluations (0: never)")
     d.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints")
     d.add_argument("--ratio-mode", choices=["logprob", "raw_logits"], default="logprob",
@@ -94,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="evaluate one-step learners trained on a dataset")
     e.add_argument("file")
-    e.add_argument("--learners", type=_positive_int, default=50)
-    e.add_argument("--episodes", type=_positive_int, default=5)
+    e.add_argument("--learners", type=int, default=50)
+    e.add_argument("--episodes", type=int, default=5)
     e.add_argument("--greedy", action="store_true", help="argmax actions (default: sampled, the paper's protocol)")
     e.add_argument("--steps", type=int, default=1, help="SGD steps on the dataset (0: untrained learners)")
     e.add_argument("--seed", type=int, default=0)

@@ -270,7 +270,10 @@ def test_cli_distill_and_evaluate(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["distill", "--env", "Nope-v0", "--out", "{tmp}/a.safetensors"], "unknown or unsupported environment 'Nope-v0'"),
-    (["distill", "--size", "0", "--out", "{tmp}/a.safetensors"], "expected a positive integer"),
+    (["distill", "--size", "0", "--out", "{tmp}/a.safetensors"], "size must be a positive integer, got 0"),
+    (["distill", "--dof", "0", "--out", "{tmp}/a.safetensors"], "dof must be a positive integer"),
+    (["evaluate", "{tmp}/missing.safetensors"], "no such file"),
+    (["evaluate", "{tmp}/wrongshape.safetensors", "--learners", "0"], "learners must be a positive integer"),
     (["evaluate", "{tmp}/corrupt.safetensors"], "not a readable safetensors file"),
     (["evaluate", "{tmp}/nan.safetensors"], "non-finite"),
     (["evaluate", "{tmp}/wrongshape.safetensors"], "observations have shape"),
@@ -290,6 +293,6 @@ def test_cli_bad_input_one_clear_line(tmp_path, args, message):
     r = _cli(*[a.format(tmp=tmp_path) for a in args])
     assert r.returncode != 0
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
-    assert message in lines[-1]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr
     assert "Traceback" not in r.stderr
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written or overwritten
