@@ -277,8 +277,11 @@ class PPMO:
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
-        if sd["config"] != self.cfg.to_dict():
-            diff = sorted(k for k in sd["config"] if sd["config"][k] != self.cfg.to_dict().get(k))
+        saved, current = sd["config"], self.cfg.to_dict()
+        defaults = PPMOConfig(env_id=self.cfg.env_id, env_kwargs=self.cfg.env_kwargs).to_dict()
+        # a setting the checkpoint predates counts as equal if it still has its default value
+        diff = sorted(k for k in current if ((saved[k] != current[k]) if k in saved else (current[k] != defaults[k])))
+        if diff:
             raise ValueError(f"checkpoint was made with a different configuration (differs in: {', '.join(diff)})")
         with torch.no_grad():
             self.states.copy_(sd["states"])

@@ -39,11 +39,11 @@ def test_notebook_runs_at_quick_scale(name, tmp_path):
         metrics = json.loads((tmp_path / "metrics" / "environment.json").read_text())
         assert metrics["N1"]["controller"]["mean"] > metrics["N1"]["random"]["mean"]
     if name == "01_cartpole_nd":
-        cart = tmp_path / "cartpole"
+        cart = tmp_path / "cartpole" / "table1"
         table1 = pd.read_csv(cart / "table1.csv")
         assert table1["N"].tolist() == [1, 2, 3, 4, 5] and (table1["B"] == 512).all()
         for n in range(1, 6):
-            ds = DistilledDataset.load(cart / "datasets" / f"nd{n}_b512.safetensors")
+            ds = DistilledDataset.load(tmp_path / "cartpole" / "datasets" / f"nd{n}_b512.safetensors")
             assert ds.env_kwargs == {"dof": n} and ds.states.shape == (512, 4 * n)
         for f in ["table1.md", "learning_curves.png", "learned_lr.png", "ppo_vs_distillation.md",
                   "ppo_vs_distillation.png", "k_study.md", "k_study.png"]:
