@@ -202,7 +202,7 @@ class PPMO:
 
             b_obs, b_act = per_learner(roll["obs"]), per_learner(roll["actions"])
             b_adv, b_ret = per_learner(adv), per_learner(returns)
-            old_logits = batched_forward(theta1, b_obs, act_fn)
+            old_logits = per_learner(roll["logits"])  # the acting policy's logits, kept from the rollout
             old_logp = F.log_softmax(old_logits, -1).gather(-1, b_act.unsqueeze(-1)).squeeze(-1)
             old_taken = old_logits.gather(-1, b_act.unsqueeze(-1)).squeeze(-1)
 

@@ -13,14 +13,15 @@ def rollout(env, obs: torch.Tensor, logits_fn: Callable[[torch.Tensor], torch.Te
             generator: torch.Generator) -> dict[str, torch.Tensor]:
     """``num_steps`` steps of a batched env with actions sampled from ``softmax(logits_fn(obs))``.
 
-    Returns stacked ``[T, B, ...]`` tensors: obs (acted on), actions, rewards, terminated,
-    truncated, final_obs (last observation of an episode that ended at t) and episode_returns
-    (of episodes that ended at t), plus ``last_obs`` [B, ...], the observation to continue from.
+    Returns stacked ``[T, B, ...]`` tensors: obs (acted on), logits (of the acting policy), actions,
+    rewards, terminated, truncated, final_obs (last observation of an episode that ended at t) and
+    episode_returns (of episodes that ended at t), plus ``last_obs`` [B, ...], the observation to
+    continue from.
     Sampling is Gumbel-max with the noise for the whole rollout drawn at once: argmax(logits + g)
     is a sample of softmax(logits).
     """
     gumbel = None
-    keys = ("obs", "actions", "rewards", "terminated", "truncated", "final_obs", "episode_returns")
+    keys = ("obs", "logits", "actions", "rewards", "terminated", "truncated", "final_obs", "episode_returns")
     bufs: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
     for t in range(num_steps):
         logits = logits_fn(obs)
@@ -29,7 +30,8 @@ def rollout(env, obs: torch.Tensor, logits_fn: Callable[[torch.Tensor], torch.Te
             gumbel.exponential_(generator=generator).log_().neg_()
         action = (logits + gumbel[t]).argmax(-1)
         out = env.step(action)
-        for k, v in zip(keys, (obs, action, out.reward, out.terminated, out.truncated, out.final_obs, out.episode_return)):
+        for k, v in zip(keys, (obs, logits, action, out.reward, out.terminated, out.truncated, out.final_obs,
+                               out.episode_return)):
             bufs[k].append(v)
         obs = out.obs
     roll = {k: torch.stack(v) for k, v in bufs.items()}
@@ -39,10 +41,16 @@ def rollout(env, obs: torch.Tensor, logits_fn: Callable[[torch.Tensor], torch.Te
 
 def bootstrap_values(value_fn: Callable[[torch.Tensor], torch.Tensor], roll: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """V(s_t) and the value of the state after each step, for :func:`gae` (truncation bootstraps
-    from the ended episode's final observation)."""
+    from the ended episode's final observation).
+
+    Within an episode the state after step t is the next observation, whose value is already
+    known; only truncated steps need the critic on their final observation (one host sync per
+    rollout to find them)."""
     values = value_fn(roll["obs"])
     next_values = torch.cat([values[1:], value_fn(roll["last_obs"])[None]])
-    next_values = torch.where(roll["truncated"], value_fn(roll["final_obs"]), next_values)
+    trunc = roll["truncated"].nonzero(as_tuple=True)
+    if trunc[0].numel():
+        next_values = next_values.index_put(trunc, value_fn(roll["final_obs"][trunc]))
     return values, next_values
 
 

@@ -1,0 +1,48 @@
+"""Learner architectures that differ from the one used during distillation (notebook 04).
+
+Each family changes one thing of the paper's learner (MLP obs -> 64 -> 64 -> A, tanh, orthogonal
+init with gain sqrt(2) on hidden layers and 0.01 on the output layer): initialisation, hidden width,
+depth (number of hidden layers, each followed by the activation) or activation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pandas as pd
+
+from .dataset import DistilledDataset
+from .evaluation import evaluate_dataset
+from .learners import PAPER_LEARNER, LearnerSpec
+
+
+def variants(base: LearnerSpec = PAPER_LEARNER) -> dict[tuple[str, str], LearnerSpec]:
+    """``{(family, variant name): spec}``; the base learner appears once in every family."""
+    out: dict[tuple[str, str], LearnerSpec] = {}
+    out[("init", "orthogonal √2 (training)")] = base
+    out[("init", "orthogonal 1")] = replace(base, hidden_gain=1.0, output_gain=1.0)
+    out[("init", "xavier normal")] = replace(base, init="xavier_normal")
+    out[("init", "pytorch default")] = replace(base, init="torch_default")
+    for w in (16, 32, 64, 128, 256):
+        out[("width", f"{w}")] = replace(base, hidden=(w,) * len(base.hidden))
+    for d in range(0, 5):
+        out[("depth", f"{d} hidden")] = replace(base, hidden=(base.hidden[0],) * d)
+    for a in ("tanh", "relu", "gelu"):
+        out[("activation", a)] = replace(base, activation=a)
+    return out
+
+
+def evaluate_architectures(ds: DistilledDataset, specs: dict[tuple[str, str], LearnerSpec], *, learners: int,
+                           episodes: int, seed: int = 0) -> pd.DataFrame:
+    """One-step returns (sampled and greedy) of every architecture in ``specs`` on one dataset."""
+    rows = []
+    for (family, name), spec in specs.items():
+        row = {"family": family, "variant": name, "learner": spec.to_json()}
+        for greedy in (False, True):
+            r = evaluate_dataset(ds, learners=learners, episodes=episodes, greedy=greedy, seed=seed, learner=spec)
+            key = "greedy" if greedy else "sampled"
+            row[f"{key} mean"], row[f"{key} std"] = r.mean, r.std
+            row[f"{key} ci95 half"] = 1.96 * r.std / math.sqrt(learners)
+        rows.append(row)
+    return pd.DataFrame(rows)
