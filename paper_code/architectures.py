@@ -8,6 +8,7 @@ depth (number of hidden layers, each followed by the activation) or activation.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import replace
 
 import pandas as pd
@@ -46,3 +47,36 @@ def evaluate_architectures(ds: DistilledDataset, specs: dict[tuple[str, str], Le
             row[f"{key} ci95 half"] = 1.96 * r.std / math.sqrt(learners)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: variants a learner-pool distillation trains with (notebook 04, beyond the paper) ...
+POOL = ("orthogonal √2 (training)", "xavier normal", "32", "128", "1 hidden", "3 hidden", "relu")
+#: ... and the held-out variants both kinds of dataset are tested on
+HELD_OUT = ("orthogonal 1", "pytorch default", "16", "256", "0 hidden", "4 hidden", "gelu")
+
+
+def named(names: tuple[str, ...]) -> dict[tuple[str, str], LearnerSpec]:
+    """The variants with these names (names are unique across families)."""
+    every = variants()
+    picked = {key: spec for key, spec in every.items() if key[1] in names}
+    missing = set(names) - {key[1] for key in picked}
+    if missing:
+        raise ValueError(f"unknown variant(s): {', '.join(sorted(missing))}")
+    return dict(sorted(picked.items(), key=lambda kv: names.index(kv[0][1])))
+
+
+def pool_dataset_path(out_root: Path, dof: int, size: int) -> Path:
+    """Where the learner-pool distillation of N-D cart-pole is written."""
+    return Path(out_root) / "cartpole" / "datasets" / f"nd{dof}_b{size}_pool.safetensors"
+
+
+def run_pool_distillation(params: dict, dof: int, out_root: Path, *, progress: bool = False):
+    """Distil N-D cart-pole (B as notebook 01) with a learner drawn from :data:`POOL` each
+    meta-epoch; resumable. ``params`` is one scale of params.yaml."""
+    from .experiment import cartpole_config, run_or_resume
+
+    sec, size = params["architectures"]["pool"], params["cartpole"]["size"]
+    cfg = cartpole_config({**sec, "seed": params["architectures"]["seed"]}, dof, size=size,
+                          learner_pool=tuple(named(POOL).values()))
+    return run_or_resume(cfg, pool_dataset_path(out_root, dof, size), sec["meta_epochs"],
+                         stop_at_return=sec["stop_at_return"], progress=progress)

@@ -25,9 +25,11 @@ def cartpole_dataset_path(out_root: Path, dof: int, size: int) -> Path:
 def cartpole_config(section: dict[str, Any], dof: int, **overrides: Any) -> PPMOConfig:
     """The PPMO configuration of one N-D cart-pole run from a ``cartpole`` params section."""
     kw: dict[str, Any] = dict(
-        env_id=ND_CARTPOLE_ID, env_kwargs={"dof": int(dof)}, size=int(section["size"]), seed=int(section["seed"]),
+        env_id=ND_CARTPOLE_ID, env_kwargs={"dof": int(dof)}, seed=int(section["seed"]),
         eval_every=int(section["eval_every"]), eval_learners=int(section["eval_learners"]),
     )
+    if "size" in section:
+        kw["size"] = int(section["size"])
     kw.update(overrides)
     return PPMOConfig(**kw)
 
@@ -65,3 +67,38 @@ def first_reach(curve: pd.DataFrame, column: str, target: float, *, window: int 
         return {"env_steps": float("nan"), "wall_time_s": float("nan")}
     row = hit.iloc[0]
     return {"env_steps": float(row["env_steps"]), "wall_time_s": float(row["wall_time_s"])}
+
+
+def minimal_sizes(dof: int) -> list[int]:
+    """The dataset sizes of the minimal-dataset sweep for N-D cart-pole: B = 1 .. 2N + 1."""
+    return list(range(1, 2 * int(dof) + 2))
+
+
+def run_minimal_sweep(section: dict[str, Any], dof: int, out_root: Path, *, progress: bool = False) -> dict[int, PPMO]:
+    """Distil N-D cart-pole at every size of :func:`minimal_sizes` (resumable, early stop at the cap)."""
+    runs = {}
+    for size in minimal_sizes(dof):
+        cfg = cartpole_config(section, dof, size=size)
+        runs[size] = run_or_resume(cfg, cartpole_dataset_path(out_root, dof, size), section["meta_epochs"],
+                                   stop_at_return=section["stop_at_return"], progress=progress)
+    return runs
+
+
+def smallest_sufficient_size(returns: pd.DataFrame, reference_ci_low: float) -> float:
+    """Smallest B whose sampled mean return reaches ``reference_ci_low`` (the lower end of the
+    B = 512 dataset's 95% CI); NaN if none does. ``returns`` has columns B and 'sampled mean'."""
+    ok = returns[returns["sampled mean"] >= reference_ci_low]
+    return float(ok["B"].min()) if not ok.empty else float("nan")
+
+
+def kshot_returns(ds: DistilledDataset, ks: list[int], *, learners: int, episodes: int, seed: int = 0) -> pd.DataFrame:
+    """Return after k SGD steps on the same batch, with the learned lr and with lr / k (sampled actions)."""
+    from .evaluation import evaluate_dataset
+
+    rows = []
+    for k in ks:
+        for mode, lr in (("learned lr", float(ds.lr)), ("lr / k", float(ds.lr) / k)):
+            r = evaluate_dataset(ds, learners=learners, episodes=episodes, seed=seed, steps=k, lr=lr)
+            rows.append({"k": k, "lr mode": mode, "lr": lr, "sampled mean": r.mean, "sampled std": r.std,
+                         "% at 500": 100 * r.solved_fraction})
+    return pd.DataFrame(rows)

@@ -34,3 +34,27 @@ def trajectory_angles(theta: pd.DataFrame, *, threshold: float, title: str | Non
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def minimal_dataset(states, labels, dof: int, title: str | None = None):
+    """A dataset at a glance: its states (one row per instance, columns grouped per axis) and,
+    per instance, the softmax of its label over the 2N actions."""
+    import numpy as np
+
+    probs = np.exp(labels - labels.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    B = states.shape[0]
+    fig, axes = plt.subplots(1, 2, figsize=(3 + 1.1 * dof * 2, 1.2 + 0.35 * B), gridspec_kw={"width_ratios": [2, 1]})
+    state_cols = [f"{n}{i}" for i in range(dof) for n in ("x", "ẋ", "θ", "θ̇")]
+    action_cols = [f"{i}{s}" for i in range(dof) for s in ("−", "+")]
+    vmax = float(np.abs(states).max()) or 1.0
+    sns.heatmap(states, ax=axes[0], cmap="coolwarm", center=0, vmin=-vmax, vmax=vmax, annot=B * dof <= 40, fmt=".1f",
+                xticklabels=state_cols, yticklabels=[f"#{b}" for b in range(B)], cbar=False)
+    sns.heatmap(probs, ax=axes[1], cmap="viridis", vmin=0, vmax=1, annot=B * dof <= 40, fmt=".2f",
+                xticklabels=action_cols, yticklabels=False, cbar=False)
+    axes[0].set_title("states (per axis: x, ẋ, θ, θ̇)")
+    axes[1].set_title("softmax(label) (axis, push)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -46,6 +46,9 @@ class PPMOConfig:
     size: int = 512  # B, synthetic instances
     seed: int = 0
     learner: LearnerSpec = PAPER_LEARNER
+    # beyond the paper: if not empty, each meta-epoch draws its learner's architecture from this
+    # pool (uniformly; all K inits of a meta-epoch share it) instead of always using `learner`
+    learner_pool: tuple[LearnerSpec, ...] = ()
     inits_per_epoch: int = 1  # K learner inits per meta-epoch (vmap); 1 is the paper's setting
     num_envs: int = 10  # envs per learner
     num_steps: int = 200  # rollout steps per meta-epoch
@@ -81,11 +84,13 @@ class PPMOConfig:
             raise ValueError(f"ratio_mode must be 'logprob' or 'raw_logits', got {self.ratio_mode!r}")
         if isinstance(self.learner, dict):
             self.learner = LearnerSpec(**self.learner)
+        self.learner_pool = tuple(LearnerSpec(**s) if isinstance(s, dict) else s for s in self.learner_pool)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["learner"] = asdict(self.learner)
         d["learner"]["hidden"] = list(self.learner.hidden)
+        d["learner_pool"] = [{**asdict(s), "hidden": list(s.hidden)} for s in self.learner_pool]
         d["critic_hidden"] = list(self.critic_hidden)
         return d
 
@@ -145,6 +150,7 @@ class PPMO:
         self.history: list[dict[str, float]] = []  # one row per meta-epoch
         self.evals: list[dict[str, float]] = []  # one row per evaluation
         self.stopped_early = False  # stop_when ended the run; resuming does not train further
+        self.revisions: list[str] = []  # git revisions of the code that trained this run, in order
 
     # ------------------------------------------------------------------------------ pieces
     @property
@@ -161,14 +167,22 @@ class PPMO:
             env_id=cfg.env_id, env_kwargs=dict(cfg.env_kwargs), learner=cfg.learner, label_kind="logits_mse",
             provenance={
                 "method": "ppmo", "meta_epochs": self.meta_epoch, "env_steps": self.env_steps,
-                "wall_time_s": round(self.wall_time, 3), "seed": cfg.seed, "git_revision": git_revision(),
+                "wall_time_s": round(self.wall_time, 3), "seed": cfg.seed,
+                "git_revision": self.revisions[-1] if self.revisions else git_revision(),
+                "git_revisions": list(self.revisions),
                 "config": cfg.to_dict(), "torch": torch.__version__,
             },
         )
 
-    def _rollout(self, theta1: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _draw_learner(self) -> LearnerSpec:
+        """The architecture of this meta-epoch's learner(s)."""
+        pool = self.cfg.learner_pool
+        if not pool:
+            return self.cfg.learner
+        return pool[int(torch.randint(len(pool), (1,), generator=self.g_init, device=self.cfg.device))]
+
+    def _rollout(self, theta1: dict[str, torch.Tensor], act_fn: str) -> dict[str, torch.Tensor]:
         K, E, D = self.cfg.inits_per_epoch, self.cfg.num_envs, self.obs_size
-        act_fn = self.cfg.learner.activation
         if K == 1:
             single = {k: v[0] for k, v in theta1.items()}
 
@@ -186,11 +200,12 @@ class PPMO:
         """One meta-epoch (rollout + PPO updates of the dataset and the critic)."""
         cfg = self.cfg
         K, E, T, D, A = cfg.inits_per_epoch, cfg.num_envs, cfg.num_steps, self.obs_size, self.num_actions
-        act_fn = cfg.learner.activation
-        theta0 = init_params_batch(cfg.learner, D, A, K, self.g_init, device=cfg.device)
+        spec = self._draw_learner()
+        act_fn = spec.activation
+        theta0 = init_params_batch(spec, D, A, K, self.g_init, device=cfg.device)
         with torch.no_grad():
             theta1 = inner_step_batch(theta0, self.states, self.labels, self.lr, act_fn)
-        roll = self._rollout(theta1)
+        roll = self._rollout(theta1, act_fn)
 
         with torch.no_grad():
             values, next_values = bootstrap_values(self.value, roll)  # [T, KE]
@@ -273,7 +288,7 @@ class PPMO:
             "env": {"state": env.state, "elapsed": env.elapsed, "returns": env.returns, "generator": env._generator.get_state()},
             "obs": self.obs, "meta_epoch": self.meta_epoch, "env_steps": self.env_steps, "wall_time": self.wall_time,
             "history": _columns(self.history), "evals": _columns(self.evals),
-            "stopped_early": self.stopped_early,
+            "stopped_early": self.stopped_early, "revisions": list(self.revisions),
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
@@ -301,6 +316,7 @@ class PPMO:
         self.meta_epoch, self.env_steps, self.wall_time = sd["meta_epoch"], sd["env_steps"], sd["wall_time"]
         self.history, self.evals = _rows(sd["history"]), _rows(sd["evals"])
         self.stopped_early = bool(sd.get("stopped_early", False))
+        self.revisions = list(sd.get("revisions", []))
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Atomic write (temporary file + rename): an interruption never corrupts the checkpoint."""
@@ -348,8 +364,14 @@ class PPMO:
                 if on_checkpoint is not None:
                     on_checkpoint(self)
 
+        trained = False
         try:
             while self.meta_epoch < meta_epochs and not self.stopped_early:
+                if not trained:  # the code revision that trains (part of) this dataset
+                    rev = git_revision()
+                    if not self.revisions or self.revisions[-1] != rev:
+                        self.revisions.append(rev)
+                    trained = True
                 t0 = time.perf_counter()
                 row = self.meta_epoch_step()
                 self.wall_time += time.perf_counter() - t0
@@ -377,7 +399,8 @@ class PPMO:
             save()
             bar.close()
             raise
-        save()
+        if trained:  # a finished run that was only resumed is left as it is
+            save()
         bar.close()
         return self
 

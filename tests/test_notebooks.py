@@ -24,8 +24,15 @@ def test_notebooks_are_found_and_stored_without_outputs():
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{name} is committed with outputs"
 
 
+@pytest.fixture(scope="module")
+def quick_dir(tmp_path_factory):
+    """One output folder for all notebooks, run in order: later ones read earlier ones' datasets."""
+    return tmp_path_factory.mktemp("quick")
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_at_quick_scale(name, tmp_path):
+def test_notebook_runs_at_quick_scale(name, quick_dir):
+    tmp_path = quick_dir
     executed = run_notebook(name, "quick", tmp_path, progress=False)
     nb = nbformat.read(executed, as_version=4)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
@@ -49,3 +56,18 @@ def test_notebook_runs_at_quick_scale(name, tmp_path):
                   "ppo_vs_distillation.png", "k_study.md", "k_study.png"]:
             assert (cart / f).stat().st_size > 0, f
         assert json.loads((tmp_path / "metrics" / "cartpole.json").read_text())["scale"] == "quick"
+
+    if name == "04_architecture_generalization":
+        arch = pd.read_csv(tmp_path / "cartpole" / "architectures" / "architectures.csv")
+        assert sorted(arch["N"].unique()) == [1, 2, 3, 4, 5]
+        assert set(arch["family"]) == {"init", "width", "depth", "activation"}
+        assert len(arch) == 5 * 17
+        assert (tmp_path / "cartpole" / "architectures" / "pool_vs_single.csv").exists()
+    if name == "05_minimal_dataset":
+        mini = pd.read_csv(tmp_path / "cartpole" / "minimal" / "minimal_size.csv")
+        assert mini["N"].tolist() == [1, 2, 3, 4, 5]
+        sizes = pd.read_csv(tmp_path / "cartpole" / "minimal" / "return_by_size.csv")
+        for n in range(1, 6):
+            assert sorted(sizes[sizes.N == n]["B"]) == [*range(1, 2 * n + 2), 512]
+        kshot = pd.read_csv(tmp_path / "cartpole" / "minimal" / "kshot.csv")
+        assert set(kshot["lr mode"]) == {"learned lr", "lr / k"}

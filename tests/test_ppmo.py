@@ -296,3 +296,14 @@ def test_cli_bad_input_one_clear_line(tmp_path, args, message):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr
     assert "Traceback" not in r.stderr
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written or overwritten
+
+
+def test_learner_pool_draws_architectures_and_default_run_is_unchanged(tmp_path):
+    pool = (LearnerSpec(hidden=(16,)), LearnerSpec(hidden=(32, 32), activation="relu"))
+    run = PPMO(PPMOConfig(learner_pool=pool, **TINY))
+    drawn = {run._draw_learner() for _ in range(40)}
+    assert drawn == set(pool)
+    run.meta_epoch_step()  # each architecture trains through the same dataset
+    assert PPMOConfig(**TINY).to_dict()["learner_pool"] == []
+    cfg = PPMOConfig(learner_pool=pool, **TINY)
+    assert PPMOConfig(**cfg.to_dict()).learner_pool == pool  # round trip through the checkpoint's dict
