@@ -33,7 +33,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     run = distill(cfg, args.out, args.meta_epochs, resume=args.resume, force=args.force, progress=not args.quiet,
                   checkpoint_every_s=args.checkpoint_every)
     print(f"wrote {args.out} ({run.meta_epoch} meta-epochs, {run.env_steps:,} env steps, {run.wall_time:.1f} s, "
-          f"lr {float(run.lr):.4g}); checkpoint {checkpoint_path(args.out)}")
+          f"lr {float(run.lr.detach()):.4g}); checkpoint {checkpoint_path(args.out)}")
     return 0
 
 

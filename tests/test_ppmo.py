@@ -307,3 +307,24 @@ def test_learner_pool_draws_architectures_and_default_run_is_unchanged(tmp_path)
     assert PPMOConfig(**TINY).to_dict()["learner_pool"] == []
     cfg = PPMOConfig(learner_pool=pool, **TINY)
     assert PPMOConfig(**cfg.to_dict()).learner_pool == pool  # round trip through the checkpoint's dict
+
+
+def test_cli_ctrl_c_writes_checkpoint_and_resume_continues(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "int.safetensors"
+    cmd = [sys.executable, "-m", "paper_code", "distill", "--size", "16", "--meta-epochs", "100000", "--eval-every", "0",
+           "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # imports plus a few meta-epochs
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "continue with --resume" in err
+    sd = torch.load(checkpoint_path(out), weights_only=True)
+    done = sd["meta_epoch"]
+    assert done >= 1 and DistilledDataset.load(out).provenance["meta_epochs"] == done
+    r = _cli("distill", "--size", "16", "--meta-epochs", str(done + 2), "--eval-every", "0", "--out", str(out), "--quiet", "--resume")
+    assert r.returncode == 0, r.stderr
+    assert DistilledDataset.load(out).provenance["meta_epochs"] == done + 2
