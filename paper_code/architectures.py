@@ -79,4 +79,5 @@ def run_pool_distillation(params: dict, dof: int, out_root: Path, *, progress: b
     cfg = cartpole_config({**sec, "seed": params["architectures"]["seed"]}, dof, size=size,
                           learner_pool=tuple(named(POOL).values()))
     return run_or_resume(cfg, pool_dataset_path(out_root, dof, size), sec["meta_epochs"],
-                         stop_at_return=sec["stop_at_return"], progress=progress)
+                         stop_at_return=sec["stop_at_return"], stop_patience=sec.get("stop_patience", 1),
+                         progress=progress)

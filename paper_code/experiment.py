@@ -35,14 +35,23 @@ def cartpole_config(section: dict[str, Any], dof: int, **overrides: Any) -> PPMO
 
 
 def run_or_resume(cfg: PPMOConfig, out: Path, meta_epochs: int, *, stop_at_return: float | None = None,
-                  progress: bool = True, checkpoint_every_s: float = 120.0) -> PPMO:
+                  stop_patience: int = 1, progress: bool = True, checkpoint_every_s: float = 120.0) -> PPMO:
     """Distil to ``out``, continuing from its checkpoint if there is one (a finished run costs nothing).
 
-    ``stop_at_return`` ends the run at the first evaluation whose sampled return reaches it.
+    ``stop_at_return`` ends the run once ``stop_patience`` consecutive evaluations reach it with
+    sampled actions.
     """
-    stop_when = None if stop_at_return is None else (lambda ev: ev["sampled_return"] >= stop_at_return)
+    stop_when, rule = None, None
+    if stop_at_return is not None:
+        patience = int(stop_patience)
+
+        def stop_when(evals: list[dict[str, float]]) -> bool:
+            last = evals[-patience:]
+            return len(last) == patience and all(e["sampled_return"] >= stop_at_return for e in last)
+
+        rule = f"sampled_return>={stop_at_return:g} in {patience} consecutive evaluations"
     return distill(cfg, out, int(meta_epochs), resume=checkpoint_path(out).exists(), progress=progress,
-                   checkpoint_every_s=checkpoint_every_s, stop_when=stop_when)
+                   checkpoint_every_s=checkpoint_every_s, stop_when=stop_when, stop_rule=rule)
 
 
 def one_step_training_seconds(ds: DistilledDataset, repeats: int = 50) -> float:
@@ -80,7 +89,8 @@ def run_minimal_sweep(section: dict[str, Any], dof: int, out_root: Path, *, prog
     for size in minimal_sizes(dof):
         cfg = cartpole_config(section, dof, size=size)
         runs[size] = run_or_resume(cfg, cartpole_dataset_path(out_root, dof, size), section["meta_epochs"],
-                                   stop_at_return=section["stop_at_return"], progress=progress)
+                                   stop_at_return=section["stop_at_return"],
+                                   stop_patience=section.get("stop_patience", 1), progress=progress)
     return runs
 
 

@@ -151,6 +151,7 @@ class PPMO:
         self.evals: list[dict[str, float]] = []  # one row per evaluation
         self.stopped_early = False  # stop_when ended the run; resuming does not train further
         self.revisions: list[str] = []  # git revisions of the code that trained this run, in order
+        self.stop_rule: str | None = None  # the early-stopping rule the run was last trained under
 
     # ------------------------------------------------------------------------------ pieces
     @property
@@ -288,7 +289,7 @@ class PPMO:
             "env": {"state": env.state, "elapsed": env.elapsed, "returns": env.returns, "generator": env._generator.get_state()},
             "obs": self.obs, "meta_epoch": self.meta_epoch, "env_steps": self.env_steps, "wall_time": self.wall_time,
             "history": _columns(self.history), "evals": _columns(self.evals),
-            "stopped_early": self.stopped_early, "revisions": list(self.revisions),
+            "stopped_early": self.stopped_early, "revisions": list(self.revisions), "stop_rule": self.stop_rule or "",
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
@@ -317,6 +318,7 @@ class PPMO:
         self.history, self.evals = _rows(sd["history"]), _rows(sd["evals"])
         self.stopped_early = bool(sd.get("stopped_early", False))
         self.revisions = list(sd.get("revisions", []))
+        self.stop_rule = sd.get("stop_rule") or None
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Atomic write (temporary file + rename): an interruption never corrupts the checkpoint."""
@@ -342,13 +344,15 @@ class PPMO:
 
     # ------------------------------------------------------------------------------ the loop
     def run(self, meta_epochs: int, *, progress: bool = True, checkpoint: str | Path | None = None,
-            checkpoint_every_s: float = 180.0, stop_when: Callable[[dict[str, float]], bool] | None = None,
-            on_checkpoint: Callable[["PPMO"], None] | None = None) -> "PPMO":
+            checkpoint_every_s: float = 180.0, stop_when: Callable[[list[dict[str, float]]], bool] | None = None,
+            stop_rule: str | None = None, on_checkpoint: Callable[["PPMO"], None] | None = None) -> "PPMO":
         """Train until ``meta_epochs`` meta-epochs in total (counting resumed ones).
 
         Writes ``checkpoint`` every ``checkpoint_every_s`` seconds, at the end, and on Ctrl-C.
-        ``stop_when(eval_row)`` may end the run early after an evaluation; such a run stays
-        finished when resumed.
+        ``stop_when(evaluations)`` may end the run early after an evaluation; such a run stays
+        finished when resumed with the same ``stop_rule`` (a name for the rule). Resumed with a
+        different rule it continues: training does not depend on the rule (evaluations use their
+        own random streams), so the result equals an uninterrupted run under the new rule.
         """
         from tqdm.auto import tqdm
 
@@ -364,6 +368,9 @@ class PPMO:
                 if on_checkpoint is not None:
                     on_checkpoint(self)
 
+        if self.stopped_early and stop_rule != self.stop_rule:
+            self.stopped_early = False
+        self.stop_rule = stop_rule
         trained = False
         try:
             while self.meta_epoch < meta_epochs and not self.stopped_early:
@@ -384,7 +391,7 @@ class PPMO:
                     ev = self.evaluate()
                     self.evals.append(ev)
                     bar.set_postfix_str(f"eval sampled {ev['sampled_return']:.0f} greedy {ev['greedy_return']:.0f}", refresh=False)
-                    stop = stop_when is not None and stop_when(ev)
+                    stop = stop_when is not None and stop_when(self.evals)
                 bar.set_description(
                     f"{self.env_steps / max(self.wall_time, 1e-9):,.0f} env-steps/s, "
                     f"train return {sum(recent) / max(len(recent), 1):.1f}, lr {row['lr']:.3g}", refresh=False)
@@ -430,7 +437,7 @@ def write_log(run: PPMO, out: str | Path) -> Path:
 
 def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool = False, force: bool = False,
             progress: bool = True, checkpoint_every_s: float = 180.0,
-            stop_when: Callable[[dict[str, float]], bool] | None = None) -> PPMO:
+            stop_when: Callable[[list[dict[str, float]]], bool] | None = None, stop_rule: str | None = None) -> PPMO:
     """Run PPMO and write the dataset to ``out`` (with its checkpoint and log beside it).
 
     ``resume`` continues from the checkpoint (the result equals an uninterrupted run on the same
@@ -455,5 +462,5 @@ def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool 
         write_log(r, out)
 
     run.run(meta_epochs, progress=progress, checkpoint=ckpt, checkpoint_every_s=checkpoint_every_s,
-            stop_when=stop_when, on_checkpoint=on_checkpoint)
+            stop_when=stop_when, stop_rule=stop_rule, on_checkpoint=on_checkpoint)
     return run

@@ -9,7 +9,8 @@ and clipped loss as PPMO (:mod:`paper_code.rl`).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -117,3 +118,30 @@ def evaluate_policy(actor: dict[str, torch.Tensor], cfg: PPOConfig, *, episodes:
 
     returns, _ = first_episode_returns(env, policy, seed=seed)
     return returns.cpu()
+
+
+def train_ppo_cached(cfg: PPOConfig, total_env_steps: int, path: str | Path, *, progress: bool = True) -> PPOResult:
+    """:func:`train_ppo`, or its saved result if ``path`` holds one for the same configuration
+    and budget (a safetensors file: the actor's tensors, the config and the learning curve as
+    metadata). Lets the notebooks re-run without retraining the baseline."""
+    import json
+    import os
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    key = json.dumps({"config": {**asdict(cfg), "learner": asdict(cfg.learner)}, "total_env_steps": int(total_env_steps)},
+                     sort_keys=True, default=list)
+    if path.exists():
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("key") == key:
+                return PPOResult({k: f.get_tensor(k) for k in f.keys()}, json.loads(meta["history"]))
+    result = train_ppo(cfg, total_env_steps, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.contiguous() for k, v in result.actor.items()}, str(tmp),
+              metadata={"key": key, "history": json.dumps(result.history, separators=(",", ":"))})
+    os.replace(tmp, path)
+    return result

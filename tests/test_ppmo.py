@@ -328,3 +328,31 @@ def test_cli_ctrl_c_writes_checkpoint_and_resume_continues(tmp_path):
     r = _cli("distill", "--size", "16", "--meta-epochs", str(done + 2), "--eval-every", "0", "--out", str(out), "--quiet", "--resume")
     assert r.returncode == 0, r.stderr
     assert DistilledDataset.load(out).provenance["meta_epochs"] == done + 2
+
+
+def test_stricter_stop_rule_continues_a_stopped_run_exactly(tmp_path):
+    from paper_code.experiment import run_or_resume
+
+    cfg = PPMOConfig(**{**TINY, "eval_every": 1})
+    a = run_or_resume(cfg, tmp_path / "a.safetensors", 10, stop_at_return=0.0, stop_patience=1, progress=False)
+    assert a.stopped_early and a.meta_epoch == 1
+    assert run_or_resume(cfg, tmp_path / "a.safetensors", 10, stop_at_return=0.0, stop_patience=1, progress=False).meta_epoch == 1
+    a = run_or_resume(cfg, tmp_path / "a.safetensors", 10, stop_at_return=0.0, stop_patience=3, progress=False)
+    b = run_or_resume(cfg, tmp_path / "b.safetensors", 10, stop_at_return=0.0, stop_patience=3, progress=False)
+    assert a.meta_epoch == b.meta_epoch == 3 and a.stopped_early and b.stopped_early
+    da, db = DistilledDataset.load(tmp_path / "a.safetensors"), DistilledDataset.load(tmp_path / "b.safetensors")
+    assert torch.equal(da.states, db.states) and torch.equal(da.labels, db.labels)
+
+
+def test_ppo_cache_returns_the_same_result(tmp_path):
+    from paper_code.ppo import PPOConfig, train_ppo_cached
+
+    cfg = PPOConfig(num_envs=2, num_steps=16, minibatch_size=16, update_epochs=1)
+    first = train_ppo_cached(cfg, 64, tmp_path / "p.safetensors", progress=False)
+    mtime = (tmp_path / "p.safetensors").stat().st_mtime_ns
+    again = train_ppo_cached(cfg, 64, tmp_path / "p.safetensors", progress=False)
+    assert (tmp_path / "p.safetensors").stat().st_mtime_ns == mtime
+    assert again.history == first.history and all(torch.equal(again.actor[k], first.actor[k]) for k in first.actor)
+    other = train_ppo_cached(PPOConfig(num_envs=2, num_steps=16, minibatch_size=16, update_epochs=1, seed=1), 64,
+                             tmp_path / "p.safetensors", progress=False)
+    assert not torch.equal(other.actor["l0.weight"], first.actor["l0.weight"])
