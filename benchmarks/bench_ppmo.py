@@ -50,7 +50,7 @@ def main() -> None:
         n = 10
         t = time.perf_counter()
         for _ in range(n):
-            roll = run._rollout(theta1)
+            roll = run._rollout(theta1, cfg.learner.activation)
         t_roll = (time.perf_counter() - t) / n
         t = time.perf_counter()
         for _ in range(n):
