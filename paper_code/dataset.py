@@ -17,9 +17,7 @@ metadata means the paper's default learner. Loading never unpickles.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .learners import PAPER_LEARNER, LearnerSpec
+from .reporting import atomic_path
 
 FORMAT = "paper_code/distilled-dataset"
 FORMAT_VERSION = 1
@@ -94,7 +93,6 @@ class DistilledDataset:
     def save(self, path: str | Path) -> Path:
         """Write atomically (a temporary file renamed into place): an interruption never leaves half a file."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {
             "states": self.states.detach().cpu().contiguous(),
             "labels": self.labels.detach().cpu().contiguous(),
@@ -110,15 +108,8 @@ class DistilledDataset:
             "label_kind": self.label_kind,
             "provenance": json.dumps(self.provenance, sort_keys=True),
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             save_file(tensors, tmp, metadata=metadata)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         return path
 
     @classmethod

@@ -41,17 +41,15 @@ def run_or_resume(cfg: PPMOConfig, out: Path, meta_epochs: int, *, stop_at_retur
     ``stop_at_return`` ends the run once ``stop_patience`` consecutive evaluations reach it with
     sampled actions.
     """
-    stop_when, rule = None, None
-    if stop_at_return is not None:
-        patience = int(stop_patience)
+    patience = int(stop_patience)
 
-        def stop_when(evals: list[dict[str, float]]) -> bool:
-            last = evals[-patience:]
-            return len(last) == patience and all(e["sampled_return"] >= stop_at_return for e in last)
+    def reached(evals: list[dict[str, float]]) -> bool:
+        last = evals[-patience:]
+        return len(last) == patience and all(e["sampled_return"] >= stop_at_return for e in last)
 
-        rule = f"sampled_return>={stop_at_return:g} in {patience} consecutive evaluations"
+    rule = None if stop_at_return is None else f"sampled_return>={stop_at_return:g} in {patience} consecutive evaluations"
     return distill(cfg, out, int(meta_epochs), resume=checkpoint_path(out).exists(), progress=progress,
-                   checkpoint_every_s=checkpoint_every_s, stop_when=stop_when, stop_rule=rule)
+                   checkpoint_every_s=checkpoint_every_s, stop_when=None if rule is None else reached, stop_rule=rule)
 
 
 def one_step_training_seconds(ds: DistilledDataset, repeats: int = 50) -> float:

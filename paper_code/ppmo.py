@@ -20,10 +20,8 @@ an interrupted run resumed from a checkpoint gives the same dataset as an uninte
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,42 +32,28 @@ from .dataset import DistilledDataset, git_revision
 from .envs import make_batched
 from .inner import inner_step_batch
 from .learners import PAPER_LEARNER, LearnerSpec, batched_forward, forward, init_params, init_params_batch
-from .rl import bootstrap_values, episode_stats, gae, ppo_policy_loss, rollout
+from .reporting import atomic_path
+from .rl import RLSettings, bootstrap_values, episode_stats, gae, ppo_policy_loss, rollout
 
 
 @dataclass
-class PPMOConfig:
-    """Hyperparameters of a distillation run (defaults: the paper's cart-pole setting)."""
+class PPMOConfig(RLSettings):
+    """Hyperparameters of a distillation run (defaults: the paper's cart-pole setting); the
+    rollout, GAE and PPO settings are :class:`~paper_code.rl.RLSettings`."""
 
-    env_id: str = "paper_code/NDCartPole-v0"
-    env_kwargs: dict[str, Any] = field(default_factory=lambda: {"dof": 1})
     size: int = 512  # B, synthetic instances
-    seed: int = 0
     learner: LearnerSpec = PAPER_LEARNER
     # beyond the paper: if not empty, each meta-epoch draws its learner's architecture from this
     # pool (uniformly; all K inits of a meta-epoch share it) instead of always using `learner`
     learner_pool: tuple[LearnerSpec, ...] = ()
     inits_per_epoch: int = 1  # K learner inits per meta-epoch (vmap); 1 is the paper's setting
-    num_envs: int = 10  # envs per learner
-    num_steps: int = 200  # rollout steps per meta-epoch
-    update_epochs: int = 4
-    minibatch_size: int = 512
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_coef: float = 0.2
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
     norm_adv: bool = True
-    dataset_lr: float = 2.5e-4  # Adam on states, labels and log-lr
-    critic_lr: float = 2.5e-4
-    adam_eps: float = 1e-5
-    max_grad_norm: float = 0.5  # dataset and critic clipped separately
+    dataset_lr: float = 2.5e-4  # Adam on states, labels and log-lr (max_grad_norm clips it and,
+    critic_lr: float = 2.5e-4  # separately, the critic)
     init_inner_lr: float = 0.02
-    critic_hidden: tuple[int, ...] = (64, 64)
     ratio_mode: str = "logprob"  # "raw_logits" reproduces the authors' PPO-ratio defect
     eval_every: int = 25  # meta-epochs between evaluations of the dataset (0: never)
     eval_learners: int = 10  # fresh learners x 1 episode, sampled and greedy
-    device: str = "cpu"
 
     def __post_init__(self) -> None:
         for name in ("size", "inits_per_epoch", "num_envs", "num_steps", "update_epochs", "minibatch_size", "eval_learners"):
@@ -322,18 +306,9 @@ class PPMO:
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Atomic write (temporary file + rename): an interruption never corrupts the checkpoint."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             torch.save(self.state_dict(), tmp)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return Path(path)
 
     def load_checkpoint(self, path: str | Path) -> None:
         try:
@@ -429,9 +404,9 @@ def write_log(run: PPMO, out: str | Path) -> Path:
     import json
 
     path = log_path(out)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"config": run.cfg.to_dict(), "history": run.history, "evals": run.evals}, separators=(",", ":")))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps({"config": run.cfg.to_dict(), "history": run.history, "evals": run.evals},
+                                        separators=(",", ":")))
     return path
 
 

@@ -9,38 +9,24 @@ and clipped loss as PPMO (:mod:`paper_code.rl`).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from .envs import make_batched
 from .learners import PAPER_LEARNER, LearnerSpec, forward, init_params
-from .rl import bootstrap_values, episode_stats, gae, ppo_policy_loss, rollout
+from .reporting import atomic_path
+from .rl import RLSettings, bootstrap_values, episode_stats, gae, ppo_policy_loss, rollout
 
 
 @dataclass
-class PPOConfig:
-    env_id: str = "paper_code/NDCartPole-v0"
-    env_kwargs: dict[str, Any] = field(default_factory=lambda: {"dof": 1})
-    seed: int = 0
+class PPOConfig(RLSettings):
+    """Plain PPO: the shared :class:`~paper_code.rl.RLSettings` plus the actor and its optimiser."""
+
     learner: LearnerSpec = PAPER_LEARNER
-    num_envs: int = 10
-    num_steps: int = 200
-    update_epochs: int = 4
-    minibatch_size: int = 512
     lr: float = 2.5e-4
     anneal_lr: bool = False
-    adam_eps: float = 1e-5
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_coef: float = 0.2
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    critic_hidden: tuple[int, ...] = (64, 64)
-    device: str = "cpu"
 
 
 @dataclass
@@ -125,7 +111,6 @@ def train_ppo_cached(cfg: PPOConfig, total_env_steps: int, path: str | Path, *, 
     and budget (a safetensors file: the actor's tensors, the config and the learning curve as
     metadata). Lets the notebooks re-run without retraining the baseline."""
     import json
-    import os
 
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -139,9 +124,7 @@ def train_ppo_cached(cfg: PPOConfig, total_env_steps: int, path: str | Path, *, 
             if meta.get("key") == key:
                 return PPOResult({k: f.get_tensor(k) for k in f.keys()}, json.loads(meta["history"]))
     result = train_ppo(cfg, total_env_steps, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.contiguous() for k, v in result.actor.items()}, str(tmp),
-              metadata={"key": key, "history": json.dumps(result.history, separators=(",", ":"))})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in result.actor.items()}, tmp,
+                  metadata={"key": key, "history": json.dumps(result.history, separators=(",", ":"))})
     return result

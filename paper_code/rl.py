@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
+
+
+@dataclass
+class RLSettings:
+    """What PPMO and plain PPO share: environment, rollout, GAE and PPO settings (CleanRL names)."""
+
+    env_id: str = "paper_code/NDCartPole-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=lambda: {"dof": 1})
+    seed: int = 0
+    num_envs: int = 10  # envs (per learner, in PPMO)
+    num_steps: int = 200  # rollout steps per iteration / meta-epoch
+    update_epochs: int = 4
+    minibatch_size: int = 512
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    adam_eps: float = 1e-5
+    max_grad_norm: float = 0.5
+    critic_hidden: tuple[int, ...] = (64, 64)
+    device: str = "cpu"
 
 
 @torch.no_grad()

@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 
 import paper_code  # noqa: F401  (registers the env)
 from paper_code.envs import ND_CARTPOLE_ID, BatchedNDCartPole, NDCartPoleEnv, make_batched
-from paper_code.envs.cartpole import CONSTANTS, failed, integrate
+from paper_code.envs.cartpole import failed, integrate
 
 TOL = 1e-5
 THETA_MAX = 12 * 2 * math.pi / 360
