@@ -82,11 +82,15 @@ def minimal_sizes(dof: int) -> list[int]:
 
 
 def run_minimal_sweep(section: dict[str, Any], dof: int, out_root: Path, *, progress: bool = False) -> dict[int, PPMO]:
-    """Distil N-D cart-pole at every size of :func:`minimal_sizes` (resumable, early stop at the cap)."""
+    """Distil N-D cart-pole at every size of :func:`minimal_sizes` (resumable, early stop at the cap).
+
+    ``section["meta_epochs"]`` is the budget of every run: an int, or a mapping N -> int."""
+    budget = section["meta_epochs"]
+    budget = int(budget[dof]) if isinstance(budget, dict) else int(budget)
     runs = {}
     for size in minimal_sizes(dof):
         cfg = cartpole_config(section, dof, size=size)
-        runs[size] = run_or_resume(cfg, cartpole_dataset_path(out_root, dof, size), section["meta_epochs"],
+        runs[size] = run_or_resume(cfg, cartpole_dataset_path(out_root, dof, size), budget,
                                    stop_at_return=section["stop_at_return"],
                                    stop_patience=section.get("stop_patience", 1), progress=progress)
     return runs
