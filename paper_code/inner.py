@@ -35,11 +35,3 @@ def inner_step_batch(params0: Params, x: torch.Tensor, y: torch.Tensor, lr: torc
         one = inner_step({k: v[0] for k, v in params0.items()}, x, y, lr, activation)
         return {k: v.unsqueeze(0) for k, v in one.items()}
     return vmap(inner_step, in_dims=(0, None, None, None, None))(params0, x, y, lr, activation)
-
-
-def k_step(params0: Params, x: torch.Tensor, y: torch.Tensor, lr: torch.Tensor, steps: int, activation: str = "tanh") -> Params:
-    """``steps`` SGD steps on the same batch (k-shot learning); ``steps = 1`` is :func:`inner_step`."""
-    params = params0
-    for _ in range(steps):
-        params = inner_step(params, x, y, lr, activation)
-    return params

@@ -1,11 +1,9 @@
-"""Process-wide runtime settings: torch threads and seeding."""
+"""Process-wide runtime settings: torch threads."""
 
 from __future__ import annotations
 
 import os
-import random
 
-import numpy as np
 import torch
 
 THREADS_ENV = "PAPER_CODE_NUM_THREADS"
@@ -23,13 +21,3 @@ def configure_threads(num_threads: int | None = None) -> int:
         raise ValueError(f"{THREADS_ENV} must be a positive integer, got {num_threads}")
     torch.set_num_threads(num_threads)
     return num_threads
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed python, numpy and torch; return a fresh torch generator seeded with ``seed``."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return g
