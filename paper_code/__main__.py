@@ -21,15 +21,23 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
-    from .envs import has_batched
+    from .envs import MUJOCO_TASKS, has_batched
     from .ppmo import PPMOConfig, checkpoint_path, distill
 
-    if not has_batched(args.env):
-        raise ValueError(f"unknown or unsupported environment {args.env!r} (supported: paper_code/NDCartPole-v0, CartPole-v1)")
-    env_kwargs = {"dof": args.dof} if args.env == "paper_code/NDCartPole-v0" else {}
-    cfg = PPMOConfig(env_id=args.env, env_kwargs=env_kwargs, size=args.size, seed=args.seed,
-                     inits_per_epoch=args.inits, eval_every=args.eval_every, ratio_mode=args.ratio_mode,
-                     device=args.device)
+    common = dict(seed=args.seed, inits_per_epoch=args.inits, eval_every=args.eval_every, ratio_mode=args.ratio_mode,
+                  device=args.device)
+    if args.env in MUJOCO_TASKS:
+        from .mujoco import mujoco_config
+
+        section = {"seed": args.seed, "size": 64 if args.size is None else args.size, "eval_every": args.eval_every,
+                   "eval_learners": 10}
+        cfg = mujoco_config(section, args.env, **common)
+    elif has_batched(args.env):
+        env_kwargs = {"dof": args.dof} if args.env == "paper_code/NDCartPole-v0" else {}
+        cfg = PPMOConfig(env_id=args.env, env_kwargs=env_kwargs, size=512 if args.size is None else args.size, **common)
+    else:
+        raise ValueError(f"unknown or unsupported environment {args.env!r} (supported: paper_code/NDCartPole-v0, "
+                         f"CartPole-v1, {', '.join(MUJOCO_TASKS)})")
     run = distill(cfg, args.out, args.meta_epochs, resume=args.resume, force=args.force, progress=not args.quiet,
                   checkpoint_every_s=args.checkpoint_every)
     print(f"wrote {args.out} ({run.meta_epoch} meta-epochs, {run.env_steps:,} env steps, {run.wall_time:.1f} s, "
@@ -54,8 +62,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{args.file}: {ds.env_id} {ds.env_kwargs}, B={ds.size}, lr={float(ds.lr):.4g}")
         print(f"{r.returns.shape[0]} learners x {r.returns.shape[1]} episodes, {'greedy' if r.greedy else 'sampled'} actions, "
               f"{args.steps} SGD step(s)")
-        print(f"return {r.mean:.1f} ± {r.std:.1f} (std across learners), 95% CI [{lo:.1f}, {hi:.1f}], "
-              f"{100 * r.solved_fraction:.1f}% of episodes at the {r.cap:g} cap")
+        cap = "" if r.cap is None else f", {100 * r.solved_fraction:.1f}% of episodes at the {r.cap:g} cap"
+        print(f"return {r.mean:.1f} ± {r.std:.1f} (std across learners), 95% CI [{lo:.1f}, {hi:.1f}]{cap}")
     return 0
 
 
@@ -66,9 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     # sizes are validated by the library (one clear error line), not by argparse
     d = sub.add_parser("distill", help="distil an environment into a one-batch dataset (PPMO)")
-    d.add_argument("--env", default="paper_code/NDCartPole-v0", help="gymnasium id")
+    d.add_argument("--env", default="paper_code/NDCartPole-v0",
+                   help="gymnasium id: paper_code/NDCartPole-v0, CartPole-v1 or a MuJoCo v5 task (e.g. Hopper-v5)")
     d.add_argument("--dof", type=int, default=1, help="N, cart-pole axes (NDCartPole only)")
-    d.add_argument("--size", type=int, default=512, help="B, synthetic instances")
+    d.add_argument("--size", type=int, default=None, help="B, synthetic instances (default 512; 64 for MuJoCo)")
     d.add_argument("--meta-epochs", type=int, default=10_000)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--out", required=True, help="dataset file (.safetensors); checkpoint and log go beside it")

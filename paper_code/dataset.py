@@ -7,11 +7,19 @@ A dataset file is a **safetensors** file with tensors
 * ``lr`` (0-d) the inner learning rate: theta1 = theta0 - lr * grad MSE(f(theta0, states), labels)
   with the MSE averaged over all B x A elements (``torch.nn.MSELoss``'s mean),
 
-plus optional extra tensors (e.g. ``log_std`` for Gaussian learners), and string metadata:
-``format`` (``paper_code/distilled-dataset``), ``format_version``, ``env`` (gymnasium id),
-``env_kwargs`` (JSON), ``learner`` (JSON :class:`~paper_code.learners.LearnerSpec`), ``label_kind``
-and ``provenance`` (JSON: meta-epochs, env steps, seed, git revision, ...). Missing learner
-metadata means the paper's default learner. Loading never unpickles.
+plus optional extra tensors, and string metadata: ``format`` (``paper_code/distilled-dataset``),
+``format_version``, ``env`` (gymnasium id), ``env_kwargs`` (JSON), ``learner`` (JSON
+:class:`~paper_code.learners.LearnerSpec`), ``label_kind`` and ``provenance`` (JSON: meta-epochs,
+env steps, seed, git revision, ...). Missing learner metadata means the paper's default learner.
+Loading never unpickles.
+
+Gaussian learners (``label_kind`` ``gaussian_mse``, continuous actions): ``labels`` are the target
+means [B, A] and the tensor ``log_std`` [A] is the one target log-std; the inner loss is
+MSE(means) + MSE(log_std). Observation normalisation (optional): metadata ``normalization``
+(JSON ``{"kind": "running_mean_std", "clip": c, "eps": e}``) and tensors ``obs_mean``/``obs_var``
+[obs]; the states are then in normalised space and a policy sees
+``clip((obs - obs_mean) / sqrt(obs_var + eps), -c, c)``: the statistics are frozen into the file,
+so a dataset works on its own.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from .reporting import atomic_path
 
 FORMAT = "paper_code/distilled-dataset"
 FORMAT_VERSION = 1
-LABEL_KINDS = ("logits_mse",)
+LABEL_KINDS = ("logits_mse", "gaussian_mse")
 
 
 class DatasetError(ValueError):
@@ -49,6 +57,7 @@ class DistilledDataset:
     label_kind: str = "logits_mse"
     provenance: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
+    normalization: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.lr = torch.as_tensor(self.lr, dtype=torch.float32).reshape(())
@@ -75,6 +84,38 @@ class DistilledDataset:
             raise DatasetError(f"lr must be positive, got {float(self.lr)}")
         if self.label_kind not in LABEL_KINDS:
             raise DatasetError(f"unknown label kind {self.label_kind!r} (known: {', '.join(LABEL_KINDS)})")
+        gaussian = self.label_kind == "gaussian_mse"
+        if gaussian != (self.learner.policy == "gaussian"):
+            raise DatasetError(f"label kind {self.label_kind} does not fit a {self.learner.policy} learner")
+        if gaussian:
+            ls = self.extra.get("log_std")
+            if ls is None or tuple(ls.shape) != (self.labels.shape[1],):
+                raise DatasetError(f"a gaussian_mse dataset needs a log_std tensor of shape ({self.labels.shape[1]},), "
+                                   f"got {None if ls is None else tuple(ls.shape)}")
+        if self.normalization is not None:
+            if not isinstance(self.normalization, dict) or self.normalization.get("kind") != "running_mean_std":
+                raise DatasetError(f"unknown normalization {self.normalization!r}")
+            for name in ("obs_mean", "obs_var"):
+                t = self.extra.get(name)
+                if t is None or tuple(t.shape) != tuple(self.states.shape[1:]):
+                    raise DatasetError(f"normalization needs {name} of shape {tuple(self.states.shape[1:])}, "
+                                       f"got {None if t is None else tuple(t.shape)}")
+            if not bool((self.extra["obs_var"] >= 0).all()):
+                raise DatasetError("obs_var must be non-negative")
+
+    @property
+    def log_std(self) -> torch.Tensor | None:
+        """The target log-std of a Gaussian learner (None for categorical datasets)."""
+        return self.extra.get("log_std")
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """Real observations as the learners trained on this dataset see them."""
+        if self.normalization is None:
+            return obs
+        from .policies import normalize_obs
+
+        return normalize_obs(obs, self.extra["obs_mean"].to(obs.device), self.extra["obs_var"].to(obs.device),
+                             float(self.normalization["clip"]), float(self.normalization["eps"]))
 
     def check_env(self, observation_shape: tuple[int, ...], num_outputs: int) -> None:
         """Raise :class:`DatasetError` if the dataset does not fit an environment's sizes."""
@@ -108,6 +149,8 @@ class DistilledDataset:
             "label_kind": self.label_kind,
             "provenance": json.dumps(self.provenance, sort_keys=True),
         }
+        if self.normalization is not None:
+            metadata["normalization"] = json.dumps(self.normalization, sort_keys=True)
         with atomic_path(path) as tmp:
             save_file(tensors, tmp, metadata=metadata)
         return path
@@ -138,6 +181,7 @@ class DistilledDataset:
             env_kwargs = json.loads(metadata.get("env_kwargs", "{}"))
             learner = LearnerSpec.from_json(metadata["learner"]) if "learner" in metadata else PAPER_LEARNER
             provenance = json.loads(metadata.get("provenance", "{}"))
+            normalization = json.loads(metadata["normalization"]) if "normalization" in metadata else None
         except (ValueError, TypeError) as e:
             raise DatasetError(f"{path}: bad metadata ({e})") from None
         if tensors["lr"].numel() != 1:
@@ -147,7 +191,7 @@ class DistilledDataset:
             return cls(
                 states=tensors["states"], labels=tensors["labels"], lr=tensors["lr"], env_id=metadata["env"],
                 env_kwargs=env_kwargs, learner=learner, label_kind=metadata.get("label_kind", "logits_mse"),
-                provenance=provenance, extra=extra,
+                provenance=provenance, extra=extra, normalization=normalization,
             )
         except DatasetError as e:
             raise DatasetError(f"{path}: {e}") from None

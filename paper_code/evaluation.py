@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from .envs import BatchedNDCartPole
+from .envs import BatchedNDCartPole, GymVectorEnv
 from .learners import LearnerSpec, batched_forward, init_params_batch
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ Policy = Callable[[torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
-def first_episode_returns(env: BatchedNDCartPole, policy: Policy, *, seed: int | None = None,
+def first_episode_returns(env: BatchedNDCartPole | GymVectorEnv, policy: Policy, *, seed: int | None = None,
                           check_every: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """Run every environment of ``env`` until its first episode ends.
 
@@ -96,43 +96,74 @@ class DatasetEvaluation:
 
 
 def learner_policy(params: dict[str, torch.Tensor], learners: int, activation: str, *, greedy: bool,
-                   generator: torch.Generator | None) -> Policy:
-    """A batched policy of ``learners`` stacked parameter sets over envs laid out [learners * episodes]."""
-    def policy(obs: torch.Tensor) -> torch.Tensor:
-        logits = batched_forward(params, obs.view(learners, -1, obs.shape[-1]), activation).reshape(obs.shape[0], -1)
-        if greedy:
-            return logits.argmax(-1)
-        return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+                   generator: torch.Generator | None, policy: str = "categorical",
+                   normalize: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Policy:
+    """A batched policy of ``learners`` stacked parameter sets over envs laid out [learners * episodes].
 
-    return policy
+    ``policy`` is the learners' action distribution (``params["log_std"]`` [learners, A] for a
+    Gaussian); ``normalize`` maps real observations to what the learners see."""
+    from .policies import head
+
+    dist = head(policy)
+    log_std = params["log_std"][:, None, :] if policy == "gaussian" else None
+
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        x = normalize(obs) if normalize is not None else obs
+        out = batched_forward(params, x.view(learners, -1, x.shape[-1]), activation)  # [L, E, A]
+        if greedy:
+            a = dist.greedy(out)
+        elif policy == "categorical":
+            return torch.multinomial(out.reshape(obs.shape[0], -1).softmax(-1), 1, generator=generator).squeeze(-1)
+        else:
+            a = dist.sample(out, dist.noise(out.shape, generator, out.device, out.dtype), log_std)
+        return a.reshape(obs.shape[0], *a.shape[2:])
+
+    return act
+
+
+def trained_learners(dataset: "DistilledDataset", learners: int, *, observation_size: int, num_actions: int,
+                     generator: torch.Generator, device: str = "cpu", steps: int = 1, learner: LearnerSpec | None = None,
+                     lr: float | None = None) -> dict[str, torch.Tensor]:
+    """``learners`` fresh initialisations (stacked) trained ``steps`` SGD steps on the dataset."""
+    from .inner import inner_step_batch
+
+    spec = learner or dataset.learner
+    if learner is not None and learner.policy != dataset.learner.policy:
+        raise ValueError(f"a {learner.policy} learner cannot be trained on a {dataset.learner.policy} dataset")
+    params = init_params_batch(spec, observation_size, num_actions, learners, generator, device=device)
+    x, y = dataset.states.to(device), dataset.labels.to(device)
+    log_std = dataset.log_std.to(device) if dataset.log_std is not None else None
+    step_lr = torch.tensor(float(dataset.lr) if lr is None else lr, device=device)
+    for _ in range(steps):
+        params = inner_step_batch(params, x, y, step_lr, spec.activation, log_std)
+    return params
 
 
 @torch.no_grad()
 def evaluate_dataset(dataset: "DistilledDataset", *, learners: int = 50, episodes: int = 5, greedy: bool = False,
                      seed: int = 0, device: str = "cpu", steps: int = 1, learner: LearnerSpec | None = None,
-                     lr: float | None = None) -> DatasetEvaluation:
+                     lr: float | None = None, env=None) -> DatasetEvaluation:
     """Fresh learners, ``steps`` SGD steps on the dataset (its lr unless ``lr``), episodes in the real env.
 
-    All ``learners x episodes`` episodes step together in one batched environment. ``steps = 0``
-    evaluates untrained learners; ``learner`` overrides the dataset's architecture.
+    All ``learners x episodes`` episodes step together in one batched environment (``env``, if
+    given, must have that many). ``steps = 0`` evaluates untrained learners; ``learner`` overrides
+    the dataset's architecture. Observations are normalised with the dataset's frozen statistics.
     """
-    from .envs import make_batched
-    from .inner import inner_step_batch
+    from .envs import make_env
 
     for name, v in (("learners", learners), ("episodes", episodes)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     spec = learner or dataset.learner
-    env = make_batched(dataset.env_id, learners * episodes, device=device, seed=seed, check_actions=False,
+    if env is None or env.num_envs != learners * episodes:
+        env = make_env(dataset.env_id, learners * episodes, device=device, seed=seed, check_actions=False,
                        **dataset.env_kwargs)
     dataset.check_env((env.observation_size,), env.num_actions)
     g = torch.Generator(device=device)
     g.manual_seed(seed)
-    params = init_params_batch(spec, env.observation_size, env.num_actions, learners, g, device=device)
-    x, y = dataset.states.to(device), dataset.labels.to(device)
-    step_lr = torch.tensor(float(dataset.lr) if lr is None else lr, device=device)
-    for _ in range(steps):
-        params = inner_step_batch(params, x, y, step_lr, spec.activation)
-    policy = learner_policy(params, learners, spec.activation, greedy=greedy, generator=g)
+    params = trained_learners(dataset, learners, observation_size=env.observation_size, num_actions=env.num_actions,
+                              generator=g, device=device, steps=steps, learner=learner, lr=lr)
+    policy = learner_policy(params, learners, spec.activation, greedy=greedy, generator=g, policy=spec.policy,
+                            normalize=dataset.normalize)
     returns, _ = first_episode_returns(env, policy, seed=seed)
-    return DatasetEvaluation(returns.view(learners, episodes).cpu(), greedy, float(env.max_episode_steps))
+    return DatasetEvaluation(returns.view(learners, episodes).cpu(), greedy, env.return_cap)

@@ -24,6 +24,7 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "gelu": F.gelu,
 }
 INITS = ("orthogonal", "xavier_normal", "torch_default")
+POLICIES = ("categorical", "gaussian")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class LearnerSpec:
     ``init``: ``orthogonal`` (gain ``hidden_gain`` on hidden layers and ``output_gain`` on the
     output layer, zero biases: the paper's learner), ``xavier_normal`` (zero biases) or
     ``torch_default`` (``nn.Linear``'s default).
+
+    ``policy``: ``categorical`` (the outputs are logits over discrete actions) or ``gaussian``
+    (the outputs are the means of a diagonal Gaussian over continuous actions; the learner has one
+    more parameter, a state-independent ``log_std`` [A] initialised to ``init_log_std``).
     """
 
     hidden: tuple[int, ...] = (64, 64)
@@ -41,6 +46,8 @@ class LearnerSpec:
     hidden_gain: float = math.sqrt(2)
     output_gain: float = 0.01
     kind: str = field(default="mlp")
+    policy: str = "categorical"
+    init_log_std: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -50,6 +57,8 @@ class LearnerSpec:
             raise ValueError(f"unknown activation {self.activation!r} (known: {', '.join(ACTIVATIONS)})")
         if self.init not in INITS:
             raise ValueError(f"unknown init {self.init!r} (known: {', '.join(INITS)})")
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown policy {self.policy!r} (known: {', '.join(POLICIES)})")
         if any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden sizes must be positive, got {self.hidden}")
 
@@ -93,6 +102,8 @@ def init_params(spec: LearnerSpec, in_size: int, out_size: int, generator: torch
             torch.nn.init.uniform_(b, -bound, bound, generator=generator)
         params[f"l{i}.weight"] = w
         params[f"l{i}.bias"] = b
+    if spec.policy == "gaussian":
+        params["log_std"] = torch.full((out_size,), float(spec.init_log_std), dtype=dtype, device=device)
     return params
 
 
@@ -103,10 +114,16 @@ def init_params_batch(spec: LearnerSpec, in_size: int, out_size: int, count: int
     return {k: torch.stack([d[k] for d in draws]) for k in draws[0]}
 
 
+def num_layers(params: Params) -> int:
+    """Linear layers in a parameter dict (``l{i}.weight``/``l{i}.bias``; other keys such as a
+    Gaussian learner's ``log_std`` are not layers)."""
+    return sum(1 for k in params if k.endswith(".weight"))
+
+
 def forward(params: Params, x: torch.Tensor, activation: str = "tanh") -> torch.Tensor:
     """The MLP on inputs ``[..., in]``; the number of layers is read off ``params``."""
     act = ACTIVATIONS[activation]
-    n = len(params) // 2
+    n = num_layers(params)
     h = x
     for i in range(n):
         h = F.linear(h, params[f"l{i}.weight"], params[f"l{i}.bias"])
@@ -120,7 +137,7 @@ def batched_forward(params: Params, x: torch.Tensor, activation: str = "tanh") -
     if x.shape[0] == 1:  # one learner: plain linear layers (fewer operations)
         return forward({k: v[0] for k, v in params.items()}, x[0], activation).unsqueeze(0)
     act = ACTIVATIONS[activation]
-    n = len(params) // 2
+    n = num_layers(params)
     h = x
     for i in range(n):
         h = torch.baddbmm(params[f"l{i}.bias"].unsqueeze(1), h, params[f"l{i}.weight"].transpose(1, 2))

@@ -29,11 +29,12 @@ import torch
 import torch.nn.functional as F
 
 from .dataset import DistilledDataset, git_revision
-from .envs import make_batched
+from .envs import make_env
 from .inner import inner_step_batch
 from .learners import PAPER_LEARNER, LearnerSpec, batched_forward, forward, init_params, init_params_batch
+from .policies import NORM_CLIP, NORM_EPS, RunningMeanStd, head, normalize_obs, scale_rewards
 from .reporting import atomic_path
-from .rl import RLSettings, bootstrap_values, episode_stats, gae, ppo_policy_loss, rollout
+from .rl import RLSettings, bootstrap_values, clipped_surrogate, episode_stats, gae, ppo_policy_loss, rollout
 
 
 @dataclass
@@ -69,6 +70,10 @@ class PPMOConfig(RLSettings):
         if isinstance(self.learner, dict):
             self.learner = LearnerSpec(**self.learner)
         self.learner_pool = tuple(LearnerSpec(**s) if isinstance(s, dict) else s for s in self.learner_pool)
+        if any(s.policy != self.learner.policy for s in self.learner_pool):
+            raise ValueError("every learner of learner_pool must have the learner's policy kind")
+        if self.learner.policy != "categorical" and self.ratio_mode != "logprob":
+            raise ValueError("ratio_mode='raw_logits' is an ablation for categorical policies only")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -96,6 +101,22 @@ def _rows(columns: dict[str, torch.Tensor] | list[dict[str, float]]) -> list[dic
     return [{k: (int(v[i]) if k in ints else v[i]) for k, v in lists.items()} for i in range(len(next(iter(lists.values()))))]
 
 
+def _with_spec_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved configuration with its learner specs completed by fields added to
+    :class:`LearnerSpec` since it was saved (at their defaults)."""
+    def full(spec: dict[str, Any]) -> dict[str, Any]:
+        d = asdict(LearnerSpec(**spec))
+        d["hidden"] = list(d["hidden"])
+        return d
+
+    out = dict(config)
+    if isinstance(out.get("learner"), dict):
+        out["learner"] = full(out["learner"])
+    if "learner_pool" in out:
+        out["learner_pool"] = [full(s) for s in out["learner_pool"]]
+    return out
+
+
 def _generator(seed: int, device: str) -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(seed)
@@ -109,8 +130,14 @@ class PPMO:
         self.cfg = cfg
         dev = cfg.device
         K, E = cfg.inits_per_epoch, cfg.num_envs
-        self.env = make_batched(cfg.env_id, K * E, device=dev, seed=cfg.seed, check_actions=False, **cfg.env_kwargs)
+        self.env = make_env(cfg.env_id, K * E, device=dev, seed=cfg.seed, check_actions=False, **cfg.env_kwargs)
         self.obs_size, self.num_actions = self.env.observation_size, self.env.num_actions
+        self.gaussian = cfg.learner.policy == "gaussian"
+        if self.gaussian != self.env.continuous:
+            kind = "continuous" if self.env.continuous else "discrete"
+            raise ValueError(f"{cfg.env_id} has {kind} actions: it needs a "
+                             f"{'gaussian' if self.env.continuous else 'categorical'} learner, got {cfg.learner.policy}")
+        self.head = head(cfg.learner.policy)
         # independent random streams: learner inits, actions, minibatch order, dataset init, critic init
         self.g_init = _generator(cfg.seed * 10 + 1, dev)
         self.g_act = _generator(cfg.seed * 10 + 2, dev)
@@ -121,8 +148,18 @@ class PPMO:
         self.states = torch.randn(cfg.size, self.obs_size, generator=g_data, device=dev).requires_grad_()
         self.labels = torch.randn(cfg.size, self.num_actions, generator=g_data, device=dev).requires_grad_()
         self.log_lr = torch.tensor(math.log(cfg.init_inner_lr), device=dev).requires_grad_()
-        self.data_opt = torch.optim.Adam([self.states, self.labels, self.log_lr], lr=cfg.dataset_lr, eps=cfg.adam_eps,
+        self.data_params = [self.states, self.labels, self.log_lr]
+        # a Gaussian learner's log-std target (starts at the learner's init: no change in one step)
+        self.log_std_target = None
+        if self.gaussian:
+            self.log_std_target = torch.full((self.num_actions,), float(cfg.learner.init_log_std), device=dev).requires_grad_()
+            self.data_params.append(self.log_std_target)
+        self.data_opt = torch.optim.Adam(self.data_params, lr=cfg.dataset_lr, eps=cfg.adam_eps,
                                          fused=self.env.device.type == "cpu")
+        # observation statistics (identity until the first update) and reward scaling
+        self.obs_rms = RunningMeanStd((self.obs_size,), dev) if cfg.normalize_obs else None
+        self.ret_rms = RunningMeanStd((), dev) if cfg.normalize_reward else None
+        self.ret_acc = torch.zeros(K * E, device=dev)
         critic_spec = LearnerSpec(hidden=tuple(cfg.critic_hidden), activation="tanh", output_gain=1.0)
         self.critic = {k: v.requires_grad_() for k, v in init_params(critic_spec, self.obs_size, 1, g_critic, device=dev).items()}
         self.critic_opt = torch.optim.Adam(list(self.critic.values()), lr=cfg.critic_lr, eps=cfg.adam_eps,
@@ -142,14 +179,29 @@ class PPMO:
     def lr(self) -> torch.Tensor:
         return self.log_lr.exp()
 
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """Observations as the learner and the critic see them (raw without ``normalize_obs``)."""
+        if self.obs_rms is None:
+            return obs
+        return normalize_obs(obs, self.obs_rms.mean, self.obs_rms.var)
+
     def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """The critic on normalised observations."""
         return forward(self.critic, obs, "tanh").squeeze(-1)
 
     def dataset(self) -> DistilledDataset:
         cfg = self.cfg
+        extra, normalization = {}, None
+        if self.gaussian:
+            extra["log_std"] = self.log_std_target.detach().clone()
+        if self.obs_rms is not None:
+            extra["obs_mean"] = self.obs_rms.mean.float().clone()
+            extra["obs_var"] = self.obs_rms.var.float().clone()
+            normalization = {"kind": "running_mean_std", "clip": NORM_CLIP, "eps": NORM_EPS}
         return DistilledDataset(
             states=self.states.detach().clone(), labels=self.labels.detach().clone(), lr=self.lr.detach().clone(),
-            env_id=cfg.env_id, env_kwargs=dict(cfg.env_kwargs), learner=cfg.learner, label_kind="logits_mse",
+            env_id=cfg.env_id, env_kwargs=dict(cfg.env_kwargs), learner=cfg.learner,
+            label_kind="gaussian_mse" if self.gaussian else "logits_mse", extra=extra, normalization=normalization,
             provenance={
                 "method": "ppmo", "meta_epochs": self.meta_epoch, "env_steps": self.env_steps,
                 "wall_time_s": round(self.wall_time, 3), "seed": cfg.seed,
@@ -168,16 +220,21 @@ class PPMO:
 
     def _rollout(self, theta1: dict[str, torch.Tensor], act_fn: str) -> dict[str, torch.Tensor]:
         K, E, D = self.cfg.inits_per_epoch, self.cfg.num_envs, self.obs_size
+        log_std = None
         if K == 1:
             single = {k: v[0] for k, v in theta1.items()}
+            log_std = single.get("log_std")
 
-            def logits_fn(obs: torch.Tensor) -> torch.Tensor:
-                return forward(single, obs, act_fn)
+            def out_fn(obs: torch.Tensor) -> torch.Tensor:
+                return forward(single, self.normalize(obs), act_fn)
         else:
-            def logits_fn(obs: torch.Tensor) -> torch.Tensor:
-                return batched_forward(theta1, obs.view(K, E, D), act_fn).view(K * E, -1)
+            if self.gaussian:
+                log_std = theta1["log_std"].repeat_interleave(E, 0)  # [K * E, A]
 
-        roll = rollout(self.env, self.obs, logits_fn, self.cfg.num_steps, self.g_act)
+            def out_fn(obs: torch.Tensor) -> torch.Tensor:
+                return batched_forward(theta1, self.normalize(obs).view(K, E, D), act_fn).view(K * E, -1)
+
+        roll = rollout(self.env, self.obs, out_fn, self.cfg.num_steps, self.g_act, self.head, log_std)
         self.obs = roll["last_obs"]
         return roll
 
@@ -189,22 +246,31 @@ class PPMO:
         act_fn = spec.activation
         theta0 = init_params_batch(spec, D, A, K, self.g_init, device=cfg.device)
         with torch.no_grad():
-            theta1 = inner_step_batch(theta0, self.states, self.labels, self.lr, act_fn)
+            theta1 = inner_step_batch(theta0, self.states, self.labels, self.lr, act_fn, self.log_std_target)
         roll = self._rollout(theta1, act_fn)
 
         with torch.no_grad():
-            values, next_values = bootstrap_values(self.value, roll)  # [T, KE]
-            adv, returns = gae(roll["rewards"], values, next_values, roll["terminated"], roll["truncated"],
+            norm_obs = self.normalize(roll["obs"])  # the statistics stay fixed until the end of the meta-epoch
+            values, next_values = bootstrap_values(lambda o: self.value(self.normalize(o)), roll)  # [T, KE]
+            rewards = roll["rewards"]
+            if self.ret_rms is not None:
+                rewards, self.ret_acc = scale_rewards(rewards, roll["terminated"] | roll["truncated"], self.ret_acc,
+                                                      self.ret_rms, cfg.gamma)
+            adv, returns = gae(rewards, values, next_values, roll["terminated"], roll["truncated"],
                                cfg.gamma, cfg.gae_lambda)
             # per learner: [K, T*E, ...]
             def per_learner(x: torch.Tensor) -> torch.Tensor:
                 return x.view(T, K, E, *x.shape[2:]).transpose(0, 1).reshape(K, T * E, *x.shape[2:])
 
-            b_obs, b_act = per_learner(roll["obs"]), per_learner(roll["actions"])
+            b_obs, b_act = per_learner(norm_obs), per_learner(roll["actions"])
             b_adv, b_ret = per_learner(adv), per_learner(returns)
-            old_logits = per_learner(roll["logits"])  # the acting policy's logits, kept from the rollout
-            old_logp = F.log_softmax(old_logits, -1).gather(-1, b_act.unsqueeze(-1)).squeeze(-1)
-            old_taken = old_logits.gather(-1, b_act.unsqueeze(-1)).squeeze(-1)
+            old_out = per_learner(roll["out"])  # the acting policy's outputs, kept from the rollout
+            if self.gaussian:
+                old_logp = self.head.log_prob(old_out, b_act, theta1["log_std"][:, None, :])
+                old_taken = old_logp  # unused (raw_logits is categorical only)
+            else:
+                old_logp = F.log_softmax(old_out, -1).gather(-1, b_act.unsqueeze(-1)).squeeze(-1)
+                old_taken = old_out.gather(-1, b_act.unsqueeze(-1)).squeeze(-1)
 
         n = T * E
         stats_sum: dict[str, torch.Tensor] = {}
@@ -214,18 +280,24 @@ class PPMO:
             shuffled = [t[:, perm] for t in (b_obs, b_act, old_logp, b_adv, b_ret, old_taken)]
             for start in range(0, n, cfg.minibatch_size):
                 mb_obs, mb_act, mb_logp, mb_adv, mb_ret, mb_taken = (t[:, start:start + cfg.minibatch_size] for t in shuffled)
-                theta1 = inner_step_batch(theta0, self.states, self.labels, self.lr, act_fn)
-                loss, st = ppo_policy_loss(
-                    batched_forward(theta1, mb_obs, act_fn), mb_act, mb_logp, mb_adv, clip_coef=cfg.clip_coef,
-                    ent_coef=cfg.ent_coef, norm_adv=cfg.norm_adv, ratio_mode=cfg.ratio_mode, old_taken_logits=mb_taken,
-                )
+                theta1 = inner_step_batch(theta0, self.states, self.labels, self.lr, act_fn, self.log_std_target)
+                out = batched_forward(theta1, mb_obs, act_fn)
+                if self.gaussian:
+                    log_std = theta1["log_std"][:, None, :]
+                    loss, st = clipped_surrogate(
+                        self.head.log_prob(out, mb_act, log_std) - mb_logp, mb_adv, self.head.entropy(out, log_std),
+                        clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef, norm_adv=cfg.norm_adv)
+                else:
+                    loss, st = ppo_policy_loss(
+                        out, mb_act, mb_logp, mb_adv, clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef,
+                        norm_adv=cfg.norm_adv, ratio_mode=cfg.ratio_mode, old_taken_logits=mb_taken)
                 v_loss = cfg.vf_coef * (self.value(mb_obs) - mb_ret).pow(2).mean()
                 # one backward for both graphs (they share no parameters), then each is clipped
                 # and stepped on its own: the dataset by the PPO loss, the critic by its value loss
                 self.data_opt.zero_grad(set_to_none=True)
                 self.critic_opt.zero_grad(set_to_none=True)
                 (loss + v_loss).backward()
-                torch.nn.utils.clip_grad_norm_([self.states, self.labels, self.log_lr], cfg.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(self.data_params, cfg.max_grad_norm)
                 torch.nn.utils.clip_grad_norm_(list(self.critic.values()), cfg.max_grad_norm)
                 self.data_opt.step()
                 self.critic_opt.step()
@@ -233,11 +305,13 @@ class PPMO:
                 for k, v in st.items():
                     stats_sum[k] = stats_sum.get(k, 0) + v
         updates = cfg.update_epochs * math.ceil(n / cfg.minibatch_size)
+        if self.obs_rms is not None:
+            self.obs_rms.update(roll["obs"].flatten(0, 1))
 
         n_done, mean_return = episode_stats(roll)
         row = torch.stack([
             n_done.to(torch.float32),
-            mean_return,
+            mean_return.to(torch.float32),
             self.lr.detach(),
             *[v / updates for v in stats_sum.values()],
         ]).tolist()  # the one host sync of the meta-epoch
@@ -257,28 +331,55 @@ class PPMO:
         row: dict[str, float] = {"meta_epoch": self.meta_epoch, "env_steps": self.env_steps, "wall_time_s": self.wall_time}
         seed = self.cfg.seed * 7919 + self.meta_epoch
         for greedy in (False, True):
-            r = evaluate_dataset(ds, learners=self.cfg.eval_learners, episodes=1, greedy=greedy, seed=seed, device=self.cfg.device)
+            r = evaluate_dataset(ds, learners=self.cfg.eval_learners, episodes=1, greedy=greedy, seed=seed,
+                                 device=self.cfg.device, env=self._eval_env())
             row["greedy_return" if greedy else "sampled_return"] = r.mean
         return row
 
+    def _eval_env(self):
+        """The evaluation environment, kept between evaluations if it is a gymnasium vector env
+        (costly to build); tensor environments are built per evaluation (cheap)."""
+        if self.env.__class__.__name__ != "GymVectorEnv":
+            return None
+        if getattr(self, "_eval_env_cache", None) is None:
+            self._eval_env_cache = make_env(self.cfg.env_id, self.cfg.eval_learners, device=self.cfg.device,
+                                            check_actions=False, **self.cfg.env_kwargs)
+        return self._eval_env_cache
+
     # ------------------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
+    def _env_state(self) -> dict[str, Any]:
+        """A tensor environment's exact state. A gymnasium (MuJoCo) env's simulator state is not
+        saved: a resumed run starts fresh episodes (reset with a seed derived from the meta-epoch),
+        so it continues the same training but is not bit-identical to an uninterrupted run."""
         env = self.env
+        if not hasattr(env, "state"):
+            return {}
+        return {"state": env.state, "elapsed": env.elapsed, "returns": env.returns, "generator": env._generator.get_state()}
+
+    def state_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.log_std_target is not None:
+            extra["log_std_target"] = self.log_std_target.detach()
+        if self.obs_rms is not None:
+            extra["obs_rms"] = self.obs_rms.state_dict()
+        if self.ret_rms is not None:
+            extra["ret_rms"] = self.ret_rms.state_dict()
+            extra["ret_acc"] = self.ret_acc
         return {
-            "config": self.cfg.to_dict(),
+            "config": self.cfg.to_dict(), **extra,
             "states": self.states.detach(), "labels": self.labels.detach(), "log_lr": self.log_lr.detach(),
             "data_opt": self.data_opt.state_dict(),
             "critic": {k: v.detach() for k, v in self.critic.items()}, "critic_opt": self.critic_opt.state_dict(),
             "generators": {k: getattr(self, k).get_state() for k in ("g_init", "g_act", "g_perm")},
-            "env": {"state": env.state, "elapsed": env.elapsed, "returns": env.returns, "generator": env._generator.get_state()},
+            "env": self._env_state(),
             "obs": self.obs, "meta_epoch": self.meta_epoch, "env_steps": self.env_steps, "wall_time": self.wall_time,
             "history": _columns(self.history), "evals": _columns(self.evals),
             "stopped_early": self.stopped_early, "revisions": list(self.revisions), "stop_rule": self.stop_rule or "",
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
-        saved, current = sd["config"], self.cfg.to_dict()
-        defaults = PPMOConfig(env_id=self.cfg.env_id, env_kwargs=self.cfg.env_kwargs).to_dict()
+        saved, current = _with_spec_defaults(sd["config"]), self.cfg.to_dict()
+        defaults = PPMOConfig(env_id=self.cfg.env_id, env_kwargs=self.cfg.env_kwargs, learner=self.cfg.learner).to_dict()
         # a setting the checkpoint predates counts as equal if it still has its default value
         diff = sorted(k for k in current if ((saved[k] != current[k]) if k in saved else (current[k] != defaults[k])))
         if diff:
@@ -287,18 +388,29 @@ class PPMO:
             self.states.copy_(sd["states"])
             self.labels.copy_(sd["labels"])
             self.log_lr.copy_(sd["log_lr"])
+            if self.log_std_target is not None:
+                self.log_std_target.copy_(sd["log_std_target"])
             for k, v in self.critic.items():
                 v.copy_(sd["critic"][k])
+        if self.obs_rms is not None:
+            self.obs_rms.load_state_dict(sd["obs_rms"])
+        if self.ret_rms is not None:
+            self.ret_rms.load_state_dict(sd["ret_rms"])
+            self.ret_acc = sd["ret_acc"].clone()
         self.data_opt.load_state_dict(sd["data_opt"])
         self.critic_opt.load_state_dict(sd["critic_opt"])
         for k, state in sd["generators"].items():
             getattr(self, k).set_state(state)
         env = self.env
-        env.state, env.elapsed, env.returns = sd["env"]["state"].clone(), sd["env"]["elapsed"].clone(), sd["env"]["returns"].clone()
-        env._generator.set_state(sd["env"]["generator"])
-        env._needs_reset = False
-        self.obs = sd["obs"].clone()
         self.meta_epoch, self.env_steps, self.wall_time = sd["meta_epoch"], sd["env_steps"], sd["wall_time"]
+        if sd["env"]:
+            env.state, env.elapsed, env.returns = sd["env"]["state"].clone(), sd["env"]["elapsed"].clone(), sd["env"]["returns"].clone()
+            env._generator.set_state(sd["env"]["generator"])
+            env._needs_reset = False
+            self.obs = sd["obs"].clone()
+        else:  # fresh episodes (see _env_state)
+            self.obs = env.reset(seed=self.cfg.seed + 1_000_003 * self.meta_epoch)
+            self.ret_acc = torch.zeros_like(self.ret_acc)
         self.history, self.evals = _rows(sd["history"]), _rows(sd["evals"])
         self.stopped_early = bool(sd.get("stopped_early", False))
         self.revisions = list(sd.get("revisions", []))

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
-from .envs import make_batched
+from .envs import make_env
 from .learners import PAPER_LEARNER, LearnerSpec, forward, init_params
+from .policies import RunningMeanStd, head, normalize_obs, scale_rewards
 from .reporting import atomic_path
-from .rl import RLSettings, bootstrap_values, episode_stats, gae, ppo_policy_loss, rollout
+from .rl import RLSettings, bootstrap_values, clipped_surrogate, episode_stats, gae, ppo_policy_loss, rollout
 
 
 @dataclass
@@ -33,25 +34,39 @@ class PPOConfig(RLSettings):
 class PPOResult:
     actor: dict[str, torch.Tensor]
     history: list[dict[str, float]]  # per iteration: env_steps, wall_time_s, train_return
+    obs_mean: torch.Tensor | None = None  # observation statistics (with normalize_obs)
+    obs_var: torch.Tensor | None = None
 
 
 def train_ppo(cfg: PPOConfig, total_env_steps: int, *, progress: bool = True) -> PPOResult:
-    """Train for ``total_env_steps`` env steps; returns the actor and the learning curve."""
+    """Train for ``total_env_steps`` env steps; returns the actor and the learning curve.
+
+    A Gaussian learner (continuous actions) has its ``log_std`` in the actor's parameters (as
+    CleanRL's ``ppo_continuous_action.py``). With ``normalize_obs`` the actor's observation
+    statistics are returned in ``PPOResult.obs_mean``/``obs_var``.
+    """
     from tqdm.auto import tqdm
 
     dev = cfg.device
-    env = make_batched(cfg.env_id, cfg.num_envs, device=dev, seed=cfg.seed, check_actions=False, **cfg.env_kwargs)
+    env = make_env(cfg.env_id, cfg.num_envs, device=dev, seed=cfg.seed, check_actions=False, **cfg.env_kwargs)
     g = torch.Generator(device=dev)
     g.manual_seed(cfg.seed)
     D, A = env.observation_size, env.num_actions
+    dist = head(cfg.learner.policy)
     actor = {k: v.requires_grad_() for k, v in init_params(cfg.learner, D, A, g, device=dev).items()}
     critic_spec = LearnerSpec(hidden=tuple(cfg.critic_hidden), activation="tanh", output_gain=1.0)
     critic = {k: v.requires_grad_() for k, v in init_params(critic_spec, D, 1, g, device=dev).items()}
     params = [*actor.values(), *critic.values()]
     opt = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps)
     act_fn = cfg.learner.activation
+    obs_rms = RunningMeanStd((D,), dev) if cfg.normalize_obs else None
+    ret_rms = RunningMeanStd((), dev) if cfg.normalize_reward else None
+    ret_acc = torch.zeros(cfg.num_envs, device=dev)
 
-    def value(obs: torch.Tensor) -> torch.Tensor:
+    def norm(obs: torch.Tensor) -> torch.Tensor:
+        return obs if obs_rms is None else normalize_obs(obs, obs_rms.mean, obs_rms.var)
+
+    def value(obs: torch.Tensor) -> torch.Tensor:  # on normalised observations
         return forward(critic, obs, "tanh").squeeze(-1)
 
     iterations = max(1, total_env_steps // (cfg.num_envs * cfg.num_steps))
@@ -63,47 +78,83 @@ def train_ppo(cfg: PPOConfig, total_env_steps: int, *, progress: bool = True) ->
         if cfg.anneal_lr:
             opt.param_groups[0]["lr"] = cfg.lr * (1 - it / iterations)
         with torch.no_grad():
-            roll = rollout(env, obs, lambda o: forward(actor, o, act_fn), cfg.num_steps, g)
+            log_std = actor.get("log_std")
+            roll = rollout(env, obs, lambda o: forward(actor, norm(o), act_fn), cfg.num_steps, g, dist, log_std)
             obs = roll["last_obs"]
-            values, next_values = bootstrap_values(value, roll)
-            adv, returns = gae(roll["rewards"], values, next_values, roll["terminated"], roll["truncated"],
+            values, next_values = bootstrap_values(lambda o: value(norm(o)), roll)
+            rewards = roll["rewards"]
+            if ret_rms is not None:
+                rewards, ret_acc = scale_rewards(rewards, roll["terminated"] | roll["truncated"], ret_acc, ret_rms, cfg.gamma)
+            adv, returns = gae(rewards, values, next_values, roll["terminated"], roll["truncated"],
                                cfg.gamma, cfg.gae_lambda)
-            b_obs, b_act = roll["obs"].flatten(0, 1), roll["actions"].flatten()
+            b_obs, b_act = norm(roll["obs"]).flatten(0, 1), roll["actions"].flatten(0, 1)
             b_adv, b_ret = adv.flatten(), returns.flatten()
-            b_logp = torch.log_softmax(forward(actor, b_obs, act_fn), -1).gather(-1, b_act[:, None]).squeeze(-1)
+            b_logp = dist.log_prob(forward(actor, b_obs, act_fn), b_act, log_std)
         for _ in range(cfg.update_epochs):
             for idx in torch.randperm(b_obs.shape[0], generator=g, device=dev).split(cfg.minibatch_size):
-                pg, _ = ppo_policy_loss(forward(actor, b_obs[idx], act_fn), b_act[idx], b_logp[idx], b_adv[idx],
-                                        clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef)
+                out = forward(actor, b_obs[idx], act_fn)
+                if cfg.learner.policy == "categorical":
+                    pg, _ = ppo_policy_loss(out, b_act[idx], b_logp[idx], b_adv[idx],
+                                            clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef)
+                else:
+                    ls = actor["log_std"]
+                    pg, _ = clipped_surrogate(dist.log_prob(out, b_act[idx], ls) - b_logp[idx], b_adv[idx],
+                                              dist.entropy(out, ls), clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef)
                 v_loss = 0.5 * (value(b_obs[idx]) - b_ret[idx]).pow(2).mean()
                 loss = pg + cfg.vf_coef * v_loss
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 opt.step()
+        if obs_rms is not None:
+            obs_rms.update(roll["obs"].flatten(0, 1))
         env_steps += cfg.num_envs * cfg.num_steps
         wall += time.perf_counter() - t0
         n, mean_return = episode_stats(roll)
         history.append({"iteration": it + 1, "env_steps": env_steps, "wall_time_s": wall,
                         "episodes": float(n), "train_return": float(mean_return) if n > 0 else float("nan")})
-    return PPOResult({k: v.detach() for k, v in actor.items()}, history)
+    stats = {} if obs_rms is None else {"obs_mean": obs_rms.mean.float(), "obs_var": obs_rms.var.float()}
+    return PPOResult({k: v.detach() for k, v in actor.items()}, history, **stats)
 
 
 @torch.no_grad()
-def evaluate_policy(actor: dict[str, torch.Tensor], cfg: PPOConfig, *, episodes: int, greedy: bool, seed: int = 0) -> torch.Tensor:
+def evaluate_policy(actor: dict[str, torch.Tensor], cfg: PPOConfig, *, episodes: int, greedy: bool, seed: int = 0,
+                    obs_mean: torch.Tensor | None = None, obs_var: torch.Tensor | None = None) -> torch.Tensor:
     """Returns of ``episodes`` episodes of a trained actor (all stepped together)."""
     from .evaluation import first_episode_returns
 
-    env = make_batched(cfg.env_id, episodes, device=cfg.device, seed=seed, check_actions=False, **cfg.env_kwargs)
+    env = make_env(cfg.env_id, episodes, device=cfg.device, seed=seed, check_actions=False, **cfg.env_kwargs)
     g = torch.Generator(device=cfg.device)
     g.manual_seed(seed)
+    dist = head(cfg.learner.policy)
 
     def policy(obs: torch.Tensor) -> torch.Tensor:
-        logits = forward(actor, obs, cfg.learner.activation)
-        return logits.argmax(-1) if greedy else torch.multinomial(logits.softmax(-1), 1, generator=g).squeeze(-1)
+        if obs_mean is not None:
+            obs = normalize_obs(obs, obs_mean, obs_var)
+        out = forward(actor, obs, cfg.learner.activation)
+        if greedy:
+            return dist.greedy(out)
+        if cfg.learner.policy == "categorical":
+            return torch.multinomial(out.softmax(-1), 1, generator=g).squeeze(-1)
+        return dist.sample(out, dist.noise(out.shape, g, out.device, out.dtype), actor["log_std"])
 
     returns, _ = first_episode_returns(env, policy, seed=seed)
     return returns.cpu()
+
+
+def _cache_key(cfg: PPOConfig, total_env_steps: int) -> str:
+    """What identifies a PPO run; settings added later are left out at their defaults, so files
+    written before they existed stay valid."""
+    import json
+
+    d = {**asdict(cfg), "learner": asdict(cfg.learner)}
+    for k, default in (("normalize_obs", False), ("normalize_reward", False)):
+        if d[k] == default:
+            d.pop(k)
+    for k, default in (("policy", "categorical"), ("init_log_std", 0.0)):
+        if d["learner"][k] == default:
+            d["learner"].pop(k)
+    return json.dumps({"config": d, "total_env_steps": int(total_env_steps)}, sort_keys=True, default=list)
 
 
 def train_ppo_cached(cfg: PPOConfig, total_env_steps: int, path: str | Path, *, progress: bool = True) -> PPOResult:
@@ -116,15 +167,18 @@ def train_ppo_cached(cfg: PPOConfig, total_env_steps: int, path: str | Path, *, 
     from safetensors.torch import save_file
 
     path = Path(path)
-    key = json.dumps({"config": {**asdict(cfg), "learner": asdict(cfg.learner)}, "total_env_steps": int(total_env_steps)},
-                     sort_keys=True, default=list)
+    key = _cache_key(cfg, total_env_steps)
+    stat_names = ("obs_mean", "obs_var")
     if path.exists():
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             if meta.get("key") == key:
-                return PPOResult({k: f.get_tensor(k) for k in f.keys()}, json.loads(meta["history"]))
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+                stats = {k: tensors.pop("__" + k) for k in stat_names if "__" + k in tensors}
+                return PPOResult(tensors, json.loads(meta["history"]), **stats)
     result = train_ppo(cfg, total_env_steps, progress=progress)
+    tensors = {k: v.contiguous() for k, v in result.actor.items()}
+    tensors.update({"__" + k: getattr(result, k).contiguous() for k in stat_names if getattr(result, k) is not None})
     with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in result.actor.items()}, tmp,
-                  metadata={"key": key, "history": json.dumps(result.history, separators=(",", ":"))})
+        save_file(tensors, tmp, metadata={"key": key, "history": json.dumps(result.history, separators=(",", ":"))})
     return result

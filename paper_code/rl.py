@@ -8,6 +8,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from .policies import Categorical, Gaussian
+
 
 @dataclass
 class RLSettings:
@@ -28,35 +30,39 @@ class RLSettings:
     adam_eps: float = 1e-5
     max_grad_norm: float = 0.5
     critic_hidden: tuple[int, ...] = (64, 64)
+    # observation normalisation (running mean/std, frozen into the dataset file) and reward
+    # scaling by the running std of the discounted return (critic and advantages only)
+    normalize_obs: bool = False
+    normalize_reward: bool = False
     device: str = "cpu"
 
 
 @torch.no_grad()
-def rollout(env, obs: torch.Tensor, logits_fn: Callable[[torch.Tensor], torch.Tensor], num_steps: int,
-            generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """``num_steps`` steps of a batched env with actions sampled from ``softmax(logits_fn(obs))``.
+def rollout(env, obs: torch.Tensor, out_fn: Callable[[torch.Tensor], torch.Tensor], num_steps: int,
+            generator: torch.Generator, policy: type[Categorical] | type[Gaussian] = Categorical,
+            log_std: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """``num_steps`` steps of a batched env with actions sampled from ``policy`` on ``out_fn(obs)``
+    (logits, or Gaussian means with ``log_std`` broadcastable to them).
 
-    Returns stacked ``[T, B, ...]`` tensors: obs (acted on), logits (of the acting policy), actions,
-    rewards, terminated, truncated, final_obs (last observation of an episode that ended at t) and
-    episode_returns (of episodes that ended at t), plus ``last_obs`` [B, ...], the observation to
-    continue from.
-    Sampling is Gumbel-max with the noise for the whole rollout drawn at once: argmax(logits + g)
-    is a sample of softmax(logits).
+    Returns stacked ``[T, B, ...]`` tensors: obs (acted on), out (the acting policy's outputs),
+    actions (as sampled: unclipped for a Gaussian), rewards, terminated, truncated, final_obs (last
+    observation of an episode that ended at t) and episode_returns (of episodes that ended at t),
+    plus ``last_obs`` [B, ...], the observation to continue from. The sampling noise of the whole
+    rollout is drawn at once.
     """
-    gumbel = None
-    keys = ("obs", "logits", "actions", "rewards", "terminated", "truncated", "final_obs", "episode_returns")
+    noise = None
+    keys = ("obs", "out", "actions", "rewards", "terminated", "truncated", "final_obs", "episode_returns")
     bufs: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
     for t in range(num_steps):
-        logits = logits_fn(obs)
-        if gumbel is None:
-            gumbel = torch.empty(num_steps, *logits.shape, device=logits.device, dtype=logits.dtype)
-            gumbel.exponential_(generator=generator).log_().neg_()
-        action = (logits + gumbel[t]).argmax(-1)
-        out = env.step(action)
-        for k, v in zip(keys, (obs, logits, action, out.reward, out.terminated, out.truncated, out.final_obs,
-                               out.episode_return)):
+        out = out_fn(obs)
+        if noise is None:
+            noise = policy.noise((num_steps, *out.shape), generator, out.device, out.dtype)
+        action = policy.sample(out, noise[t], log_std)
+        step = env.step(action)
+        for k, v in zip(keys, (obs, out, action, step.reward, step.terminated, step.truncated, step.final_obs,
+                               step.episode_return)):
             bufs[k].append(v)
-        obs = out.obs
+        obs = step.obs
     roll = {k: torch.stack(v) for k, v in bufs.items()}
     roll["last_obs"] = obs
     return roll
@@ -107,15 +113,36 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, 
     return adv, adv + values
 
 
+def clipped_surrogate(log_ratio: torch.Tensor, advantages: torch.Tensor, entropy: torch.Tensor, *,
+                      clip_coef: float, ent_coef: float, norm_adv: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO's clipped surrogate with an entropy bonus, from log pi(a|s) - log pi_old(a|s).
+
+    Shapes ``[..., M]``; the advantage is normalised over M. Returns the loss (mean over
+    everything) and detached statistics."""
+    ratio = log_ratio.exp()
+    if norm_adv:
+        advantages = (advantages - advantages.mean(-1, keepdim=True)) / (advantages.std(-1, keepdim=True) + 1e-8)
+    pg_loss = torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
+    entropy = entropy.mean()
+    loss = pg_loss - ent_coef * entropy
+    with torch.no_grad():
+        stats = {
+            "pg_loss": pg_loss.detach(),
+            "entropy": entropy.detach(),
+            "approx_kl": ((ratio - 1) - log_ratio).mean(),
+            "clipfrac": ((ratio - 1).abs() > clip_coef).float().mean(),
+        }
+    return loss, stats
+
+
 def ppo_policy_loss(logits: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
                     *, clip_coef: float, ent_coef: float, norm_adv: bool = True, ratio_mode: str = "logprob",
                     old_taken_logits: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """PPO's clipped surrogate with an entropy bonus, for categorical policies.
+    """:func:`clipped_surrogate` for categorical policies.
 
-    Shapes: ``logits`` [..., M, A], the rest [..., M]; the advantage is normalised over M.
-    ``ratio_mode="logprob"`` (default) uses exp(log pi(a|s) - log pi_old(a|s)); ``"raw_logits"``
-    reproduces the authors' defect, exp(logit(a) - old logit(a)), for an ablation.
-    Returns the loss (mean over everything) and detached statistics.
+    Shapes: ``logits`` [..., M, A], the rest [..., M]. ``ratio_mode="logprob"`` (default) uses
+    exp(log pi(a|s) - log pi_old(a|s)); ``"raw_logits"`` reproduces the authors' defect,
+    exp(logit(a) - old logit(a)), for an ablation.
     """
     logp_all = F.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
@@ -127,17 +154,5 @@ def ppo_policy_loss(logits: torch.Tensor, actions: torch.Tensor, old_logp: torch
         log_ratio = logits.gather(-1, actions.unsqueeze(-1)).squeeze(-1) - old_taken_logits
     else:
         raise ValueError(f"unknown ratio_mode {ratio_mode!r} (known: logprob, raw_logits)")
-    ratio = log_ratio.exp()
-    if norm_adv:
-        advantages = (advantages - advantages.mean(-1, keepdim=True)) / (advantages.std(-1, keepdim=True) + 1e-8)
-    pg_loss = torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
-    entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
-    loss = pg_loss - ent_coef * entropy
-    with torch.no_grad():
-        stats = {
-            "pg_loss": pg_loss.detach(),
-            "entropy": entropy.detach(),
-            "approx_kl": ((ratio - 1) - log_ratio).mean(),
-            "clipfrac": ((ratio - 1).abs() > clip_coef).float().mean(),
-        }
-    return loss, stats
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return clipped_surrogate(log_ratio, advantages, entropy, clip_coef=clip_coef, ent_coef=ent_coef, norm_adv=norm_adv)

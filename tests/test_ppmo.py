@@ -184,7 +184,7 @@ def test_existing_output_is_not_overwritten_without_resume_or_force(tmp_path):
 def test_ppmo_config_rejects_bad_sizes():
     with pytest.raises(ValueError, match="size must be a positive integer"):
         PPMOConfig(size=0)
-    with pytest.raises(ValueError, match="no batched tensor environment for 'Nope-v1'"):
+    with pytest.raises(ValueError, match="unknown environment 'Nope-v1'"):
         PPMO(PPMOConfig(env_id="Nope-v1", env_kwargs={}))
     with pytest.raises(ValueError, match="dof must be a positive integer"):
         PPMO(PPMOConfig(env_kwargs={"dof": 0}))

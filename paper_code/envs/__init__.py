@@ -7,6 +7,7 @@ from typing import Any
 import gymnasium as gym
 
 from .cartpole import BatchedNDCartPole, BatchedStep, NDCartPoleEnv, validate_dof
+from .gym_vector import MUJOCO_TASKS, GymVectorEnv
 
 ND_CARTPOLE_ID = "paper_code/NDCartPole-v0"
 
@@ -38,7 +39,19 @@ def make_batched(env_id: str, num_envs: int, **kwargs: Any) -> BatchedNDCartPole
     return _BATCHED[env_id](num_envs, **kwargs)
 
 
+def make_env(env_id: str, num_envs: int, **kwargs: Any) -> BatchedNDCartPole | GymVectorEnv:
+    """``num_envs`` copies of ``env_id`` behind the batched interface: the tensor environment if
+    there is one, else a gymnasium ``SyncVectorEnv`` (:class:`GymVectorEnv`; MuJoCo)."""
+    if has_batched(env_id):
+        return make_batched(env_id, num_envs, **kwargs)
+    kwargs.pop("force_torch", None)
+    return GymVectorEnv(env_id, num_envs, **kwargs)
+
+
 __all__ = [
+    "MUJOCO_TASKS",
+    "GymVectorEnv",
+    "make_env",
     "ND_CARTPOLE_ID",
     "BatchedNDCartPole",
     "BatchedStep",

@@ -158,6 +158,8 @@ class BatchedNDCartPole:
         self.c = constants
         self.observation_size = 4 * self.dof
         self.num_actions = 2 * self.dof
+        self.continuous = False
+        self.return_cap = float(self.max_episode_steps)  # reward 1 per step
         # action a -> force on each axis: +force_mag on axis a // 2 if a is odd, -force_mag if even
         axis, direction = push(torch.arange(self.num_actions, device=self.device))
         self._force_table = (torch.arange(self.dof, device=self.device) == axis[:, None]) * (

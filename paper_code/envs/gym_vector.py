@@ -1,0 +1,116 @@
+"""Gymnasium environments without a tensor face (MuJoCo), stepped as one ``SyncVectorEnv``
+behind the interface of :class:`~paper_code.envs.cartpole.BatchedNDCartPole`.
+
+Torch tensors in and out, same-step auto-reset (``final_obs`` holds the last observation of an
+episode that just ended), episode returns and lengths tracked here. Continuous actions are
+clipped to the action space's bounds when sent to the environment, and only then: the policy's
+own (unclipped) samples are what PPO's log-probabilities are computed on.
+``SyncVectorEnv``, not ``AsyncVectorEnv``: on 2 cores the subprocesses cost more than they save.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from .cartpole import BatchedStep
+
+#: the gymnasium MuJoCo v5 tasks (notebook 02)
+MUJOCO_TASKS = (
+    "Ant-v5", "HalfCheetah-v5", "Hopper-v5", "Humanoid-v5", "HumanoidStandup-v5", "InvertedPendulum-v5",
+    "InvertedDoublePendulum-v5", "Pusher-v5", "Reacher-v5", "Swimmer-v5", "Walker2d-v5",
+)
+
+
+class GymVectorEnv:
+    """``num_envs`` copies of a gymnasium environment with 1-D observations.
+
+    ``num_actions`` is the number of discrete actions or, for a continuous (Box) action space,
+    the action dimension; ``continuous`` tells which. ``return_cap`` is None (no maximum return).
+    """
+
+    return_cap = None
+
+    def __init__(self, env_id: str, num_envs: int, *, device: torch.device | str = "cpu", seed: int | None = None,
+                 check_actions: bool = False, dtype: torch.dtype = torch.float32, **env_kwargs: Any) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        try:
+            spec = gym.spec(env_id)
+        except gym.error.Error as e:
+            raise ValueError(f"unknown environment {env_id!r} ({e})") from None
+        self.env_id = env_id
+        self.env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
+                                vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}, **env_kwargs)
+        obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
+        if len(obs_space.shape) != 1:
+            self.env.close()
+            raise ValueError(f"{env_id}: only 1-D observations are supported, got shape {obs_space.shape}")
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.observation_size = int(obs_space.shape[0])
+        if isinstance(act_space, gym.spaces.Box):
+            self.continuous = True
+            self.num_actions = int(act_space.shape[0])
+            self.action_low = act_space.low.astype(np.float64)
+            self.action_high = act_space.high.astype(np.float64)
+        elif isinstance(act_space, gym.spaces.Discrete):
+            self.continuous = False
+            self.num_actions = int(act_space.n)
+        else:
+            self.env.close()
+            raise ValueError(f"{env_id}: unsupported action space {act_space}")
+        self.max_episode_steps = int(spec.max_episode_steps or 1000)
+        self.check_actions = check_actions
+        self._seed = seed
+        self.returns = np.zeros(num_envs)
+        self.lengths = np.zeros(num_envs, dtype=np.int64)
+
+    def _tensor(self, x: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return torch.as_tensor(x, dtype=dtype or self.dtype, device=self.device)
+
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        """Reset every env (``seed``, else the constructor's, seeds env i with seed + i)."""
+        obs, _ = self.env.reset(seed=self._seed if seed is None else seed)
+        self.returns[:] = 0
+        self.lengths[:] = 0
+        return self._tensor(obs)
+
+    def step(self, actions: torch.Tensor) -> BatchedStep:
+        a = actions.detach().cpu().numpy()
+        if self.continuous:
+            if self.check_actions and a.shape != (self.num_envs, self.num_actions):
+                raise ValueError(f"actions must have shape {(self.num_envs, self.num_actions)}, got {a.shape}")
+            a = np.clip(a, self.action_low, self.action_high)
+        elif self.check_actions and (a.shape != (self.num_envs,) or a.min() < 0 or a.max() >= self.num_actions):
+            raise ValueError(f"actions must be [{self.num_envs}] integers in [0, {self.num_actions})")
+        obs, reward, terminated, truncated, info = self.env.step(a)
+        self.returns += reward
+        self.lengths += 1
+        done = terminated | truncated
+        final_obs = obs
+        ep_return, ep_length = self.returns.copy(), self.lengths.copy()
+        if done.any():
+            final_obs = obs.copy()
+            idx = np.flatnonzero(info["_final_obs"])
+            final_obs[idx] = np.stack(info["final_obs"][idx])
+            self.returns[done] = 0
+            self.lengths[done] = 0
+        return BatchedStep(
+            obs=self._tensor(obs), reward=self._tensor(reward), terminated=self._tensor(terminated, torch.bool),
+            truncated=self._tensor(truncated, torch.bool), final_obs=self._tensor(final_obs),
+            episode_return=self._tensor(ep_return), episode_length=self._tensor(ep_length, torch.long),
+        )
+
+    def close(self) -> None:
+        self.env.close()
+
+    def __del__(self) -> None:
+        try:
+            self.env.close()
+        except Exception:  # noqa: BLE001  (interpreter shutdown)
+            pass
