@@ -57,6 +57,17 @@ def test_notebook_runs_at_quick_scale(name, quick_dir):
             assert (cart / f).stat().st_size > 0, f
         assert json.loads((tmp_path / "metrics" / "cartpole.json").read_text())["scale"] == "quick"
 
+    if name == "02_mujoco":
+        report = tmp_path / "mujoco" / "report"
+        table = pd.read_csv(report / "table.csv")
+        assert len(table) == 11 and (table["B"] == 64).all() and set(table["scale"]) == {"quick"}
+        for task in table["task"]:
+            ds = DistilledDataset.load(tmp_path / "mujoco" / "datasets" / f"{task}_b64.safetensors")
+            assert ds.label_kind == "gaussian_mse" and ds.normalization is not None
+        for f in ["table.md", "learning_curves.png", "state_dependence.png", "state_dependence.csv"]:
+            assert (report / f).stat().st_size > 0, f
+        metrics = json.loads((tmp_path / "metrics" / "mujoco.json").read_text())
+        assert set(metrics) == set(table["task"])
     if name == "04_architecture_generalization":
         arch = pd.read_csv(tmp_path / "cartpole" / "architectures" / "architectures.csv")
         assert sorted(arch["N"].unique()) == [1, 2, 3, 4, 5]
