@@ -20,6 +20,11 @@ MSE(means) + MSE(log_std). Observation normalisation (optional): metadata ``norm
 [obs]; the states are then in normalised space and a policy sees
 ``clip((obs - obs_mean) / sqrt(obs_var + eps), -c, c)``: the statistics are frozen into the file,
 so a dataset works on its own.
+
+Nature-CNN learners (Atari): ``states`` are frames [B, 4, 84, 84] on the learners' [0, 1] scale
+(observations are uint8 and divided by 255); a learner split at level l > 0 comes with its
+persistent encoder, tensors ``encoder.c0.weight`` .. ``encoder.c{l-1}.bias``: a learner sees
+``encoder(x)`` for the states and for real observations alike.
 """
 
 from __future__ import annotations
@@ -92,6 +97,11 @@ class DistilledDataset:
             if ls is None or tuple(ls.shape) != (self.labels.shape[1],):
                 raise DatasetError(f"a gaussian_mse dataset needs a log_std tensor of shape ({self.labels.shape[1]},), "
                                    f"got {None if ls is None else tuple(ls.shape)}")
+        if self.learner.kind == "nature_cnn":
+            want = {f"c{i}.{p}" for i in range(self.learner.split) for p in ("weight", "bias")}
+            if set(self.encoder) != want:
+                raise DatasetError(f"a Nature-CNN learner split at {self.learner.split} needs encoder tensors "
+                                   f"{sorted('encoder.' + k for k in want)}, got {sorted('encoder.' + k for k in self.encoder)}")
         if self.normalization is not None:
             if not isinstance(self.normalization, dict) or self.normalization.get("kind") != "running_mean_std":
                 raise DatasetError(f"unknown normalization {self.normalization!r}")
@@ -104,12 +114,28 @@ class DistilledDataset:
                 raise DatasetError("obs_var must be non-negative")
 
     @property
+    def encoder(self) -> dict[str, torch.Tensor]:
+        """The persistent encoder of a split Nature-CNN learner (empty otherwise)."""
+        return {k[len("encoder."):]: v for k, v in self.extra.items() if k.startswith("encoder.")}
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the learner sees of (normalised) inputs ``x``: the encoder's output, or ``x``."""
+        enc = self.encoder
+        if not enc:
+            return x
+        from .learners import cnn_forward
+
+        return cnn_forward({k: v.to(x.device) for k, v in enc.items()}, x)
+
+    @property
     def log_std(self) -> torch.Tensor | None:
         """The target log-std of a Gaussian learner (None for categorical datasets)."""
         return self.extra.get("log_std")
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        """Real observations as the learners trained on this dataset see them."""
+        """Real observations as the learners trained on this dataset see them (before the encoder)."""
+        if obs.dtype == torch.uint8:
+            obs = obs.float() / 255
         if self.normalization is None:
             return obs
         from .policies import normalize_obs

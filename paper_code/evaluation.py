@@ -19,11 +19,12 @@ Policy = Callable[[torch.Tensor], torch.Tensor]
 
 @torch.no_grad()
 def first_episode_returns(env: BatchedNDCartPole | GymVectorEnv, policy: Policy, *, seed: int | None = None,
-                          check_every: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+                          check_every: int = 32, on_step: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run every environment of ``env`` until its first episode ends.
 
     Returns ``(returns, lengths)``, each ``[B]``: one episode per environment, all stepped
     together. The loop checks for completion only every ``check_every`` steps (one host sync).
+    ``on_step(step)`` (optional) sees every :class:`~paper_code.envs.BatchedStep`.
     """
     obs = env.reset(seed=seed)
     B = env.num_envs
@@ -32,6 +33,8 @@ def first_episode_returns(env: BatchedNDCartPole | GymVectorEnv, policy: Policy,
     finished = torch.zeros(B, device=env.device, dtype=torch.bool)
     for t in range(env.max_episode_steps):
         out = env.step(policy(obs))
+        if on_step is not None:
+            on_step(out)
         obs = out.obs
         ended = (out.terminated | out.truncated) & ~finished
         returns = torch.where(ended, out.episode_return, returns)
@@ -109,7 +112,7 @@ def learner_policy(params: dict[str, torch.Tensor], learners: int, activation: s
 
     def act(obs: torch.Tensor) -> torch.Tensor:
         x = normalize(obs) if normalize is not None else obs
-        out = batched_forward(params, x.view(learners, -1, x.shape[-1]), activation)  # [L, E, A]
+        out = batched_forward(params, x.view(learners, -1, *x.shape[1:]), activation)  # [L, E, A]
         if greedy:
             a = dist.greedy(out)
         elif policy == "categorical":
@@ -121,17 +124,21 @@ def learner_policy(params: dict[str, torch.Tensor], learners: int, activation: s
     return act
 
 
-def trained_learners(dataset: "DistilledDataset", learners: int, *, observation_size: int, num_actions: int,
+def trained_learners(dataset: "DistilledDataset", learners: int, *, observation_shape: tuple[int, ...], num_actions: int,
                      generator: torch.Generator, device: str = "cpu", steps: int = 1, learner: LearnerSpec | None = None,
                      lr: float | None = None) -> dict[str, torch.Tensor]:
     """``learners`` fresh initialisations (stacked) trained ``steps`` SGD steps on the dataset."""
     from .inner import inner_step_batch
+    from .learners import learner_input
 
     spec = learner or dataset.learner
     if learner is not None and learner.policy != dataset.learner.policy:
         raise ValueError(f"a {learner.policy} learner cannot be trained on a {dataset.learner.policy} dataset")
-    params = init_params_batch(spec, observation_size, num_actions, learners, generator, device=device)
-    x, y = dataset.states.to(device), dataset.labels.to(device)
+    if learner is not None and learner.kind != dataset.learner.kind:
+        raise ValueError(f"a {learner.kind} learner cannot be trained on a {dataset.learner.kind} dataset")
+    params = init_params_batch(spec, learner_input(spec, tuple(observation_shape)), num_actions, learners, generator,
+                               device=device)
+    x, y = dataset.features(dataset.states.to(device)), dataset.labels.to(device)
     log_std = dataset.log_std.to(device) if dataset.log_std is not None else None
     step_lr = torch.tensor(float(dataset.lr) if lr is None else lr, device=device)
     for _ in range(steps):
@@ -158,12 +165,12 @@ def evaluate_dataset(dataset: "DistilledDataset", *, learners: int = 50, episode
     if env is None or env.num_envs != learners * episodes:
         env = make_env(dataset.env_id, learners * episodes, device=device, seed=seed, check_actions=False,
                        **dataset.env_kwargs)
-    dataset.check_env((env.observation_size,), env.num_actions)
+    dataset.check_env(env.observation_shape, env.num_actions)
     g = torch.Generator(device=device)
     g.manual_seed(seed)
-    params = trained_learners(dataset, learners, observation_size=env.observation_size, num_actions=env.num_actions,
+    params = trained_learners(dataset, learners, observation_shape=env.observation_shape, num_actions=env.num_actions,
                               generator=g, device=device, steps=steps, learner=learner, lr=lr)
     policy = learner_policy(params, learners, spec.activation, greedy=greedy, generator=g, policy=spec.policy,
-                            normalize=dataset.normalize)
+                            normalize=lambda obs: dataset.features(dataset.normalize(obs)))
     returns, _ = first_episode_returns(env, policy, seed=seed)
     return DatasetEvaluation(returns.view(learners, episodes).cpu(), greedy, env.return_cap)

@@ -25,11 +25,22 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 INITS = ("orthogonal", "xavier_normal", "torch_default")
 POLICIES = ("categorical", "gaussian")
+KINDS = ("mlp", "nature_cnn")
+#: the Nature-CNN's layers: (kind, out channels/features, kernel, stride); the last layer's size is
+#: the number of outputs
+NATURE_CNN: tuple[tuple[str, int, int, int], ...] = (
+    ("conv", 32, 8, 4), ("conv", 64, 4, 2), ("conv", 64, 3, 1), ("linear", 512, 0, 0), ("linear", 0, 0, 0),
+)
 
 
 @dataclass(frozen=True)
 class LearnerSpec:
-    """An MLP ``obs -> hidden... -> out``.
+    """An MLP ``obs -> hidden... -> out`` (``kind="mlp"``) or the Nature-CNN (``kind="nature_cnn"``).
+
+    The Nature-CNN (Mnih et al. 2015) is conv 32@8x8/4, conv 64@4x4/2, conv 64@3x3/1, FC 512,
+    output, with ReLU; its layers are ``c0`` .. ``c4``. ``split`` = l in 0..4: the first l layers
+    form a persistent **encoder** (part of the distilled artifact) and the learner is layers l..4
+    (l = 0: the whole network). ``hidden`` is not used by the Nature-CNN.
 
     ``init``: ``orthogonal`` (gain ``hidden_gain`` on hidden layers and ``output_gain`` on the
     output layer, zero biases: the paper's learner), ``xavier_normal`` (zero biases) or
@@ -48,11 +59,16 @@ class LearnerSpec:
     kind: str = field(default="mlp")
     policy: str = "categorical"
     init_log_std: float = 0.0
+    split: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        if self.kind != "mlp":
-            raise ValueError(f"unknown learner kind {self.kind!r} (known: mlp)")
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown learner kind {self.kind!r} (known: {', '.join(KINDS)})")
+        if self.kind == "mlp" and self.split != 0:
+            raise ValueError("split applies to the Nature-CNN only")
+        if not 0 <= self.split < len(NATURE_CNN):
+            raise ValueError(f"split must be in 0..{len(NATURE_CNN) - 1}, got {self.split}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r} (known: {', '.join(ACTIVATIONS)})")
         if self.init not in INITS:
@@ -83,9 +99,62 @@ def layer_sizes(spec: LearnerSpec, in_size: int, out_size: int) -> list[tuple[in
     return list(zip(sizes[:-1], sizes[1:]))
 
 
-def init_params(spec: LearnerSpec, in_size: int, out_size: int, generator: torch.Generator | None = None,
+def cnn_shapes(in_shape: tuple[int, ...], out_size: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """(weight shape, input shape) of every Nature-CNN layer for observations ``in_shape`` (C, H, W)."""
+    shapes, (c, h, w) = [], in_shape
+    flat = None
+    for i, (kind, n, k, s) in enumerate(NATURE_CNN):
+        n = out_size if i == len(NATURE_CNN) - 1 else n
+        if kind == "conv":
+            shapes.append(((n, c, k, k), (c, h, w)))
+            c, h, w = n, (h - k) // s + 1, (w - k) // s + 1
+            if h < 1 or w < 1:
+                raise ValueError(f"observations of shape {in_shape} are too small for the Nature-CNN")
+        else:
+            fan_in = flat if flat is not None else c * h * w
+            shapes.append(((n, fan_in), (fan_in,)))
+            flat = n
+    return shapes
+
+
+def init_cnn_layers(layers: range, in_shape: tuple[int, ...], out_size: int, *, hidden_gain: float, output_gain: float,
+                    generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
+                    device: torch.device | str = "cpu") -> Params:
+    """Orthogonally initialised Nature-CNN layers ``layers`` (``c{i}.weight``/``c{i}.bias``)."""
+    shapes = cnn_shapes(tuple(in_shape), out_size)
+    params: Params = {}
+    for i in layers:
+        w = torch.empty(shapes[i][0], dtype=dtype, device=device)
+        gain = output_gain if i == len(NATURE_CNN) - 1 else hidden_gain
+        torch.nn.init.orthogonal_(w, gain=gain, generator=generator)
+        params[f"c{i}.weight"] = w
+        params[f"c{i}.bias"] = torch.zeros(w.shape[0], dtype=dtype, device=device)
+    return params
+
+
+def init_encoder(spec: LearnerSpec, in_shape: tuple[int, ...], generator: torch.Generator | None = None,
+                 **kw) -> Params:
+    """The persistent encoder of a split Nature-CNN: layers 0 .. split - 1 (empty for split 0)."""
+    if spec.kind != "nature_cnn":
+        return {}
+    return init_cnn_layers(range(spec.split), in_shape, 1, hidden_gain=spec.hidden_gain, output_gain=spec.output_gain,
+                           generator=generator, **kw)
+
+
+def learner_input(spec: LearnerSpec, observation_shape: tuple[int, ...]) -> int | tuple[int, ...]:
+    """What :func:`init_params` takes as ``in_size``: the observation size for an MLP, the
+    observation shape for the Nature-CNN."""
+    return tuple(observation_shape) if spec.kind == "nature_cnn" else int(observation_shape[0])
+
+
+def init_params(spec: LearnerSpec, in_size: int | tuple[int, ...], out_size: int, generator: torch.Generator | None = None,
                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> Params:
-    """Draw one learner's parameters."""
+    """Draw one learner's parameters (``in_size``: the observation shape for the Nature-CNN)."""
+    if spec.kind == "nature_cnn":
+        if spec.init != "orthogonal":
+            raise ValueError("the Nature-CNN learner uses orthogonal init")
+        return init_cnn_layers(range(spec.split, len(NATURE_CNN)), tuple(in_size), out_size, hidden_gain=spec.hidden_gain,
+                               output_gain=spec.output_gain, generator=generator, dtype=dtype, device=device)
     params: Params = {}
     layers = layer_sizes(spec, in_size, out_size)
     for i, (fan_in, fan_out) in enumerate(layers):
@@ -120,8 +189,35 @@ def num_layers(params: Params) -> int:
     return sum(1 for k in params if k.endswith(".weight"))
 
 
+def cnn_forward(params: Params, x: torch.Tensor) -> torch.Tensor:
+    """The Nature-CNN layers present in ``params`` (consecutive ``c{i}``), in order, on ``x``
+    [..., C, H, W] (or [..., features] from layer 3 on); ReLU after every layer but the output."""
+    idx = sorted(int(k[1:].split(".")[0]) for k in params if k.endswith(".weight"))
+    h = x
+    for i in idx:
+        w, b = params[f"c{i}.weight"], params[f"c{i}.bias"]
+        if w.ndim == 4:
+            lead = h.shape[:-3]
+            h = F.conv2d(h.reshape(-1, *h.shape[-3:]), w, b, stride=NATURE_CNN[i][3])
+            h = h.reshape(*lead, *h.shape[1:])
+        else:
+            if h.shape[-1] != w.shape[1]:  # conv features [..., C, H, W] -> flat
+                h = h.flatten(-3)
+            h = F.linear(h, w, b)
+        if i < len(NATURE_CNN) - 1:
+            h = F.relu(h)
+    return h
+
+
+def is_cnn(params: Params) -> bool:
+    return any(k.startswith("c") for k in params)
+
+
 def forward(params: Params, x: torch.Tensor, activation: str = "tanh") -> torch.Tensor:
-    """The MLP on inputs ``[..., in]``; the number of layers is read off ``params``."""
+    """The learner on inputs ``[..., in]``: an MLP (the number of layers is read off ``params``)
+    or Nature-CNN layers (``c{i}`` keys; ``activation`` is then ReLU by construction)."""
+    if is_cnn(params):
+        return cnn_forward(params, x)
     act = ACTIVATIONS[activation]
     n = num_layers(params)
     h = x
@@ -136,6 +232,8 @@ def batched_forward(params: Params, x: torch.Tensor, activation: str = "tanh") -
     """``K`` learners (params with leading dim K) on inputs ``[K, n, in]`` -> ``[K, n, out]``."""
     if x.shape[0] == 1:  # one learner: plain linear layers (fewer operations)
         return forward({k: v[0] for k, v in params.items()}, x[0], activation).unsqueeze(0)
+    if is_cnn(params):
+        return torch.stack([cnn_forward({k: v[i] for k, v in params.items()}, x[i]) for i in range(x.shape[0])])
     act = ACTIVATIONS[activation]
     n = num_layers(params)
     h = x

@@ -146,9 +146,9 @@ def state_dependence(ds: DistilledDataset, *, learners: int, episodes: int, seed
 
     One row per learner: ``learner``, ``return``, ``constant return``, ``action std``."""
     env = make_env(ds.env_id, learners * episodes, seed=seed, **ds.env_kwargs)
-    ds.check_env((env.observation_size,), env.num_actions)
+    ds.check_env(env.observation_shape, env.num_actions)
     g = torch.Generator().manual_seed(seed)
-    params = trained_learners(ds, learners, observation_size=env.observation_size, num_actions=env.num_actions, generator=g)
+    params = trained_learners(ds, learners, observation_shape=env.observation_shape, num_actions=env.num_actions, generator=g)
     act = learner_policy(params, learners, ds.learner.activation, greedy=False, generator=g, policy=ds.learner.policy,
                          normalize=ds.normalize)
     mean_fn = learner_policy(params, learners, ds.learner.activation, greedy=True, generator=None,
@@ -194,7 +194,7 @@ def render_frames(ds: DistilledDataset, *, frames: int = 6, every: int = 25, see
     env = gym.make(ds.env_id, render_mode="rgb_array", height=size[0], width=size[1], **ds.env_kwargs)
     g = torch.Generator().manual_seed(seed)
     obs_size, num_actions = env.observation_space.shape[0], env.action_space.shape[0]
-    params = trained_learners(ds, 1, observation_size=obs_size, num_actions=num_actions, generator=g)
+    params = trained_learners(ds, 1, observation_shape=(obs_size,), num_actions=num_actions, generator=g)
     policy = learner_policy(params, 1, ds.learner.activation, greedy=True, generator=None, policy=ds.learner.policy,
                             normalize=ds.normalize)
     obs, _ = env.reset(seed=seed)

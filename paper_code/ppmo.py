@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from .dataset import DistilledDataset, git_revision
 from .envs import make_env
 from .inner import inner_step_batch
-from .learners import PAPER_LEARNER, LearnerSpec, batched_forward, forward, init_params, init_params_batch
+from .learners import (PAPER_LEARNER, LearnerSpec, batched_forward, cnn_forward, forward, init_encoder, init_params,
+                       init_params_batch, learner_input)
 from .policies import NORM_CLIP, NORM_EPS, RunningMeanStd, head, normalize_obs, scale_rewards
 from .reporting import atomic_path
 from .rl import RLSettings, bootstrap_values, clipped_surrogate, episode_stats, gae, ppo_policy_loss, rollout
@@ -132,6 +133,11 @@ class PPMO:
         K, E = cfg.inits_per_epoch, cfg.num_envs
         self.env = make_env(cfg.env_id, K * E, device=dev, seed=cfg.seed, check_actions=False, **cfg.env_kwargs)
         self.obs_size, self.num_actions = self.env.observation_size, self.env.num_actions
+        self.obs_shape = tuple(self.env.observation_shape)
+        self.cnn = cfg.learner.kind == "nature_cnn"
+        if self.cnn and cfg.inits_per_epoch != 1:
+            raise ValueError("the Nature-CNN learner supports inits_per_epoch = 1 only")
+        self.in_size = learner_input(cfg.learner, self.obs_shape)
         self.gaussian = cfg.learner.policy == "gaussian"
         if self.gaussian != self.env.continuous:
             kind = "continuous" if self.env.continuous else "discrete"
@@ -145,10 +151,16 @@ class PPMO:
         g_data = _generator(cfg.seed * 10 + 4, dev)
         g_critic = _generator(cfg.seed * 10 + 5, dev)
         # the dataset: states and labels from N(0, 1), lr in log space (positive, no clamp)
-        self.states = torch.randn(cfg.size, self.obs_size, generator=g_data, device=dev).requires_grad_()
+        if self.cnn:  # images: synthetic frames in observation space, scaled to [0, 1]
+            self.states = torch.rand(cfg.size, *self.obs_shape, generator=g_data, device=dev).requires_grad_()
+        else:
+            self.states = torch.randn(cfg.size, self.obs_size, generator=g_data, device=dev).requires_grad_()
         self.labels = torch.randn(cfg.size, self.num_actions, generator=g_data, device=dev).requires_grad_()
         self.log_lr = torch.tensor(math.log(cfg.init_inner_lr), device=dev).requires_grad_()
         self.data_params = [self.states, self.labels, self.log_lr]
+        # a split Nature-CNN's persistent encoder: trained with the dataset, part of the artifact
+        self.encoder = {k: v.requires_grad_() for k, v in init_encoder(cfg.learner, self.obs_shape, g_data, device=dev).items()}
+        self.data_params += list(self.encoder.values())
         # a Gaussian learner's log-std target (starts at the learner's init: no change in one step)
         self.log_std_target = None
         if self.gaussian:
@@ -160,8 +172,12 @@ class PPMO:
         self.obs_rms = RunningMeanStd((self.obs_size,), dev) if cfg.normalize_obs else None
         self.ret_rms = RunningMeanStd((), dev) if cfg.normalize_reward else None
         self.ret_acc = torch.zeros(K * E, device=dev)
-        critic_spec = LearnerSpec(hidden=tuple(cfg.critic_hidden), activation="tanh", output_gain=1.0)
-        self.critic = {k: v.requires_grad_() for k, v in init_params(critic_spec, self.obs_size, 1, g_critic, device=dev).items()}
+        if self.cnn:  # a separate Nature-CNN
+            critic_spec = LearnerSpec(kind="nature_cnn", activation="relu", output_gain=1.0)
+        else:
+            critic_spec = LearnerSpec(hidden=tuple(cfg.critic_hidden), activation="tanh", output_gain=1.0)
+        self.critic = {k: v.requires_grad_() for k, v in init_params(critic_spec, learner_input(critic_spec, self.obs_shape),
+                                                                    1, g_critic, device=dev).items()}
         self.critic_opt = torch.optim.Adam(list(self.critic.values()), lr=cfg.critic_lr, eps=cfg.adam_eps,
                                            fused=self.env.device.type == "cpu")
         self.obs = self.env.reset(seed=cfg.seed)
@@ -179,8 +195,15 @@ class PPMO:
     def lr(self) -> torch.Tensor:
         return self.log_lr.exp()
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The learner's input: the encoder's features of (normalised) observations, or ``x``."""
+        return cnn_forward(self.encoder, x) if self.encoder else x
+
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        """Observations as the learner and the critic see them (raw without ``normalize_obs``)."""
+        """Observations as the learner and the critic see them (raw without ``normalize_obs``;
+        uint8 frames scaled to [0, 1])."""
+        if obs.dtype == torch.uint8:
+            obs = obs.float().div_(255)
         if self.obs_rms is None:
             return obs
         return normalize_obs(obs, self.obs_rms.mean, self.obs_rms.var)
@@ -194,6 +217,8 @@ class PPMO:
         extra, normalization = {}, None
         if self.gaussian:
             extra["log_std"] = self.log_std_target.detach().clone()
+        for k, v in self.encoder.items():
+            extra[f"encoder.{k}"] = v.detach().clone()
         if self.obs_rms is not None:
             extra["obs_mean"] = self.obs_rms.mean.float().clone()
             extra["obs_var"] = self.obs_rms.var.float().clone()
@@ -226,7 +251,7 @@ class PPMO:
             log_std = single.get("log_std")
 
             def out_fn(obs: torch.Tensor) -> torch.Tensor:
-                return forward(single, self.normalize(obs), act_fn)
+                return forward(single, self.features(self.normalize(obs)), act_fn)
         else:
             if self.gaussian:
                 log_std = theta1["log_std"].repeat_interleave(E, 0)  # [K * E, A]
@@ -241,16 +266,17 @@ class PPMO:
     def meta_epoch_step(self) -> dict[str, float]:
         """One meta-epoch (rollout + PPO updates of the dataset and the critic)."""
         cfg = self.cfg
-        K, E, T, D, A = cfg.inits_per_epoch, cfg.num_envs, cfg.num_steps, self.obs_size, self.num_actions
+        K, E, T, A = cfg.inits_per_epoch, cfg.num_envs, cfg.num_steps, self.num_actions
         spec = self._draw_learner()
         act_fn = spec.activation
-        theta0 = init_params_batch(spec, D, A, K, self.g_init, device=cfg.device)
+        theta0 = init_params_batch(spec, self.in_size, A, K, self.g_init, device=cfg.device)
         with torch.no_grad():
-            theta1 = inner_step_batch(theta0, self.states, self.labels, self.lr, act_fn, self.log_std_target)
+            theta1 = inner_step_batch(theta0, self.features(self.states), self.labels, self.lr, act_fn, self.log_std_target)
         roll = self._rollout(theta1, act_fn)
 
         with torch.no_grad():
-            norm_obs = self.normalize(roll["obs"])  # the statistics stay fixed until the end of the meta-epoch
+            # observation statistics stay fixed until the end of the meta-epoch; observations are
+            # normalised per minibatch below (Atari frames stay uint8 until then)
             values, next_values = bootstrap_values(lambda o: self.value(self.normalize(o)), roll)  # [T, KE]
             rewards = roll["rewards"]
             if self.ret_rms is not None:
@@ -262,7 +288,7 @@ class PPMO:
             def per_learner(x: torch.Tensor) -> torch.Tensor:
                 return x.view(T, K, E, *x.shape[2:]).transpose(0, 1).reshape(K, T * E, *x.shape[2:])
 
-            b_obs, b_act = per_learner(norm_obs), per_learner(roll["actions"])
+            b_obs, b_act = per_learner(roll["obs"]), per_learner(roll["actions"])
             b_adv, b_ret = per_learner(adv), per_learner(returns)
             old_out = per_learner(roll["out"])  # the acting policy's outputs, kept from the rollout
             if self.gaussian:
@@ -280,8 +306,9 @@ class PPMO:
             shuffled = [t[:, perm] for t in (b_obs, b_act, old_logp, b_adv, b_ret, old_taken)]
             for start in range(0, n, cfg.minibatch_size):
                 mb_obs, mb_act, mb_logp, mb_adv, mb_ret, mb_taken = (t[:, start:start + cfg.minibatch_size] for t in shuffled)
-                theta1 = inner_step_batch(theta0, self.states, self.labels, self.lr, act_fn, self.log_std_target)
-                out = batched_forward(theta1, mb_obs, act_fn)
+                mb_obs = self.normalize(mb_obs)
+                theta1 = inner_step_batch(theta0, self.features(self.states), self.labels, self.lr, act_fn, self.log_std_target)
+                out = batched_forward(theta1, self.features(mb_obs), act_fn)
                 if self.gaussian:
                     log_std = theta1["log_std"][:, None, :]
                     loss, st = clipped_surrogate(
@@ -360,6 +387,8 @@ class PPMO:
         extra: dict[str, Any] = {}
         if self.log_std_target is not None:
             extra["log_std_target"] = self.log_std_target.detach()
+        if self.encoder:
+            extra["encoder"] = {k: v.detach() for k, v in self.encoder.items()}
         if self.obs_rms is not None:
             extra["obs_rms"] = self.obs_rms.state_dict()
         if self.ret_rms is not None:
@@ -390,6 +419,8 @@ class PPMO:
             self.log_lr.copy_(sd["log_lr"])
             if self.log_std_target is not None:
                 self.log_std_target.copy_(sd["log_std_target"])
+            for k, v in self.encoder.items():
+                v.copy_(sd["encoder"][k])
             for k, v in self.critic.items():
                 v.copy_(sd["critic"][k])
         if self.obs_rms is not None:

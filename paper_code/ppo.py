@@ -151,7 +151,7 @@ def _cache_key(cfg: PPOConfig, total_env_steps: int) -> str:
     for k, default in (("normalize_obs", False), ("normalize_reward", False)):
         if d[k] == default:
             d.pop(k)
-    for k, default in (("policy", "categorical"), ("init_log_std", 0.0)):
+    for k, default in (("policy", "categorical"), ("init_log_std", 0.0), ("split", 0)):
         if d["learner"][k] == default:
             d["learner"].pop(k)
     return json.dumps({"config": d, "total_env_steps": int(total_env_steps)}, sort_keys=True, default=list)

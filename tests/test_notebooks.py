@@ -68,6 +68,18 @@ def test_notebook_runs_at_quick_scale(name, quick_dir):
             assert (report / f).stat().st_size > 0, f
         metrics = json.loads((tmp_path / "metrics" / "mujoco.json").read_text())
         assert set(metrics) == set(table["task"])
+    if name == "03_atari":
+        report = tmp_path / "atari" / "report"
+        table = pd.read_csv(report / "table.csv")
+        assert len(table) == 5 * 5 and set(table["l"]) == {0, 1, 2, 3, 4}
+        assert set(table["game"]) == {"Pong", "Breakout", "SpaceInvaders", "MsPacman", "Centipede"}
+        for _, r in table.iterrows():
+            ds = DistilledDataset.load(tmp_path / "atari" / "datasets" / f"{r.game}_l{r.l}_b{r.B}.safetensors")
+            assert len(ds.encoder) == 2 * r.l and ds.states.shape[1:] == (4, 84, 84)
+        hist = pd.read_csv(report / "greedy_actions.csv")
+        assert hist.groupby(["game", "l"])["share"].sum().round(6).eq(1).all()
+        for f in ["table.md", "greedy_actions.png", "constant_actions.csv"]:
+            assert (report / f).stat().st_size > 0, f
     if name == "04_architecture_generalization":
         arch = pd.read_csv(tmp_path / "cartpole" / "architectures" / "architectures.csv")
         assert sorted(arch["N"].unique()) == [1, 2, 3, 4, 5]

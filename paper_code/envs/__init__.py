@@ -7,6 +7,7 @@ from typing import Any
 import gymnasium as gym
 
 from .cartpole import BatchedNDCartPole, BatchedStep, NDCartPoleEnv, validate_dof
+from .atari import ATARI_GAMES, atari_id, is_atari
 from .gym_vector import MUJOCO_TASKS, GymVectorEnv
 
 ND_CARTPOLE_ID = "paper_code/NDCartPole-v0"
@@ -49,6 +50,9 @@ def make_env(env_id: str, num_envs: int, **kwargs: Any) -> BatchedNDCartPole | G
 
 
 __all__ = [
+    "ATARI_GAMES",
+    "atari_id",
+    "is_atari",
     "MUJOCO_TASKS",
     "GymVectorEnv",
     "make_env",

@@ -158,6 +158,7 @@ class BatchedNDCartPole:
         self.c = constants
         self.observation_size = 4 * self.dof
         self.num_actions = 2 * self.dof
+        self.observation_shape = (self.observation_size,)
         self.continuous = False
         self.return_cap = float(self.max_episode_steps)  # reward 1 per step
         # action a -> force on each axis: +force_mag on axis a // 2 if a is odd, -force_mag if even

@@ -1,4 +1,4 @@
-"""Gymnasium environments without a tensor face (MuJoCo), stepped as one ``SyncVectorEnv``
+"""Gymnasium environments without a tensor face (MuJoCo, Atari), stepped as one ``SyncVectorEnv``
 behind the interface of :class:`~paper_code.envs.cartpole.BatchedNDCartPole`.
 
 Torch tensors in and out, same-step auto-reset (``final_obs`` holds the last observation of an
@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from .atari import ATARI_GAMES, is_atari, make_atari
 from .cartpole import BatchedStep
 
 #: the gymnasium MuJoCo v5 tasks (notebook 02)
@@ -26,10 +27,14 @@ MUJOCO_TASKS = (
 
 
 class GymVectorEnv:
-    """``num_envs`` copies of a gymnasium environment with 1-D observations.
+    """``num_envs`` copies of a gymnasium environment.
 
     ``num_actions`` is the number of discrete actions or, for a continuous (Box) action space,
     the action dimension; ``continuous`` tells which. ``return_cap`` is None (no maximum return).
+    Observations keep their dtype if it is uint8 (Atari frames: 4x less memory in rollouts),
+    else become ``dtype``. ``observation_shape`` is the shape of one observation;
+    ``observation_size`` its first dimension (the size of 1-D observations).
+    Atari ids (``ALE/<Game>-v5``) get the standard preprocessing (:mod:`paper_code.envs.atari`).
     """
 
     return_cap = None
@@ -38,21 +43,25 @@ class GymVectorEnv:
                  check_actions: bool = False, dtype: torch.dtype = torch.float32, **env_kwargs: Any) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-        try:
-            spec = gym.spec(env_id)
-        except gym.error.Error as e:
-            raise ValueError(f"unknown environment {env_id!r} ({e})") from None
+        if is_atari(env_id):
+            self.env = gym.vector.SyncVectorEnv([lambda: make_atari(env_id, **env_kwargs)] * num_envs,
+                                                autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+            spec = self.env.envs[0].spec
+        else:
+            try:
+                spec = gym.spec(env_id)
+            except gym.error.Error as e:
+                raise ValueError(f"unknown environment {env_id!r} ({e})") from None
+            self.env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
+                                    vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}, **env_kwargs)
         self.env_id = env_id
-        self.env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
-                                vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}, **env_kwargs)
         obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
-        if len(obs_space.shape) != 1:
-            self.env.close()
-            raise ValueError(f"{env_id}: only 1-D observations are supported, got shape {obs_space.shape}")
+        self.observation_shape = tuple(int(s) for s in obs_space.shape)
+        self.obs_dtype = torch.uint8 if obs_space.dtype == np.uint8 else dtype
         self.num_envs = num_envs
         self.device = torch.device(device)
         self.dtype = dtype
-        self.observation_size = int(obs_space.shape[0])
+        self.observation_size = self.observation_shape[0]
         if isinstance(act_space, gym.spaces.Box):
             self.continuous = True
             self.num_actions = int(act_space.shape[0])
@@ -64,7 +73,7 @@ class GymVectorEnv:
         else:
             self.env.close()
             raise ValueError(f"{env_id}: unsupported action space {act_space}")
-        self.max_episode_steps = int(spec.max_episode_steps or 1000)
+        self.max_episode_steps = int(env_kwargs.get("max_episode_steps") or spec.max_episode_steps or 1000)
         self.check_actions = check_actions
         self._seed = seed
         self.returns = np.zeros(num_envs)
@@ -78,7 +87,7 @@ class GymVectorEnv:
         obs, _ = self.env.reset(seed=self._seed if seed is None else seed)
         self.returns[:] = 0
         self.lengths[:] = 0
-        return self._tensor(obs)
+        return self._tensor(obs, self.obs_dtype)
 
     def step(self, actions: torch.Tensor) -> BatchedStep:
         a = actions.detach().cpu().numpy()
@@ -101,8 +110,8 @@ class GymVectorEnv:
             self.returns[done] = 0
             self.lengths[done] = 0
         return BatchedStep(
-            obs=self._tensor(obs), reward=self._tensor(reward), terminated=self._tensor(terminated, torch.bool),
-            truncated=self._tensor(truncated, torch.bool), final_obs=self._tensor(final_obs),
+            obs=self._tensor(obs, self.obs_dtype), reward=self._tensor(reward), terminated=self._tensor(terminated, torch.bool),
+            truncated=self._tensor(truncated, torch.bool), final_obs=self._tensor(final_obs, self.obs_dtype),
             episode_return=self._tensor(ep_return), episode_length=self._tensor(ep_length, torch.long),
         )
 

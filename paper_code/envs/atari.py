@@ -1,0 +1,44 @@
+"""Atari 2600 games through ale-py (ROMs ship inside it) with the standard preprocessing.
+
+``ALE/<Game>-v5`` with ``frameskip=1`` in the emulator, then gymnasium's ``AtariPreprocessing``
+(up to 30 no-op actions at reset, frame skip 4 with max-pooling of the last two frames, 84x84
+grayscale, uint8) and ``FrameStackObservation(4)``: observations are uint8 [4, 84, 84]; the
+learners scale them to [0, 1]. Sticky actions: ALE v5's default, repeat_action_probability 0.25
+(the previous action is repeated with probability 0.25 at every emulator frame). Full games, no
+end of episode at a life loss. ``max_episode_steps`` (agent steps) caps an episode (ALE v5's own
+cap is 108,000 frames = 27,000 agent steps).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+ATARI_GAMES = ("Pong", "Breakout", "SpaceInvaders", "MsPacman", "Centipede")
+STICKY_ACTIONS = 0.25
+
+
+def atari_id(game: str) -> str:
+    return f"ALE/{game}-v5"
+
+
+def is_atari(env_id: str) -> bool:
+    return env_id.startswith("ALE/")
+
+
+def make_atari(env_id: str, max_episode_steps: int | None = None, **kwargs: Any) -> gym.Env:
+    """One preprocessed Atari env (see the module docstring)."""
+    import ale_py
+    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, TimeLimit
+
+    gym.register_envs(ale_py)
+    try:
+        env = gym.make(env_id, frameskip=1, repeat_action_probability=STICKY_ACTIONS, **kwargs)
+    except gym.error.Error as e:
+        raise ValueError(f"unknown environment {env_id!r} ({e})") from None
+    env = AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True, scale_obs=False)
+    env = FrameStackObservation(env, 4)
+    if max_episode_steps is not None:
+        env = TimeLimit(env, max_episode_steps=int(max_episode_steps))
+    return env

@@ -1,0 +1,94 @@
+"""Atari: the Nature-CNN learner and its split, the encoder in the dataset file, the preprocessed env."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from paper_code.atari import atari_config, atari_learner
+from paper_code.dataset import DatasetError, DistilledDataset
+from paper_code.envs import make_env
+from paper_code.evaluation import evaluate_dataset, learner_policy, trained_learners
+from paper_code.inner import inner_step
+from paper_code.learners import NATURE_CNN, cnn_forward, forward, init_encoder, init_params
+from paper_code.ppmo import PPMO, distill
+
+TINY = {"seed": 0, "max_episode_steps": 40, "eval_every": 0, "eval_learners": 1, "num_envs": 2, "num_steps": 8,
+        "minibatch_size": 8, "update_epochs": 1}
+
+
+def test_nature_cnn_split_composes_to_the_whole_network():
+    g = torch.Generator().manual_seed(0)
+    full = init_params(atari_learner(0), (4, 84, 84), 6, g)
+    assert [tuple(full[f"c{i}.weight"].shape) for i in range(5)] == [(32, 4, 8, 8), (64, 32, 4, 4), (64, 64, 3, 3),
+                                                                     (512, 3136), (6, 512)]
+    x = torch.rand(3, 4, 84, 84, generator=g)
+    y = forward(full, x, "relu")
+    for l in range(1, len(NATURE_CNN)):
+        enc = {k: v for k, v in full.items() if int(k[1]) < l}
+        learner = {k: v for k, v in full.items() if int(k[1]) >= l}
+        torch.testing.assert_close(forward(learner, cnn_forward(enc, x), "relu"), y)
+        assert sorted(init_encoder(atari_learner(l), (4, 84, 84), g)) == sorted(enc)
+    # the inner step only changes the learner's layers
+    l = 3
+    enc = init_encoder(atari_learner(l), (4, 84, 84), g)
+    th0 = init_params(atari_learner(l), (4, 84, 84), 6, g)
+    th1 = inner_step(th0, cnn_forward(enc, x), torch.randn(3, 6, generator=g), torch.tensor(0.1), "relu")
+    assert sorted(th1) == ["c3.bias", "c3.weight", "c4.bias", "c4.weight"]
+    with pytest.raises(ValueError, match="split"):
+        atari_learner(5)
+
+
+def test_atari_env_is_preprocessed_and_uint8():
+    env = make_env("ALE/Breakout-v5", 2, seed=0, max_episode_steps=20)
+    obs = env.reset()
+    assert obs.shape == (2, 4, 84, 84) and obs.dtype == torch.uint8 and env.num_actions == 4 and not env.continuous
+    for _ in range(20):
+        out = env.step(torch.tensor([1, 3]))
+    assert out.truncated.all() and out.final_obs.dtype == torch.uint8 and (out.episode_length == 20).all()
+    env.close()
+
+
+def test_encoder_is_saved_loaded_and_used_at_evaluation(tmp_path):
+    cfg = atari_config(TINY, "Breakout", 2)
+    out = tmp_path / "breakout_l2.safetensors"
+    run = distill(cfg, out, 2, progress=False)
+    ds = DistilledDataset.load(out)
+    assert ds.learner == atari_learner(2) and ds.states.shape == (4, 4, 84, 84)
+    assert sorted(ds.encoder) == ["c0.bias", "c0.weight", "c1.bias", "c1.weight"]
+    for k, v in run.encoder.items():  # the trained encoder, not its initialisation
+        assert torch.equal(ds.encoder[k], v.detach())
+    fresh = PPMO(cfg)  # same seed: the encoder the run started from
+    assert not torch.equal(ds.encoder["c0.weight"], fresh.encoder["c0.weight"].detach())
+    # evaluation runs the learner on the encoder's features, for the states and for real frames
+    env = make_env(ds.env_id, 2, seed=1, **ds.env_kwargs)
+    obs = env.reset()
+    params = trained_learners(ds, 2, observation_shape=env.observation_shape, num_actions=4,
+                              generator=torch.Generator().manual_seed(3))
+    assert sorted(params) == ["c2.bias", "c2.weight", "c3.bias", "c3.weight", "c4.bias", "c4.weight"]
+    features = cnn_forward(ds.encoder, obs.float() / 255)
+    want = forward({k: v[0] for k, v in params.items()}, features[:1], "relu").argmax(-1)
+    policy = learner_policy(params, 2, "relu", greedy=True, generator=None,
+                            normalize=lambda o: ds.features(ds.normalize(o)))
+    assert int(policy(obs)[0]) == int(want[0])
+    # a dataset whose encoder is missing is refused; a different encoder gives different learners
+    broken = {k: v for k, v in ds.extra.items() if not k.startswith("encoder.c1")}
+    with pytest.raises(DatasetError, match="encoder"):
+        DistilledDataset(states=ds.states, labels=ds.labels, lr=ds.lr, env_id=ds.env_id, env_kwargs=ds.env_kwargs,
+                         learner=ds.learner, extra=broken)
+    other = DistilledDataset.load(out)
+    other.extra["encoder.c0.weight"] = torch.randn_like(other.extra["encoder.c0.weight"])
+    p2 = trained_learners(other, 2, observation_shape=env.observation_shape, num_actions=4,
+                          generator=torch.Generator().manual_seed(3))
+    assert not torch.equal(p2["c2.weight"], params["c2.weight"])
+    r = evaluate_dataset(ds, learners=2, episodes=1)
+    assert r.returns.shape == (2, 1) and r.cap is None
+    env.close()
+    cli = subprocess.run([sys.executable, "-m", "paper_code", "evaluate", str(out), "--learners", "1", "--episodes", "1",
+                          "--json"], capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout.strip().splitlines()[-1])["env"] == "ALE/Breakout-v5"
