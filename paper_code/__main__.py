@@ -21,12 +21,23 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
-    from .envs import MUJOCO_TASKS, has_batched
+    from .envs import MUJOCO_TASKS, has_batched, is_atari
     from .ppmo import PPMOConfig, checkpoint_path, distill
 
     common = dict(seed=args.seed, inits_per_epoch=args.inits, eval_every=args.eval_every, ratio_mode=args.ratio_mode,
                   device=args.device)
-    if args.env in MUJOCO_TASKS:
+    if is_atari(args.env):
+        from .atari import ATARI_SIZES, atari_config
+
+        game = args.env.removeprefix("ALE/").removesuffix("-v5")
+        section = {"seed": args.seed, "max_episode_steps": args.max_episode_steps, "eval_every": args.eval_every,
+                   "eval_learners": 5}
+        if game not in ATARI_SIZES:
+            raise ValueError(f"unknown or unsupported Atari game {args.env!r} (supported: "
+                             f"{', '.join(f'ALE/{g}-v5' for g in ATARI_SIZES)})")
+        size = {} if args.size is None else {"size": args.size}
+        cfg = atari_config(section, game, args.split, **common, **size)
+    elif args.env in MUJOCO_TASKS:
         from .mujoco import mujoco_config
 
         section = {"seed": args.seed, "size": 64 if args.size is None else args.size, "eval_every": args.eval_every,
@@ -37,7 +48,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         cfg = PPMOConfig(env_id=args.env, env_kwargs=env_kwargs, size=512 if args.size is None else args.size, **common)
     else:
         raise ValueError(f"unknown or unsupported environment {args.env!r} (supported: paper_code/NDCartPole-v0, "
-                         f"CartPole-v1, {', '.join(MUJOCO_TASKS)})")
+                         f"CartPole-v1, {', '.join(MUJOCO_TASKS)}, ALE/<Game>-v5)")
     run = distill(cfg, args.out, args.meta_epochs, resume=args.resume, force=args.force, progress=not args.quiet,
                   checkpoint_every_s=args.checkpoint_every)
     print(f"wrote {args.out} ({run.meta_epoch} meta-epochs, {run.env_steps:,} env steps, {run.wall_time:.1f} s, "
@@ -75,9 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     # sizes are validated by the library (one clear error line), not by argparse
     d = sub.add_parser("distill", help="distil an environment into a one-batch dataset (PPMO)")
     d.add_argument("--env", default="paper_code/NDCartPole-v0",
-                   help="gymnasium id: paper_code/NDCartPole-v0, CartPole-v1 or a MuJoCo v5 task (e.g. Hopper-v5)")
+                   help="gymnasium id: paper_code/NDCartPole-v0, CartPole-v1, a MuJoCo v5 task (e.g. Hopper-v5) "
+                        "or an Atari game (ALE/Pong-v5, ALE/Breakout-v5, ...)")
     d.add_argument("--dof", type=int, default=1, help="N, cart-pole axes (NDCartPole only)")
-    d.add_argument("--size", type=int, default=None, help="B, synthetic instances (default 512; 64 for MuJoCo)")
+    d.add_argument("--size", type=int, default=None,
+                   help="B, synthetic instances (default 512; 64 for MuJoCo; the paper's minimal size for Atari)")
+    d.add_argument("--split", type=int, default=4, help="Atari: Nature-CNN layers in the persistent encoder (0..4)")
+    d.add_argument("--max-episode-steps", type=int, default=27_000, help="Atari: agent steps per episode at most")
     d.add_argument("--meta-epochs", type=int, default=10_000)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--out", required=True, help="dataset file (.safetensors); checkpoint and log go beside it")
