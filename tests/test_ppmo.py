@@ -18,6 +18,8 @@ from paper_code.learners import LearnerSpec, batched_forward, forward, init_para
 from paper_code.ppmo import PPMO, PPMOConfig, checkpoint_path, distill
 from paper_code.rl import gae, ppo_policy_loss
 
+from gradcheck import assert_matches_finite_differences
+
 SMALL = LearnerSpec(hidden=(8, 8))
 
 
@@ -48,23 +50,7 @@ def _meta_problem(K: int):
 @pytest.mark.parametrize("K", [1, 3])
 def test_meta_gradient_matches_finite_differences_float64(K):
     loss_fn, inputs, _ = _meta_problem(K)
-    leaves = [t.clone().requires_grad_() for t in inputs]
-    loss_fn(*leaves).backward()
-    eps = 1e-6
-    for i, name in enumerate(["states", "labels", "log_lr"]):
-        analytic = leaves[i].grad
-        numeric = torch.zeros_like(inputs[i])
-        flat = numeric.view(-1)
-        for j in range(flat.numel()):
-            plus = [t.clone() for t in inputs]
-            minus = [t.clone() for t in inputs]
-            plus[i].view(-1)[j] += eps
-            minus[i].view(-1)[j] -= eps
-            with torch.no_grad():
-                flat[j] = (loss_fn(*plus) - loss_fn(*minus)) / (2 * eps)
-        rel = (analytic - numeric).norm() / numeric.norm().clamp(min=1e-12)
-        assert numeric.norm() > 1e-6, f"{name}: degenerate problem"
-        assert rel < 1e-4, f"{name}: relative error {rel:.2e}"
+    assert_matches_finite_differences(loss_fn, inputs, ["states", "labels", "log_lr"])
 
 
 def test_inner_step_is_one_sgd_step_with_mse_mean_over_all_elements():
