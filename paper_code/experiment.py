@@ -4,6 +4,7 @@ costs read off learning curves. No algorithm here: it lives in ppmo, ppo and eva
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from .dataset import DistilledDataset
 from .envs import ND_CARTPOLE_ID
 from .inner import inner_step
 from .learners import init_params
-from .ppmo import PPMO, PPMOConfig, checkpoint_path, distill
+from .ppmo import PPMO, PPMOConfig, checkpoint_path, distill, log_path
 
 
 def cartpole_dataset_path(out_root: Path, dof: int, size: int) -> Path:
@@ -34,6 +35,41 @@ def cartpole_config(section: dict[str, Any], dof: int, **overrides: Any) -> PPMO
     return PPMOConfig(**kw)
 
 
+@dataclass
+class FinishedRun:
+    """A finished distillation known from its files alone (dataset and log, no checkpoint): what
+    the notebooks read of a :class:`~paper_code.ppmo.PPMO` run."""
+
+    cfg: PPMOConfig
+    meta_epoch: int
+    env_steps: int
+    wall_time: float
+    evals: list[dict[str, float]]
+    history: list[dict[str, float]]
+    stopped_early: bool = False
+
+
+def finished_run(cfg: PPMOConfig, out: Path, meta_epochs: int) -> FinishedRun | None:
+    """The run behind ``out`` if it has no checkpoint but its dataset already has ``meta_epochs``
+    meta-epochs (checkpoints too large for git are not committed, e.g. Atari's); None if there is
+    a checkpoint or no dataset. A shorter dataset without a checkpoint cannot be continued: error."""
+    import json
+
+    out = Path(out)
+    if checkpoint_path(out).exists() or not out.exists():
+        return None
+    ds = DistilledDataset.load(out)
+    prov = ds.provenance
+    if ds.env_id != cfg.env_id or ds.size != cfg.size:
+        raise ValueError(f"{out} is a dataset for {ds.env_id} with B={ds.size}, not {cfg.env_id} with B={cfg.size}")
+    if int(prov.get("meta_epochs", 0)) < meta_epochs:
+        raise ValueError(f"{out} has {prov.get('meta_epochs')} meta-epochs, {meta_epochs} asked, and no checkpoint to "
+                         f"continue from (delete the dataset to start over)")
+    log = json.loads(log_path(out).read_text()) if log_path(out).exists() else {"evals": [], "history": []}
+    return FinishedRun(cfg, int(prov["meta_epochs"]), int(prov["env_steps"]), float(prov.get("wall_time_s", "nan")),
+                       log["evals"], log["history"])
+
+
 def run_or_resume(cfg: PPMOConfig, out: Path, meta_epochs: int, *, stop_at_return: float | None = None,
                   stop_patience: int = 1, progress: bool = True, checkpoint_every_s: float = 120.0) -> PPMO:
     """Distil to ``out``, continuing from its checkpoint if there is one (a finished run costs nothing).
@@ -48,6 +84,9 @@ def run_or_resume(cfg: PPMOConfig, out: Path, meta_epochs: int, *, stop_at_retur
         return len(last) == patience and all(e["sampled_return"] >= stop_at_return for e in last)
 
     rule = None if stop_at_return is None else f"sampled_return>={stop_at_return:g} in {patience} consecutive evaluations"
+    finished = finished_run(cfg, out, int(meta_epochs))
+    if finished is not None:
+        return finished
     return distill(cfg, out, int(meta_epochs), resume=checkpoint_path(out).exists(), progress=progress,
                    checkpoint_every_s=checkpoint_every_s, stop_when=None if rule is None else reached, stop_rule=rule)
 

@@ -342,3 +342,17 @@ def test_ppo_cache_returns_the_same_result(tmp_path):
     other = train_ppo_cached(PPOConfig(num_envs=2, num_steps=16, minibatch_size=16, update_epochs=1, seed=1), 64,
                              tmp_path / "p.safetensors", progress=False)
     assert not torch.equal(other.actor["l0.weight"], first.actor["l0.weight"])
+
+
+def test_a_finished_run_without_checkpoint_is_read_from_its_files(tmp_path):
+    from paper_code.experiment import FinishedRun, run_or_resume
+
+    cfg = PPMOConfig(size=8, num_envs=2, num_steps=16, eval_every=1, eval_learners=1, learner=SMALL)
+    out = tmp_path / "d.safetensors"
+    run = run_or_resume(cfg, out, 2, progress=False)
+    checkpoint_path(out).unlink()  # e.g. a checkpoint too large to commit
+    again = run_or_resume(cfg, out, 2, progress=False)
+    assert isinstance(again, FinishedRun)
+    assert (again.meta_epoch, again.env_steps) == (run.meta_epoch, run.env_steps) and again.evals == run.evals
+    with pytest.raises(ValueError, match="no checkpoint to continue from"):
+        run_or_resume(cfg, out, 3, progress=False)
