@@ -19,7 +19,7 @@ from paper_code.evaluation import evaluate_dataset
 from paper_code.inner import inner_step, inner_step_batch
 from paper_code.learners import LearnerSpec, batched_forward, init_params, init_params_batch
 from paper_code.mujoco import GAUSSIAN_LEARNER, mujoco_config, state_dependence
-from paper_code.policies import Gaussian, RunningMeanStd, normalize_obs
+from paper_code.policies import Gaussian, RunningMeanStd
 from paper_code.ppmo import PPMO, checkpoint_path, distill
 from paper_code.rl import clipped_surrogate
 
