@@ -67,8 +67,21 @@ def mujoco_config(section: dict[str, Any], task: str, **overrides: Any) -> PPMOC
         learner=GAUSSIAN_LEARNER, eval_every=int(section["eval_every"]), eval_learners=int(section["eval_learners"]),
         **MUJOCO_PPMO,
     )
+    if "ent_coef" in section:  # one value or per task (default: MUJOCO_PPMO's, no bonus)
+        ent = task_setting(section, "ent_coef", task)
+        if ent is not None:
+            kw["ent_coef"] = float(ent)
     kw.update(overrides)
     return PPMOConfig(**kw)
+
+
+def stop_rule(section: dict[str, Any], task: str) -> dict[str, Any]:
+    """:func:`~paper_code.experiment.run_or_resume`'s early-stopping arguments for one task: stop
+    once ``stop_patience`` consecutive evaluations reach ``stop_at_return`` (both one value or per
+    task; no rule without a target)."""
+    stop = task_setting(section, "stop_at_return", task)
+    patience = task_setting(section, "stop_patience", task) if "stop_patience" in section else None
+    return {"stop_at_return": None if stop is None else float(stop), "stop_patience": 1 if patience is None else int(patience)}
 
 
 def mujoco_dataset_path(out_root: Path, task: str, size: int) -> Path:
@@ -81,10 +94,8 @@ def run_task(section: dict[str, Any], task: str, out_root: Path, *, progress: bo
     from .experiment import run_or_resume
 
     cfg = mujoco_config(section, task)
-    stop = task_setting(section, "stop_at_return", task)
     return run_or_resume(cfg, mujoco_dataset_path(out_root, task, cfg.size), int(task_setting(section, "meta_epochs", task)),
-                         stop_at_return=None if stop is None else float(stop),
-                         stop_patience=int(section.get("stop_patience", 1)), progress=progress)
+                         progress=progress, **stop_rule(section, task))
 
 
 # ------------------------------------------------------------------------------------ baselines

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import torch
 
+from paper_code.config import load_scale
 from paper_code.dataset import DatasetError, DistilledDataset
 from paper_code.envs import GymVectorEnv, make_env
 from paper_code.evaluation import evaluate_dataset
 from paper_code.inner import inner_step, inner_step_batch
 from paper_code.learners import LearnerSpec, batched_forward, init_params, init_params_batch
-from paper_code.mujoco import GAUSSIAN_LEARNER, mujoco_config, state_dependence
+from paper_code.mujoco import GAUSSIAN_LEARNER, MUJOCO_PPMO, mujoco_config, state_dependence, stop_rule
 from paper_code.policies import Gaussian, RunningMeanStd
 from paper_code.ppmo import PPMO, checkpoint_path, distill
 from paper_code.rl import clipped_surrogate
@@ -199,6 +200,25 @@ def test_make_env_rejects_unknown_ids_and_wrong_learners():
     with pytest.raises(ValueError, match="gaussian learner"):
         PPMO(mujoco_config({"seed": 0, "size": 4, "eval_every": 0, "eval_learners": 1}, "InvertedPendulum-v5",
                            learner=LearnerSpec()))
+
+
+def test_per_task_settings_of_the_mujoco_section():
+    section = {"seed": 0, "size": 4, "eval_every": 0, "eval_learners": 1,
+               "ent_coef": {"default": 0.0, "InvertedDoublePendulum-v5": 0.01},
+               "stop_at_return": {"default": None, "InvertedDoublePendulum-v5": 9300}, "stop_patience": {"default": 3, "InvertedDoublePendulum-v5": 1}}
+    assert mujoco_config(section, "InvertedDoublePendulum-v5").ent_coef == 0.01
+    assert mujoco_config(section, "Hopper-v5").ent_coef == 0.0
+    assert stop_rule(section, "InvertedDoublePendulum-v5") == {"stop_at_return": 9300.0, "stop_patience": 1}
+    assert stop_rule(section, "Hopper-v5") == {"stop_at_return": None, "stop_patience": 3}
+    # sections without the keys: MUJOCO_PPMO's bonus (none), no early stop
+    bare = {k: section[k] for k in ("seed", "size", "eval_every", "eval_learners")}
+    assert mujoco_config(bare, "InvertedDoublePendulum-v5").ent_coef == MUJOCO_PPMO["ent_coef"]
+    assert stop_rule({**bare, "stop_at_return": 1000}, "InvertedPendulum-v5") == {"stop_at_return": 1000.0, "stop_patience": 1}
+    # the paper scale's settings are valid for every task
+    paper = load_scale("paper")["mujoco"]
+    for task in paper["tasks"]:
+        mujoco_config(paper, task)
+        stop_rule(paper, task)
 
 
 def test_mujoco_ppmo_runs_saves_and_resumes(tmp_path):
