@@ -1,23 +1,27 @@
 """Settings tried on a MuJoCo task besides notebook 02's, at the same budget.
 
-InvertedDoublePendulum-v5 first ran without an entropy bonus (CleanRL's continuous PPO): its
-one-step learners either balanced for the whole episode or fell within a few dozen steps, and
-its 10-learner evaluations swung between ~2000 and ~8500 while the Gaussian's log-std kept
-shrinking. Variants, each with notebook 02's budget for the task (3000 meta-epochs):
+InvertedDoublePendulum-v5 and Walker2d-v5 first ran without an entropy bonus (CleanRL's
+continuous PPO). InvertedDoublePendulum's one-step learners then either balanced for the whole
+episode or fell within a few dozen steps, and its 10-learner evaluations swung between ~2000 and
+~8500 while the Gaussian's log-std kept shrinking; Walker2d's peaked at ~520 and ended near 400.
+Variants, each with notebook 02's budget for the task (3000 meta-epochs):
 
-- ``ent0``: no entropy bonus, stop once 3 consecutive evaluations reach 9300 (notebook 02's first
-  setting; never stopped);
+- ``ent0``: no entropy bonus, stop once 3 consecutive evaluations reach the task's target
+  (InvertedDoublePendulum: 9300, never reached; Walker2d: none) -- notebook 02's first setting;
 - ``k5e2``: the same with the meta-gradient averaged over 5 learner inits x 2 envs each (same env
   steps per meta-epoch);
 - ``ent0.01-full``: cart-pole's entropy bonus 0.01 without early stopping. Notebook 02's run is
   this one stopped at its first evaluation >= 9300 (training does not depend on the stop rule):
   its evaluations reached 7500-9300 after 1100-1600 meta-epochs and fell to 2000-5000 later.
+  On Walker2d (no target) notebook 02 uses this variant since its evaluations ended higher.
 
 A variant equal to notebook 02's setting for the task is that run itself (not repeated). Runs
 resume and a finished one costs nothing; every run's evaluations (fresh learners x 1 episode,
-sampled) go to ``results/mujoco/variants/{task}.csv``.
+sampled) go to ``results/mujoco/variants/{task}.csv``, and every final dataset is evaluated under
+notebook 02's protocol (20 learners x 3 episodes, its seed for the task) in ``{task}_summary``.
 
     python benchmarks/mujoco_variants.py --task InvertedDoublePendulum-v5 ent0 k5e2 ent0.01-full
+    python benchmarks/mujoco_variants.py --task Walker2d-v5 ent0 ent0.01-full
 """
 
 from __future__ import annotations
@@ -28,15 +32,23 @@ import pandas as pd
 
 from paper_code.config import load_scale, repo_root
 from paper_code.experiment import run_or_resume
-from paper_code.mujoco import check_task, mujoco_config, mujoco_dataset_path, stop_rule, task_setting
+from paper_code.dataset import DistilledDataset
+from paper_code.mujoco import check_task, mujoco_config, mujoco_dataset_path, state_dependence, stop_rule, task_setting
+from paper_code.reporting import write_table
 
-#: name -> (PPMOConfig overrides, stop rule: None = notebook 02's for the task, else run_or_resume's arguments)
-OLD_RULE = {"stop_at_return": 9300.0, "stop_patience": 3}
-VARIANTS: dict[str, tuple[dict, dict | None]] = {
-    "ent0": ({"ent_coef": 0.0}, OLD_RULE),
-    "k5e2": ({"ent_coef": 0.0, "inits_per_epoch": 5, "num_envs": 2}, OLD_RULE),
-    "ent0.01-full": ({"ent_coef": 0.01}, {"stop_at_return": None}),
+#: name -> (PPMOConfig overrides, early stopping): "patience 3" stops once 3 consecutive
+#: evaluations reach the task's stop_at_return in params.yaml (notebook 02's first rule), "none"
+#: runs the whole budget
+VARIANTS: dict[str, tuple[dict, str]] = {
+    "ent0": ({"ent_coef": 0.0}, "patience 3"),
+    "k5e2": ({"ent_coef": 0.0, "inits_per_epoch": 5, "num_envs": 2}, "patience 3"),
+    "ent0.01-full": ({"ent_coef": 0.01}, "none"),
 }
+
+
+def normalized(rule: dict) -> dict:
+    """A stop rule without a target stops nothing, whatever its patience."""
+    return rule if rule.get("stop_at_return") is not None else {"stop_at_return": None}
 
 
 def main() -> None:
@@ -59,10 +71,11 @@ def main() -> None:
     paper_cfg = mujoco_config(section, task)
     runs = {"notebook 02": run_or_resume(paper_cfg, mujoco_dataset_path(results, task, paper_cfg.size), budget, **rule)}
     for name in args.variants:
-        overrides, variant_rule = VARIANTS[name]
+        overrides, stopping = VARIANTS[name]
         cfg = mujoco_config(section, task, **overrides)
-        variant_rule = rule if variant_rule is None else variant_rule
-        if cfg == paper_cfg and variant_rule == rule:
+        variant_rule = normalized({"stop_at_return": rule["stop_at_return"], "stop_patience": 3} if stopping == "patience 3"
+                                  else {"stop_at_return": None})
+        if cfg == paper_cfg and variant_rule == normalized(rule):
             print(f"{name} is notebook 02's setting for {task}")
             continue
         runs[name] = run_or_resume(cfg, out / f"{task}_b{cfg.size}_{name}.safetensors", budget, **variant_rule)
@@ -70,9 +83,22 @@ def main() -> None:
                                                     inits_per_epoch=r.cfg.inits_per_epoch, num_envs=r.cfg.num_envs)
                        for name, r in runs.items()], ignore_index=True)
     evals.to_csv(out / f"{task}.csv", index=False)
-    last = evals.groupby("variant")["sampled_return"]
-    print(pd.DataFrame({"best": last.max(), "mean of last 10 evaluations": last.apply(lambda s: s.tail(10).mean()),
-                        "evaluations": last.count()}).round(1))
+    # every run's final dataset under notebook 02's protocol (its learners and seed for the task)
+    seed = 40_000 + list(section["tasks"]).index(task)
+    paths = {"notebook 02": mujoco_dataset_path(results, task, paper_cfg.size)}
+    paths.update({name: out / f"{task}_b{paper_cfg.size}_{name}.safetensors" for name in runs if name != "notebook 02"})
+    rows = []
+    for name, r in runs.items():
+        sd = state_dependence(DistilledDataset.load(paths[name]), learners=int(section["learners"]),
+                              episodes=int(section["episodes"]), seed=seed)
+        last = pd.DataFrame(r.evals)["sampled_return"]
+        rows.append({"task": task, "variant": name, "ent_coef": r.cfg.ent_coef, "inits_per_epoch": r.cfg.inits_per_epoch,
+                     "num_envs": r.cfg.num_envs, "meta-epochs": r.meta_epoch, "best evaluation": last.max(),
+                     "mean of last 10 evaluations": last.tail(10).mean(), "one-step mean": sd["return"].mean(),
+                     "one-step std": sd["return"].std()})
+    summary = pd.DataFrame(rows)
+    write_table(summary, out / f"{task}_summary")
+    print(summary.round(1).to_string(index=False))
 
 
 if __name__ == "__main__":
