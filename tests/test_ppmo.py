@@ -302,7 +302,10 @@ def test_cli_ctrl_c_writes_checkpoint_and_resume_continues(tmp_path):
     out = tmp_path / "int.safetensors"
     cmd = [sys.executable, "-m", "paper_code", "distill", "--size", "16", "--meta-epochs", "100000", "--eval-every", "0",
            "--out", str(out), "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # default SIGINT disposition in the child: a shell that starts jobs in the background (nohup,
+    # `&`) ignores SIGINT, the child would inherit that and Python would not raise KeyboardInterrupt
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(8)  # imports plus a few meta-epochs
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
