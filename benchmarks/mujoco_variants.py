@@ -70,26 +70,26 @@ def main() -> None:
     out = results / "mujoco" / "variants"
     task = args.task
     budget, rule = int(task_setting(section, "meta_epochs", task)), stop_rule(section, task)
+    rules = {"notebook": rule, "patience 3": {"stop_at_return": rule["stop_at_return"], "stop_patience": 3},
+             "none": {"stop_at_return": None}}
     paper_cfg = mujoco_config(section, task)
-    runs = {"notebook 02": run_or_resume(paper_cfg, mujoco_dataset_path(results, task, paper_cfg.size), budget, **rule)}
+    paths = {"notebook 02": mujoco_dataset_path(results, task, paper_cfg.size)}
+    runs = {"notebook 02": run_or_resume(paper_cfg, paths["notebook 02"], budget, **rule)}
     for name in args.variants:
         overrides, stopping = VARIANTS[name]
         cfg = mujoco_config(section, task, **overrides)
-        variant_rule = normalized(rule if stopping == "notebook" else
-                                  {"stop_at_return": rule["stop_at_return"], "stop_patience": 3} if stopping == "patience 3"
-                                  else {"stop_at_return": None})
+        variant_rule = normalized(rules[stopping])
         if cfg == paper_cfg and variant_rule == normalized(rule):
             print(f"{name} is notebook 02's setting for {task}")
             continue
-        runs[name] = run_or_resume(cfg, out / f"{task}_b{cfg.size}_{name}.safetensors", budget, **variant_rule)
+        paths[name] = out / f"{task}_b{cfg.size}_{name}.safetensors"
+        runs[name] = run_or_resume(cfg, paths[name], budget, **variant_rule)
     evals = pd.concat([pd.DataFrame(r.evals).assign(variant=name, task=task, ent_coef=r.cfg.ent_coef,
                                                     inits_per_epoch=r.cfg.inits_per_epoch, num_envs=r.cfg.num_envs)
                        for name, r in runs.items()], ignore_index=True)
     evals.to_csv(out / f"{task}.csv", index=False)
     # every run's final dataset under notebook 02's protocol (its learners and seed for the task)
     seed = 40_000 + list(section["tasks"]).index(task)
-    paths = {"notebook 02": mujoco_dataset_path(results, task, paper_cfg.size)}
-    paths.update({name: out / f"{task}_b{paper_cfg.size}_{name}.safetensors" for name in runs if name != "notebook 02"})
     rows = []
     for name, r in runs.items():
         sd = state_dependence(DistilledDataset.load(paths[name]), learners=int(section["learners"]),
