@@ -17,7 +17,7 @@ import torch
 from paper_code.config import load_scale, repo_root
 from paper_code.dataset import DistilledDataset
 from paper_code.evaluation import evaluate_dataset
-from paper_code.mujoco import mujoco_dataset_path
+from paper_code.mujoco import mujoco_dataset_path, protocol_seeds
 from paper_code.reporting import write_table
 
 TASK = "InvertedDoublePendulum-v5"
@@ -30,7 +30,7 @@ def main() -> None:
     section = load_scale("paper")["mujoco"]
     results = repo_root() / "results"
     ds = DistilledDataset.load(mujoco_dataset_path(results, TASK, int(section["size"])))
-    seed = 40_000 + list(section["tasks"]).index(TASK)  # notebook 02's protocol seed for the task
+    seed = protocol_seeds(section, TASK)["protocol"]
     learners, episodes = int(section["learners"]), int(section["episodes"])
     rows = []
     for f in FACTORS:

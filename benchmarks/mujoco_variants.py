@@ -40,7 +40,8 @@ import pandas as pd
 from paper_code.config import load_scale, repo_root
 from paper_code.experiment import run_or_resume
 from paper_code.dataset import DistilledDataset
-from paper_code.mujoco import check_task, mujoco_config, mujoco_dataset_path, state_dependence, stop_rule, task_setting
+from paper_code.mujoco import (check_task, mujoco_config, mujoco_dataset_path, protocol_seeds, state_dependence, stop_rule,
+                               task_setting)
 from paper_code.reporting import write_table
 
 #: name -> (PPMOConfig overrides, early stopping): "patience 2/3" stops once 2/3 consecutive
@@ -97,7 +98,7 @@ def main() -> None:
                        for name, r in runs.items()], ignore_index=True)
     evals.to_csv(out / f"{task}.csv", index=False)
     # every run's final dataset under notebook 02's protocol (its learners and seed for the task)
-    seed = 40_000 + list(section["tasks"]).index(task)
+    seed = protocol_seeds(section, task)["protocol"]
     rows = []
     for name, r in runs.items():
         sd = state_dependence(DistilledDataset.load(paths[name]), learners=int(section["learners"]),

@@ -84,6 +84,14 @@ def stop_rule(section: dict[str, Any], task: str) -> dict[str, Any]:
     return {"stop_at_return": None if stop is None else float(stop), "stop_patience": 1 if patience is None else int(patience)}
 
 
+def protocol_seeds(section: dict[str, Any], task: str) -> dict[str, int]:
+    """Notebook 02's evaluation seeds for one task (by its index in ``section["tasks"]``): the
+    one-step learners' protocol, the random / zero-action baselines and plain PPO. Scripts that
+    compare with notebook 02's table use the same ones."""
+    i = list(section["tasks"]).index(check_task(task))
+    return {"protocol": 40_000 + i, "baselines": 41_000 + i, "ppo": 42_000 + i}
+
+
 def mujoco_dataset_path(out_root: Path, task: str, size: int) -> Path:
     """``<out_root>/mujoco/datasets/{task}_b{B}.safetensors``."""
     return Path(out_root) / "mujoco" / "datasets" / f"{check_task(task)}_b{size}.safetensors"

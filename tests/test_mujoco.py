@@ -19,7 +19,7 @@ from paper_code.envs import GymVectorEnv, make_env
 from paper_code.evaluation import evaluate_dataset
 from paper_code.inner import inner_step, inner_step_batch
 from paper_code.learners import LearnerSpec, batched_forward, init_params, init_params_batch
-from paper_code.mujoco import GAUSSIAN_LEARNER, MUJOCO_PPMO, mujoco_config, state_dependence, stop_rule
+from paper_code.mujoco import GAUSSIAN_LEARNER, MUJOCO_PPMO, mujoco_config, protocol_seeds, state_dependence, stop_rule
 from paper_code.policies import Gaussian, RunningMeanStd
 from paper_code.ppmo import PPMO, checkpoint_path, distill
 from paper_code.rl import clipped_surrogate
@@ -214,6 +214,11 @@ def test_per_task_settings_of_the_mujoco_section():
     bare = {k: section[k] for k in ("seed", "size", "eval_every", "eval_learners")}
     assert mujoco_config(bare, "InvertedDoublePendulum-v5").ent_coef == MUJOCO_PPMO["ent_coef"]
     assert stop_rule({**bare, "stop_at_return": 1000}, "InvertedPendulum-v5") == {"stop_at_return": 1000.0, "stop_patience": 1}
+    # notebook 02's evaluation seeds: by the task's index, distinct across tasks and purposes
+    tasks = {"tasks": ["Hopper-v5", "Ant-v5"]}
+    assert protocol_seeds(tasks, "Ant-v5") == {"protocol": 40_001, "baselines": 41_001, "ppo": 42_001}
+    with pytest.raises(ValueError, match="unknown MuJoCo task"):
+        protocol_seeds(tasks, "Hopper-v4")
     # the paper scale's settings are valid for every task
     paper = load_scale("paper")["mujoco"]
     for task in paper["tasks"]:
