@@ -35,9 +35,10 @@ def main() -> None:
     rows = []
     for f in FACTORS:
         ev = evaluate_dataset(ds, learners=learners, episodes=episodes, seed=seed, lr=float(ds.lr) * f)
-        full = (ev.returns > FULL).sum(1)  # [learners]
+        is_full = ev.returns > FULL  # [learners, episodes]
+        full = is_full.sum(1)  # [learners]
         rows.append({"lr factor": f, "lr": float(ds.lr) * f, "mean return": ev.mean, "std": ev.std,
-                     "full episodes": float((ev.returns > FULL).float().mean()),
+                     "full episodes": float(is_full.float().mean()),
                      "learners with 0 full episodes": int((full == 0).sum()),
                      "full episodes per learner": "".join(str(int(n)) for n in full.tolist())})
     table = pd.DataFrame(rows)
