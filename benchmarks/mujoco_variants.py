@@ -19,15 +19,23 @@ Variants, each with notebook 02's budget for the task (3000 meta-epochs):
   learner inits with 10 envs each (2x, 4x the env steps per meta-epoch), stopping once 2
   consecutive evaluations reach the target. Notebook 02's one-step learners fail by learner init
   (some inits fall in all 3 episodes, others in none) and are sensitive to the step size (x1.5 of
-  the learned lr: all fall), which these variants meant to average out.
+  the learned lr: all fall), which these variants meant to average out;
+- ``ent0.01``: notebook 02's setting until it changed (below): ``ent0.01-full`` stopped at its
+  first evaluation >= 9300 (meta-epoch 1175);
+- ``ent0.01-trunc200``: the bonus and training episodes truncated after 200 steps (bootstrapped;
+  evaluation keeps 1000), without early stopping. The one-step learners' failures depend on the
+  initial state as well as on the init, and with 1000-step episodes a rollout of 10 envs x 200
+  steps sees about two fresh initial states; truncated, it sees ten. Notebook 02 now runs
+  InvertedDoublePendulum so, with the meta-gradient averaged over 2 inits x 10 envs and its
+  stop rule; ``ent0.01-k4-trunc200`` is that with 4 inits x 10 envs.
 
 A variant equal to notebook 02's setting for the task is that run itself (not repeated). Runs
 resume and a finished one costs nothing; every run's evaluations (fresh learners x 1 episode,
 sampled) go to ``results/mujoco/variants/{task}.csv``, and every final dataset is evaluated under
 notebook 02's protocol (20 learners x 3 episodes, its seed for the task) in ``{task}_summary``.
 
-    python benchmarks/mujoco_variants.py --task InvertedDoublePendulum-v5 ent0 k5e2 ent0.01-full ent0.01-k5e2 \
-        ent0.01-k2e10 ent0.01-k4e10
+    python benchmarks/mujoco_variants.py --task InvertedDoublePendulum-v5 ent0 k5e2 ent0.01 ent0.01-full \
+        ent0.01-k5e2 ent0.01-k2e10 ent0.01-k4e10 ent0.01-trunc200 ent0.01-k4-trunc200
     python benchmarks/mujoco_variants.py --task Walker2d-v5 ent0 ent0.01-full
 """
 
@@ -47,13 +55,19 @@ from paper_code.reporting import write_table
 #: name -> (PPMOConfig overrides, early stopping): "patience 2/3" stops once 2/3 consecutive
 #: evaluations reach the task's stop_at_return in params.yaml ("patience 3" was notebook 02's first rule), "none"
 #: runs the whole budget, "notebook" is notebook 02's rule for the task
+#: the settings before notebook 02 averaged InvertedDoublePendulum's meta-gradient over 2 inits
+#: and truncated its training episodes (params.yaml); the variants keep them as they first ran
+K1 = {"inits_per_epoch": 1, "train_max_episode_steps": None}
 VARIANTS: dict[str, tuple[dict, str]] = {
-    "ent0": ({"ent_coef": 0.0}, "patience 3"),
-    "k5e2": ({"ent_coef": 0.0, "inits_per_epoch": 5, "num_envs": 2}, "patience 3"),
-    "ent0.01-full": ({"ent_coef": 0.01}, "none"),
-    "ent0.01-k5e2": ({"ent_coef": 0.01, "inits_per_epoch": 5, "num_envs": 2}, "notebook"),
-    "ent0.01-k2e10": ({"ent_coef": 0.01, "inits_per_epoch": 2}, "patience 2"),
-    "ent0.01-k4e10": ({"ent_coef": 0.01, "inits_per_epoch": 4}, "patience 2"),
+    "ent0": ({**K1, "ent_coef": 0.0}, "patience 3"),
+    "k5e2": ({**K1, "ent_coef": 0.0, "inits_per_epoch": 5, "num_envs": 2}, "patience 3"),
+    "ent0.01": ({**K1, "ent_coef": 0.01}, "notebook"),
+    "ent0.01-full": ({**K1, "ent_coef": 0.01}, "none"),
+    "ent0.01-k5e2": ({**K1, "ent_coef": 0.01, "inits_per_epoch": 5, "num_envs": 2}, "notebook"),
+    "ent0.01-k2e10": ({**K1, "ent_coef": 0.01, "inits_per_epoch": 2}, "patience 2"),
+    "ent0.01-k4e10": ({**K1, "ent_coef": 0.01, "inits_per_epoch": 4}, "patience 2"),
+    "ent0.01-trunc200": ({**K1, "ent_coef": 0.01, "train_max_episode_steps": 200}, "none"),
+    "ent0.01-k4-trunc200": ({"ent_coef": 0.01, "inits_per_epoch": 4, "train_max_episode_steps": 200}, "notebook"),
 }
 
 
@@ -94,7 +108,8 @@ def main() -> None:
         paths[name] = out / f"{task}_b{cfg.size}_{name}.safetensors"
         runs[name] = run_or_resume(cfg, paths[name], budget, **variant_rule)
     evals = pd.concat([pd.DataFrame(r.evals).assign(variant=name, task=task, ent_coef=r.cfg.ent_coef,
-                                                    inits_per_epoch=r.cfg.inits_per_epoch, num_envs=r.cfg.num_envs)
+                                                    inits_per_epoch=r.cfg.inits_per_epoch, num_envs=r.cfg.num_envs,
+                                                    train_max_episode_steps=r.cfg.train_max_episode_steps)
                        for name, r in runs.items()], ignore_index=True)
     evals.to_csv(out / f"{task}.csv", index=False)
     # every run's final dataset under notebook 02's protocol (its learners and seed for the task)
@@ -105,7 +120,8 @@ def main() -> None:
                               episodes=int(section["episodes"]), seed=seed)
         last = pd.DataFrame(r.evals)["sampled_return"]
         rows.append({"task": task, "variant": name, "ent_coef": r.cfg.ent_coef, "inits_per_epoch": r.cfg.inits_per_epoch,
-                     "num_envs": r.cfg.num_envs, "meta-epochs": r.meta_epoch, "best evaluation": last.max(),
+                     "num_envs": r.cfg.num_envs,
+                     "training episode steps": r.cfg.train_max_episode_steps or "task's", "meta-epochs": r.meta_epoch, "best evaluation": last.max(),
                      "mean of last 10 evaluations": last.tail(10).mean(), "one-step mean": sd["return"].mean(),
                      "one-step std": sd["return"].std()})
     summary = pd.DataFrame(rows)

@@ -25,7 +25,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     from .ppmo import PPMOConfig, checkpoint_path, distill
 
     common = dict(seed=args.seed, inits_per_epoch=args.inits, eval_every=args.eval_every, ratio_mode=args.ratio_mode,
-                  device=args.device)
+                  device=args.device, train_max_episode_steps=args.train_episode_steps)
     if is_atari(args.env):
         from .atari import ATARI_SIZES, atari_config
 
@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--resume", action="store_true", help="continue the run from its checkpoint")
     d.add_argument("--force", action="store_true", help="start over even if the output or its checkpoint exists")
     d.add_argument("--inits", type=int, default=1, help="K learner inits per meta-epoch (vmap)")
+    d.add_argument("--train-episode-steps", type=int, default=None,
+                   help="truncate training episodes after this many steps (evaluation keeps the task's limit)")
     d.add_argument("--eval-every", type=int, default=25, help="meta-epochs between evaluations (0: never)")
     d.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints")
     d.add_argument("--ratio-mode", choices=["logprob", "raw_logits"], default="logprob",

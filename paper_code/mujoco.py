@@ -67,10 +67,13 @@ def mujoco_config(section: dict[str, Any], task: str, **overrides: Any) -> PPMOC
         learner=GAUSSIAN_LEARNER, eval_every=int(section["eval_every"]), eval_learners=int(section["eval_learners"]),
         **MUJOCO_PPMO,
     )
-    if "ent_coef" in section:  # one value or per task (default: MUJOCO_PPMO's, no bonus)
-        ent = task_setting(section, "ent_coef", task)
-        if ent is not None:
-            kw["ent_coef"] = float(ent)
+    # optional per-task settings (one value or task -> value; absent or null: PPMOConfig's /
+    # MUJOCO_PPMO's default, i.e. no entropy bonus, K = 1, the task's own episode limit)
+    for key, cast in (("ent_coef", float), ("inits_per_epoch", int), ("train_max_episode_steps", int)):
+        if key in section:
+            v = task_setting(section, key, task)
+            if v is not None:
+                kw[key] = cast(v)
     kw.update(overrides)
     return PPMOConfig(**kw)
 

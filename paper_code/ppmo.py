@@ -6,7 +6,8 @@ Each meta-epoch:
 2. one differentiable SGD step on the synthetic batch, theta1 = theta0 - lr * grad MSE
    (:mod:`paper_code.inner`);
 3. roll theta1 out in the real environment (``num_envs`` envs per learner x ``num_steps`` steps,
-   sampled actions; episodes continue across meta-epochs); values from a separate critic;
+   sampled actions; episodes continue across meta-epochs, optionally truncated earlier than the
+   task's limit); values from a separate critic;
 4. GAE (bootstrap on truncation, not on termination);
 5. ``update_epochs`` x minibatches: recompute theta1 from the current dataset (same theta0), PPO's
    clipped loss with an entropy bonus, back-propagate through the inner step into states, labels
@@ -49,6 +50,9 @@ class PPMOConfig(RLSettings):
     # pool (uniformly; all K inits of a meta-epoch share it) instead of always using `learner`
     learner_pool: tuple[LearnerSpec, ...] = ()
     inits_per_epoch: int = 1  # K learner inits per meta-epoch (vmap); 1 is the paper's setting
+    # beyond the paper: if set, training episodes end (truncated, bootstrapped by the critic) after
+    # this many steps, so rollouts start from more initial states; evaluation keeps the task's limit
+    train_max_episode_steps: int | None = None
     norm_adv: bool = True
     dataset_lr: float = 2.5e-4  # Adam on states, labels and log-lr (max_grad_norm clips it and,
     critic_lr: float = 2.5e-4  # separately, the critic)
@@ -62,6 +66,10 @@ class PPMOConfig(RLSettings):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.train_max_episode_steps is not None and (
+                isinstance(self.train_max_episode_steps, bool) or not isinstance(self.train_max_episode_steps, int)
+                or self.train_max_episode_steps < 1):
+            raise ValueError(f"train_max_episode_steps must be None or a positive integer, got {self.train_max_episode_steps!r}")
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
         if not self.init_inner_lr > 0:
@@ -131,7 +139,10 @@ class PPMO:
         self.cfg = cfg
         dev = cfg.device
         K, E = cfg.inits_per_epoch, cfg.num_envs
-        self.env = make_env(cfg.env_id, K * E, device=dev, seed=cfg.seed, check_actions=False, **cfg.env_kwargs)
+        train_kwargs = dict(cfg.env_kwargs)
+        if cfg.train_max_episode_steps is not None:
+            train_kwargs["max_episode_steps"] = cfg.train_max_episode_steps
+        self.env = make_env(cfg.env_id, K * E, device=dev, seed=cfg.seed, check_actions=False, **train_kwargs)
         self.obs_size, self.num_actions = self.env.observation_size, self.env.num_actions
         self.obs_shape = tuple(self.env.observation_shape)
         self.cnn = cfg.learner.kind == "nature_cnn"

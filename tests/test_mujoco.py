@@ -208,11 +208,17 @@ def test_per_task_settings_of_the_mujoco_section():
                "stop_at_return": {"default": None, "InvertedDoublePendulum-v5": 9300}, "stop_patience": {"default": 3, "InvertedDoublePendulum-v5": 1}}
     assert mujoco_config(section, "InvertedDoublePendulum-v5").ent_coef == 0.01
     assert mujoco_config(section, "Hopper-v5").ent_coef == 0.0
+    more = {**section, "inits_per_epoch": {"default": 1, "InvertedDoublePendulum-v5": 2},
+            "train_max_episode_steps": {"default": None, "InvertedDoublePendulum-v5": 200}}
+    idp, hopper = mujoco_config(more, "InvertedDoublePendulum-v5"), mujoco_config(more, "Hopper-v5")
+    assert (idp.inits_per_epoch, idp.train_max_episode_steps) == (2, 200)
+    assert (hopper.inits_per_epoch, hopper.train_max_episode_steps) == (1, None)
     assert stop_rule(section, "InvertedDoublePendulum-v5") == {"stop_at_return": 9300.0, "stop_patience": 1}
     assert stop_rule(section, "Hopper-v5") == {"stop_at_return": None, "stop_patience": 3}
     # sections without the keys: MUJOCO_PPMO's bonus (none), no early stop
     bare = {k: section[k] for k in ("seed", "size", "eval_every", "eval_learners")}
     assert mujoco_config(bare, "InvertedDoublePendulum-v5").ent_coef == MUJOCO_PPMO["ent_coef"]
+    assert mujoco_config(bare, "InvertedDoublePendulum-v5").train_max_episode_steps is None
     assert stop_rule({**bare, "stop_at_return": 1000}, "InvertedPendulum-v5") == {"stop_at_return": 1000.0, "stop_patience": 1}
     # notebook 02's evaluation seeds: by the task's index, distinct across tasks and purposes
     tasks = {"tasks": ["Hopper-v5", "Ant-v5"]}
@@ -248,9 +254,11 @@ def test_mujoco_ppmo_runs_saves_and_resumes(tmp_path):
 def test_cli_distills_and_evaluates_a_mujoco_task(tmp_path):
     out = tmp_path / "ip.safetensors"
     r = subprocess.run([sys.executable, "-m", "paper_code", "distill", "--env", "InvertedPendulum-v5", "--size", "4",
-                        "--meta-epochs", "1", "--eval-every", "0", "--out", str(out), "--quiet"],
+                        "--meta-epochs", "1", "--eval-every", "0", "--train-episode-steps", "40", "--out", str(out), "--quiet"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+    ds = DistilledDataset.load(out)
+    assert ds.provenance["config"]["train_max_episode_steps"] == 40 and ds.env_kwargs == {}
     r = subprocess.run([sys.executable, "-m", "paper_code", "evaluate", str(out), "--learners", "2", "--episodes", "1",
                         "--json"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr

@@ -176,6 +176,19 @@ def test_ppmo_config_rejects_bad_sizes():
         PPMO(PPMOConfig(env_kwargs={"dof": 0}))
 
 
+def test_truncated_training_episodes_leave_evaluation_alone():
+    for bad in (0, -5, True, 2.5):
+        with pytest.raises(ValueError, match="train_max_episode_steps must be None or a positive integer"):
+            PPMOConfig(train_max_episode_steps=bad)
+    run = PPMO(PPMOConfig(train_max_episode_steps=3, **TINY))
+    assert run.env.max_episode_steps == 3
+    row = run.meta_epoch_step()
+    assert row["episodes"] >= 4 * (25 // 3)  # every env ends an episode at least every 3 steps
+    ds = run.dataset()  # the task as it is: the evaluation's episodes keep the task's limit
+    assert ds.env_kwargs == {"dof": 1} and ds.provenance["config"]["train_max_episode_steps"] == 3
+    assert PPMO(PPMOConfig(**TINY)).env.max_episode_steps == 500
+
+
 def test_inits_per_epoch_vmap_runs(tmp_path):
     run = PPMO(PPMOConfig(inits_per_epoch=3, **TINY))
     row = run.meta_epoch_step()
