@@ -27,7 +27,8 @@ Variants, each with notebook 02's budget for the task (3000 meta-epochs):
   initial state as well as on the init, and with 1000-step episodes a rollout of 10 envs x 200
   steps sees about two fresh initial states; truncated, it sees ten. Notebook 02 now runs
   InvertedDoublePendulum so, with the meta-gradient averaged over 2 inits x 10 envs and its
-  stop rule; ``ent0.01-k4-trunc200`` is that with 4 inits x 10 envs.
+  stop rule; ``ent0.01-k4-trunc200`` is that with 4 inits x 10 envs, ``ent0.01-k2-trunc100`` with
+  truncation after 100 steps and ``ent0.01-k2e20-trunc200`` with 2 inits x 20 envs (2x the env steps).
 
 A variant equal to notebook 02's setting for the task is that run itself (not repeated). Runs
 resume and a finished one costs nothing; every run's evaluations (fresh learners x 1 episode,
@@ -35,7 +36,8 @@ sampled) go to ``results/mujoco/variants/{task}.csv``, and every final dataset i
 notebook 02's protocol (20 learners x 3 episodes, its seed for the task) in ``{task}_summary``.
 
     python benchmarks/mujoco_variants.py --task InvertedDoublePendulum-v5 ent0 k5e2 ent0.01 ent0.01-full \
-        ent0.01-k5e2 ent0.01-k2e10 ent0.01-k4e10 ent0.01-trunc200 ent0.01-k4-trunc200
+        ent0.01-k5e2 ent0.01-k2e10 ent0.01-k4e10 ent0.01-trunc200 ent0.01-k4-trunc200 \
+        ent0.01-k2-trunc100 ent0.01-k2e20-trunc200
     python benchmarks/mujoco_variants.py --task Walker2d-v5 ent0 ent0.01-full
 """
 
@@ -68,6 +70,9 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     "ent0.01-k4e10": ({**K1, "ent_coef": 0.01, "inits_per_epoch": 4}, "patience 2"),
     "ent0.01-trunc200": ({**K1, "ent_coef": 0.01, "train_max_episode_steps": 200}, "none"),
     "ent0.01-k4-trunc200": ({"ent_coef": 0.01, "inits_per_epoch": 4, "train_max_episode_steps": 200}, "notebook"),
+    "ent0.01-k2-trunc100": ({"ent_coef": 0.01, "inits_per_epoch": 2, "train_max_episode_steps": 100}, "notebook"),
+    "ent0.01-k2e20-trunc200": ({"ent_coef": 0.01, "inits_per_epoch": 2, "num_envs": 20, "train_max_episode_steps": 200},
+                               "notebook"),
 }
 
 
