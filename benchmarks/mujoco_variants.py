@@ -54,12 +54,12 @@ from paper_code.mujoco import (check_task, mujoco_config, mujoco_dataset_path, p
                                task_setting)
 from paper_code.reporting import write_table
 
-#: name -> (PPMOConfig overrides, early stopping): "patience 2/3" stops once 2/3 consecutive
-#: evaluations reach the task's stop_at_return in params.yaml ("patience 3" was notebook 02's first rule), "none"
-#: runs the whole budget, "notebook" is notebook 02's rule for the task
 #: the settings before notebook 02 averaged InvertedDoublePendulum's meta-gradient over 2 inits
 #: and truncated its training episodes (params.yaml); the variants keep them as they first ran
 K1 = {"inits_per_epoch": 1, "train_max_episode_steps": None}
+#: name -> (PPMOConfig overrides, early stopping): "patience 2/3" stops once 2/3 consecutive
+#: evaluations reach the task's stop_at_return in params.yaml ("patience 3" was notebook 02's first rule), "none"
+#: runs the whole budget, "notebook" is notebook 02's rule for the task
 VARIANTS: dict[str, tuple[dict, str]] = {
     "ent0": ({**K1, "ent_coef": 0.0}, "patience 3"),
     "k5e2": ({**K1, "ent_coef": 0.0, "inits_per_epoch": 5, "num_envs": 2}, "patience 3"),
@@ -125,8 +125,8 @@ def main() -> None:
                               episodes=int(section["episodes"]), seed=seed)
         last = pd.DataFrame(r.evals)["sampled_return"]
         rows.append({"task": task, "variant": name, "ent_coef": r.cfg.ent_coef, "inits_per_epoch": r.cfg.inits_per_epoch,
-                     "num_envs": r.cfg.num_envs,
-                     "training episode steps": r.cfg.train_max_episode_steps or "task's", "meta-epochs": r.meta_epoch, "best evaluation": last.max(),
+                     "num_envs": r.cfg.num_envs, "training episode steps": r.cfg.train_max_episode_steps or "task's",
+                     "meta-epochs": r.meta_epoch, "best evaluation": last.max(),
                      "mean of last 10 evaluations": last.tail(10).mean(), "one-step mean": sd["return"].mean(),
                      "one-step std": sd["return"].std()})
     summary = pd.DataFrame(rows)
