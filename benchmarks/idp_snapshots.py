@@ -69,14 +69,16 @@ def run_variant(section: dict, name: str, root: Path, budget: int) -> PPMO:
         r.dataset().save(out)
         write_log(r, out)
 
-    run.run(budget, progress=True, checkpoint=checkpoint_path(out), checkpoint_every_s=120.0, on_checkpoint=on_checkpoint)
+    run.run(budget, progress=True, checkpoint=checkpoint_path(out), checkpoint_every_s=120.0,
+            on_checkpoint=on_checkpoint)
     return run
 
 
 def validate(name: str, root: Path, first: int, learners: int, episodes: int) -> pd.DataFrame:
     """Every snapshot from meta-epoch ``first`` on, 20 x 3 on the validation seed (cached)."""
     cache = root / f"{name}_validation.csv"
-    done = pd.read_csv(cache) if cache.exists() else pd.DataFrame(columns=["variant", "meta_epoch", "validation", "full"])
+    columns = ["variant", "meta_epoch", "validation", "full"]
+    done = pd.read_csv(cache) if cache.exists() else pd.DataFrame(columns=columns)
     env = make_env(TASK, learners * episodes, seed=VALIDATION_SEED, check_actions=False)
     rows = done.to_dict("records")
     for p in sorted((root / name).glob("me*.safetensors")):
@@ -97,7 +99,8 @@ def report(section: dict, root: Path, out: Path, names: list[str]) -> None:
     seed = protocol_seeds(section, TASK)["protocol"]
     learners, episodes = int(section["learners"]), int(section["episodes"])
     snaps = pd.concat([pd.read_csv(root / f"{n}_validation.csv") for n in names], ignore_index=True)
-    snaps = snaps.sort_values(["variant", "meta_epoch"], key=lambda c: c.map(lambda v: int(v[1:])) if c.name == "variant" else c)
+    snaps = snaps.sort_values(["variant", "meta_epoch"],
+                              key=lambda c: c.map(lambda v: int(v[1:])) if c.name == "variant" else c)  # b64 < b128
     write_table(snaps, out / f"{TASK}_snapshots")
     rows = []
     for n in names:
@@ -112,7 +115,7 @@ def report(section: dict, root: Path, out: Path, names: list[str]) -> None:
             proto[which] = state_dependence(ds, learners=learners, episodes=episodes, seed=seed)["return"]
             proto[f"{which}_me"] = ds.provenance["meta_epochs"]
         rows.append({"task": TASK, "variant": n, "B": int(n[1:]), "meta-epochs": proto["final_me"],
-                     "snapshots validated": len(s), "validation mean": s["validation"].mean(),
+                     "snapshots validated": len(s), "validation mean of the last 20": s["validation"].tail(20).mean(),
                      "validation best": best["validation"], "best at meta-epoch": int(best["meta_epoch"]),
                      "protocol: best snapshot": proto["best"].mean(), "protocol: final": proto["final"].mean()})
     summary = pd.DataFrame(rows)
