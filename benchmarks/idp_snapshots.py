@@ -74,16 +74,17 @@ def run_variant(section: dict, name: str, root: Path, budget: int) -> PPMO:
     return run
 
 
-def validate(name: str, root: Path, first: int, learners: int, episodes: int) -> pd.DataFrame:
-    """Every snapshot from meta-epoch ``first`` on, 20 x 3 on the validation seed (cached)."""
+def validate(name: str, root: Path, first: int, learners: int, episodes: int) -> None:
+    """Every snapshot from meta-epoch ``first`` on, ``learners`` x ``episodes`` on the validation
+    seed, appended to ``{name}_validation.csv`` (snapshots already there are skipped)."""
     cache = root / f"{name}_validation.csv"
     columns = ["variant", "meta_epoch", "validation", "full"]
     done = pd.read_csv(cache) if cache.exists() else pd.DataFrame(columns=columns)
     env = make_env(TASK, learners * episodes, seed=VALIDATION_SEED, check_actions=False)
-    rows = done.to_dict("records")
+    rows, cached = done.to_dict("records"), set(done["meta_epoch"])
     for p in sorted((root / name).glob("me*.safetensors")):
         me = int(p.stem[2:])
-        if me < first or me in set(done["meta_epoch"]):
+        if me < first or me in cached:
             continue
         r = evaluate_dataset(DistilledDataset.load(p), learners=learners, episodes=episodes, seed=VALIDATION_SEED,
                              env=env).returns
@@ -92,7 +93,6 @@ def validate(name: str, root: Path, first: int, learners: int, episodes: int) ->
         print(f"{name} meta-epoch {me}: validation {rows[-1]['validation']:.0f}", flush=True)
         pd.DataFrame(rows).to_csv(cache, index=False)
     env.close()
-    return pd.DataFrame(rows)
 
 
 def report(section: dict, root: Path, out: Path, names: list[str]) -> None:
