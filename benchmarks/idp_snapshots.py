@@ -39,7 +39,10 @@ from paper_code.ppmo import PPMO, checkpoint_path, write_log
 from paper_code.reporting import write_table
 
 TASK = "InvertedDoublePendulum-v5"
-VARIANTS: dict[str, dict] = {"b64": {"size": 64}, "b128": {"size": 128}, "b256": {"size": 256}}
+#: notebook 02's InvertedDoublePendulum setting when these variants ran (its synthetic states now start small)
+PREVIOUS = {"inits_per_epoch": 2, "train_max_episode_steps": 200, "init_state_std": 1.0}
+VARIANTS: dict[str, dict] = {"b64": {"size": 64, **PREVIOUS}, "b128": {"size": 128, **PREVIOUS},
+                             "b256": {"size": 256, **PREVIOUS}}
 FULL = 9000.0  # a balanced 1000-step episode scores ~9330
 VALIDATION_SEED = 50_006  # not notebook 02's protocol seed for the task (40006)
 
@@ -99,22 +102,23 @@ def report(section: dict, root: Path, out: Path, names: list[str]) -> None:
     seed = protocol_seeds(section, TASK)["protocol"]
     learners, episodes = int(section["learners"]), int(section["episodes"])
     snaps = pd.concat([pd.read_csv(root / f"{n}_validation.csv") for n in names], ignore_index=True)
-    snaps = snaps.sort_values(["variant", "meta_epoch"],
-                              key=lambda c: c.map(lambda v: int(v[1:])) if c.name == "variant" else c)  # b64 < b128
+    order = {n: i for i, n in enumerate(VARIANTS)}
+    snaps = snaps.sort_values(["variant", "meta_epoch"], key=lambda c: c.map(order) if c.name == "variant" else c)
     write_table(snaps, out / f"{TASK}_snapshots")
     rows = []
     for n in names:
         s = snaps[snaps["variant"] == n]
         best = s.loc[s["validation"].idxmax()]
         best_path = root / n / f"me{int(best['meta_epoch']):05d}.safetensors"
-        keep = out / f"{TASK}_b{n[1:]}_snapshot-best.safetensors"
+        keep = out / f"{TASK}_{n}_snapshot-best.safetensors"
         shutil.copyfile(best_path, keep)
         proto = {}
         for which, path in (("best", keep), ("final", root / n / "final.safetensors")):
             ds = DistilledDataset.load(path)
             proto[which] = state_dependence(ds, learners=learners, episodes=episodes, seed=seed)["return"]
             proto[f"{which}_me"] = ds.provenance["meta_epochs"]
-        rows.append({"task": TASK, "variant": n, "B": int(n[1:]), "meta-epochs": proto["final_me"],
+        rows.append({"task": TASK, "variant": n, "B": VARIANTS[n]["size"],
+                     "meta-epochs": proto["final_me"],
                      "snapshots validated": len(s), "validation mean of the last 20": s["validation"].tail(20).mean(),
                      "validation best": best["validation"], "best at meta-epoch": int(best["meta_epoch"]),
                      "protocol: best snapshot": proto["best"].mean(), "protocol: final": proto["final"].mean()})

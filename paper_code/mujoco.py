@@ -68,8 +68,10 @@ def mujoco_config(section: dict[str, Any], task: str, **overrides: Any) -> PPMOC
         **MUJOCO_PPMO,
     )
     # optional per-task settings (one value or task -> value; absent or null: PPMOConfig's /
-    # MUJOCO_PPMO's default, i.e. no entropy bonus, K = 1, the task's own episode limit)
-    for key, cast in (("ent_coef", float), ("inits_per_epoch", int), ("train_max_episode_steps", int)):
+    # MUJOCO_PPMO's default, i.e. no entropy bonus, K = 1, the task's own episode limit, synthetic
+    # states from N(0, 1))
+    for key, cast in (("ent_coef", float), ("inits_per_epoch", int), ("train_max_episode_steps", int),
+                      ("init_state_std", float)):
         if key in section:
             v = task_setting(section, key, task)
             if v is not None:

@@ -57,6 +57,7 @@ class PPMOConfig(RLSettings):
     dataset_lr: float = 2.5e-4  # Adam on states, labels and log-lr (max_grad_norm clips it and,
     critic_lr: float = 2.5e-4  # separately, the critic)
     init_inner_lr: float = 0.02
+    init_state_std: float = 1.0  # synthetic states start as N(0, init_state_std^2) (MLP learners)
     ratio_mode: str = "logprob"  # "raw_logits" reproduces the authors' PPO-ratio defect
     eval_every: int = 25  # meta-epochs between evaluations of the dataset (0: never)
     eval_learners: int = 10  # fresh learners x 1 episode, sampled and greedy
@@ -72,6 +73,8 @@ class PPMOConfig(RLSettings):
             raise ValueError(f"train_max_episode_steps must be None or a positive integer, got {self.train_max_episode_steps!r}")
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
+        if not self.init_state_std > 0:
+            raise ValueError(f"init_state_std must be positive, got {self.init_state_std}")
         if not self.init_inner_lr > 0:
             raise ValueError(f"init_inner_lr must be positive, got {self.init_inner_lr}")
         if self.ratio_mode not in ("logprob", "raw_logits"):
@@ -146,6 +149,8 @@ class PPMO:
         self.obs_size, self.num_actions = self.env.observation_size, self.env.num_actions
         self.obs_shape = tuple(self.env.observation_shape)
         self.cnn = cfg.learner.kind == "nature_cnn"
+        if self.cnn and cfg.init_state_std != 1.0:
+            raise ValueError("init_state_std is for MLP learners (synthetic frames start uniform in [0, 1])")
         if self.cnn and cfg.inits_per_epoch != 1:
             raise ValueError("the Nature-CNN learner supports inits_per_epoch = 1 only")
         self.in_size = learner_input(cfg.learner, self.obs_shape)
@@ -161,11 +166,11 @@ class PPMO:
         self.g_perm = _generator(cfg.seed * 10 + 3, dev)
         g_data = _generator(cfg.seed * 10 + 4, dev)
         g_critic = _generator(cfg.seed * 10 + 5, dev)
-        # the dataset: states and labels from N(0, 1), lr in log space (positive, no clamp)
+        # the dataset: states from N(0, init_state_std^2), labels from N(0, 1), lr in log space (positive, no clamp)
         if self.cnn:  # images: synthetic frames in observation space, scaled to [0, 1]
             self.states = torch.rand(cfg.size, *self.obs_shape, generator=g_data, device=dev).requires_grad_()
         else:
-            self.states = torch.randn(cfg.size, self.obs_size, generator=g_data, device=dev).requires_grad_()
+            self.states = (cfg.init_state_std * torch.randn(cfg.size, self.obs_size, generator=g_data, device=dev)).requires_grad_()
         self.labels = torch.randn(cfg.size, self.num_actions, generator=g_data, device=dev).requires_grad_()
         self.log_lr = torch.tensor(math.log(cfg.init_inner_lr), device=dev).requires_grad_()
         self.data_params = [self.states, self.labels, self.log_lr]

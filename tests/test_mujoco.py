@@ -209,10 +209,11 @@ def test_per_task_settings_of_the_mujoco_section():
     assert mujoco_config(section, "InvertedDoublePendulum-v5").ent_coef == 0.01
     assert mujoco_config(section, "Hopper-v5").ent_coef == 0.0
     more = {**section, "inits_per_epoch": {"default": 1, "InvertedDoublePendulum-v5": 2},
-            "train_max_episode_steps": {"default": None, "InvertedDoublePendulum-v5": 200}}
+            "train_max_episode_steps": {"default": None, "InvertedDoublePendulum-v5": 200},
+            "init_state_std": {"default": 1.0, "InvertedDoublePendulum-v5": 0.1}}
     idp, hopper = mujoco_config(more, "InvertedDoublePendulum-v5"), mujoco_config(more, "Hopper-v5")
-    assert (idp.inits_per_epoch, idp.train_max_episode_steps) == (2, 200)
-    assert (hopper.inits_per_epoch, hopper.train_max_episode_steps) == (1, None)
+    assert (idp.inits_per_epoch, idp.train_max_episode_steps, idp.init_state_std) == (2, 200, 0.1)
+    assert (hopper.inits_per_epoch, hopper.train_max_episode_steps, hopper.init_state_std) == (1, None, 1.0)
     assert stop_rule(section, "InvertedDoublePendulum-v5") == {"stop_at_return": 9300.0, "stop_patience": 1}
     assert stop_rule(section, "Hopper-v5") == {"stop_at_return": None, "stop_patience": 3}
     # sections without the keys: MUJOCO_PPMO's bonus (none), no early stop

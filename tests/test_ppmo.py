@@ -195,6 +195,14 @@ def test_inits_per_epoch_vmap_runs(tmp_path):
     assert row["env_steps"] == 3 * 4 * 25 and math.isfinite(row["pg_loss"])
 
 
+def test_init_state_std_scales_the_initial_synthetic_states():
+    with pytest.raises(ValueError, match="init_state_std must be positive"):
+        PPMOConfig(init_state_std=0.0)
+    base, small = PPMO(PPMOConfig(**TINY)), PPMO(PPMOConfig(init_state_std=0.1, **TINY))
+    assert torch.allclose(small.states, 0.1 * base.states)  # the same draw, scaled
+    assert torch.equal(small.labels, base.labels)
+
+
 def _dataset(**kw):
     base = dict(states=torch.randn(7, 8), labels=torch.randn(7, 4), lr=torch.tensor(0.05),
                 env_id="paper_code/NDCartPole-v0", env_kwargs={"dof": 2}, provenance={"seed": 3})
