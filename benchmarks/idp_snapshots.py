@@ -1,15 +1,16 @@
 """Would picking the best snapshot, or a bigger dataset, lift InvertedDoublePendulum to 9000?
 
-Notebook 02 stops its InvertedDoublePendulum run at the first 10-learner evaluation >= 9300, a
-single noisy measurement (10 episodes). Here each variant of notebook 02's setting (entropy bonus,
-2 learner inits x 10 envs, training episodes truncated at 200 steps) runs its whole budget without
+Notebook 02's previous InvertedDoublePendulum run stopped at the first 10-learner evaluation >= 9300,
+a single noisy measurement (10 episodes). Here each variant of that setting (entropy bonus, 2
+learner inits x 10 envs, training episodes truncated at 200 steps, synthetic states from N(0, 1);
+notebook 02's states now start from N(0, 0.1^2), ``benchmarks/idp_state_scale.py``) runs its whole budget without
 a stop rule and keeps the dataset of every evaluation (a snapshot every ``eval_every`` meta-epochs).
 From meta-epoch ``--from`` on, every snapshot is validated with 20 fresh learners x 3 episodes on a
 *validation* seed (not notebook 02's protocol seed); the best-validated snapshot and the final
 dataset are then evaluated under notebook 02's protocol (its seed, 20 x 3), so the selection does
 not see the protocol's learners or initial states.
 
-Variants: ``b64`` (notebook 02's setting), ``b128``, ``b256`` (dataset size; the paper's is 64).
+Variants: ``b64`` (notebook 02's previous setting), ``b128``, ``b256`` (dataset size; the paper's is 64).
 
 Writes ``results/mujoco/variants/InvertedDoublePendulum-v5_snapshots.{csv,md}`` (every validated
 snapshot) and ``..._selection.{csv,md}`` (one row per variant); the runs and their snapshots go to

@@ -9,8 +9,10 @@
    A slot that fails under every learner seed points at its initial state, a learner that fails
    under every env seed at its init.
 
-Both for notebook 02's current dataset and its previous one (the ``ent0.01`` variant of
-``benchmarks/mujoco_variants.py``: entropy bonus, K = 1, untruncated training episodes).
+For notebook 02's current dataset (synthetic states started from N(0, 0.1^2)), its previous one
+(the ``ent0.01-k2-trunc200`` variant of ``benchmarks/mujoco_variants.py``: states from N(0, 1),
+2 inits x 10 envs, training episodes truncated at 200, stopped at its first evaluation >= 9300)
+and an earlier one (``ent0.01``: entropy bonus, K = 1, untruncated training episodes).
 Writes ``results/mujoco/variants/InvertedDoublePendulum-v5_{step_size,failures}.{csv,md}``.
 
     python benchmarks/idp_step_size.py
@@ -53,8 +55,10 @@ def main() -> None:
     section = load_scale("paper")["mujoco"]
     results = repo_root() / "results"
     size = int(section["size"])
+    variants = results / "mujoco" / "variants"
     datasets = {"notebook 02": mujoco_dataset_path(results, TASK, size),
-                "previous (ent0.01)": results / "mujoco" / "variants" / f"{TASK}_b{size}_ent0.01.safetensors"}
+                "previous (ent0.01-k2-trunc200)": variants / f"{TASK}_b{size}_ent0.01-k2-trunc200.safetensors",
+                "earlier (ent0.01)": variants / f"{TASK}_b{size}_ent0.01.safetensors"}
     seed = protocol_seeds(section, TASK)["protocol"]
     learners, episodes = int(section["learners"]), int(section["episodes"])
     rows, cross = [], []

@@ -4,7 +4,7 @@ InvertedDoublePendulum-v5 and Walker2d-v5 first ran without an entropy bonus (Cl
 continuous PPO). InvertedDoublePendulum's one-step learners then either balanced for the whole
 episode or fell within a few dozen steps, and its 10-learner evaluations swung between ~2000 and
 ~8500 while the Gaussian's log-std kept shrinking; Walker2d's peaked at ~520 and ended near 400.
-Variants, each with notebook 02's budget for the task (3000 meta-epochs):
+Variants, each with 3000 meta-epochs (notebook 02's budget for the task when they ran):
 
 - ``ent0``: no entropy bonus, stop once 3 consecutive evaluations reach the task's target
   (InvertedDoublePendulum: 9300, never reached; Walker2d: none) -- notebook 02's first setting;
@@ -25,10 +25,12 @@ Variants, each with notebook 02's budget for the task (3000 meta-epochs):
 - ``ent0.01-trunc200``: the bonus and training episodes truncated after 200 steps (bootstrapped;
   evaluation keeps 1000), without early stopping. The one-step learners' failures depend on the
   initial state as well as on the init, and with 1000-step episodes a rollout of 10 envs x 200
-  steps sees about two fresh initial states; truncated, it sees ten. Notebook 02 now runs
-  InvertedDoublePendulum so, with the meta-gradient averaged over 2 inits x 10 envs and its
-  stop rule; ``ent0.01-k4-trunc200`` is that with 4 inits x 10 envs, ``ent0.01-k2-trunc100`` with
-  truncation after 100 steps and ``ent0.01-k2e20-trunc200`` with 2 inits x 20 envs (2x the env steps).
+  steps sees about two fresh initial states; truncated, it sees ten. ``ent0.01-k2-trunc200`` is
+  that with the meta-gradient averaged over 2 inits x 10 envs, stopped at its first evaluation
+  >= 9300: notebook 02's previous run (its files moved here when notebook 02's synthetic states
+  started small, ``benchmarks/idp_state_scale.py``); ``ent0.01-k4-trunc200`` is that with 4 inits
+  x 10 envs, ``ent0.01-k2-trunc100`` with truncation after 100 steps and ``ent0.01-k2e20-trunc200``
+  with 2 inits x 20 envs (2x the env steps).
 
 A variant equal to notebook 02's setting for the task is that run itself (not repeated). Runs
 resume and a finished one costs nothing; every run's evaluations (fresh learners x 1 episode,
@@ -36,7 +38,7 @@ sampled) go to ``results/mujoco/variants/{task}.csv``, and every final dataset i
 notebook 02's protocol (20 learners x 3 episodes, its seed for the task) in ``{task}_summary``.
 
     python benchmarks/mujoco_variants.py --task InvertedDoublePendulum-v5 ent0 k5e2 ent0.01 ent0.01-full \
-        ent0.01-k5e2 ent0.01-k2e10 ent0.01-k4e10 ent0.01-trunc200 ent0.01-k4-trunc200 \
+        ent0.01-k5e2 ent0.01-k2e10 ent0.01-k4e10 ent0.01-trunc200 ent0.01-k2-trunc200 ent0.01-k4-trunc200 \
         ent0.01-k2-trunc100 ent0.01-k2e20-trunc200
     python benchmarks/mujoco_variants.py --task Walker2d-v5 ent0 ent0.01-full
 """
@@ -124,7 +126,8 @@ def main() -> None:
         runs[name] = run_or_resume(cfg, paths[name], VARIANT_BUDGET, **variant_rule)
     evals = pd.concat([pd.DataFrame(r.evals).assign(variant=name, task=task, ent_coef=r.cfg.ent_coef,
                                                     inits_per_epoch=r.cfg.inits_per_epoch, num_envs=r.cfg.num_envs,
-                                                    train_max_episode_steps=r.cfg.train_max_episode_steps)
+                                                    train_max_episode_steps=r.cfg.train_max_episode_steps,
+                                                    init_state_std=r.cfg.init_state_std)
                        for name, r in runs.items()], ignore_index=True)
     evals.to_csv(out / f"{task}.csv", index=False)
     # every run's final dataset under notebook 02's protocol (its learners and seed for the task)
@@ -136,6 +139,7 @@ def main() -> None:
         last = pd.DataFrame(r.evals)["sampled_return"]
         rows.append({"task": task, "variant": name, "ent_coef": r.cfg.ent_coef, "inits_per_epoch": r.cfg.inits_per_epoch,
                      "num_envs": r.cfg.num_envs, "training episode steps": r.cfg.train_max_episode_steps or "task's",
+                     "initial state std": r.cfg.init_state_std,
                      "meta-epochs": r.meta_epoch, "best evaluation": last.max(),
                      "mean of last 10 evaluations": last.tail(10).mean(), "one-step mean": sd["return"].mean(),
                      "one-step std": sd["return"].std()})
