@@ -33,7 +33,8 @@ from paper_code.dataset import DistilledDataset
 from paper_code.envs import make_env
 from paper_code.evaluation import evaluate_dataset
 from paper_code.experiment import run_or_resume
-from paper_code.mujoco import mujoco_config, mujoco_dataset_path, protocol_seeds, run_task, state_dependence, stop_rule, task_setting
+from paper_code.mujoco import (mujoco_config, mujoco_dataset_path, protocol_seeds, run_task, state_dependence, stop_rule,
+                               task_setting)
 from paper_code.reporting import write_table
 
 from idp_snapshots import run_variant
