@@ -31,7 +31,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
         game = args.env.removeprefix("ALE/").removesuffix("-v5")
         section = {"seed": args.seed, "max_episode_steps": args.max_episode_steps, "eval_every": args.eval_every,
-                   "eval_learners": 5}
+                   "eval_learners": 5, "normalize_obs": not args.raw_pixels}
         if game not in ATARI_SIZES:
             raise ValueError(f"unknown or unsupported Atari game {args.env!r} (supported: "
                              f"{', '.join(f'ALE/{g}-v5' for g in ATARI_SIZES)})")
@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="B, synthetic instances (default 512; 64 for MuJoCo; the paper's minimal size for Atari)")
     d.add_argument("--split", type=int, default=4, help="Atari: Nature-CNN layers in the persistent encoder (0..4)")
     d.add_argument("--max-episode-steps", type=int, default=27_000, help="Atari: agent steps per episode at most")
+    d.add_argument("--raw-pixels", action="store_true",
+                   help="Atari: no per-pixel observation normalisation (the first CPU-scale runs' setting)")
     d.add_argument("--meta-epochs", type=int, default=10_000)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--out", required=True, help="dataset file (.safetensors); checkpoint and log go beside it")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -50,6 +51,9 @@ def atari_config(section: dict[str, Any], game: str, split: int, **overrides: An
     for k in ("num_envs", "num_steps", "minibatch_size", "update_epochs"):
         if k in section:
             kw[k] = int(section[k])
+    for k, cast in (("normalize_obs", bool), ("init_state_std", float), ("ent_coef", float)):
+        if k in section:
+            kw[k] = cast(section[k])
     kw.update(overrides)
     return PPMOConfig(**kw)
 
@@ -69,20 +73,32 @@ def run_atari(section: dict[str, Any], game: str, split: int, out_root: Path, me
 
 @torch.no_grad()
 def one_step_actions(ds: DistilledDataset, *, learners: int, seed: int = 0) -> pd.DataFrame:
-    """One episode per fresh one-step learner, greedy and sampled, with every greedy action counted.
+    """One episode per fresh one-step learner: greedy, sampled, and its sampled actions *replayed*.
 
-    Returns one row per (learner, mode): ``learner``, ``mode``, ``return``, ``steps`` and, for the
-    greedy episodes, ``action_counts`` (a list: how often each action was chosen until the
-    episode ended)."""
+    "replayed" is the state-dependence control: each learner's sampled actions' frequencies become
+    a state-independent policy (every step draws from them, whatever the frame), run for one
+    episode on the same reset seed. A learner that uses the state does better than its replay; one
+    whose action distribution is the same everywhere does as well.
+
+    Returns one row per (learner, mode): ``learner``, ``mode`` ("greedy", "sampled", "replayed"),
+    ``return``, ``steps`` and ``action_counts`` (a list: how often each action was chosen until
+    the episode ended)."""
     rows = []
-    for greedy in (True, False):
-        env = make_env(ds.env_id, learners, seed=seed, **ds.env_kwargs)
-        ds.check_env(env.observation_shape, env.num_actions)
+    env = make_env(ds.env_id, learners, seed=seed, **ds.env_kwargs)
+    ds.check_env(env.observation_shape, env.num_actions)
+    frequencies = None
+    for mode in ("greedy", "sampled", "replayed"):
         g = torch.Generator().manual_seed(seed)
-        params = trained_learners(ds, learners, observation_shape=env.observation_shape, num_actions=env.num_actions,
-                                  generator=g)
-        act = learner_policy(params, learners, ds.learner.activation, greedy=greedy, generator=g, policy=ds.learner.policy,
-                             normalize=lambda o: ds.features(ds.normalize(o)))
+        if mode == "replayed":
+            freq = frequencies
+
+            def act(obs: torch.Tensor) -> torch.Tensor:
+                return torch.multinomial(freq, 1, generator=g).squeeze(-1)
+        else:
+            params = trained_learners(ds, learners, observation_shape=env.observation_shape, num_actions=env.num_actions,
+                                      generator=g)
+            act = learner_policy(params, learners, ds.learner.activation, greedy=mode == "greedy", generator=g,
+                                 policy=ds.learner.policy, normalize=lambda o: ds.features(ds.normalize(o)))
         counts = torch.zeros(learners, env.num_actions, dtype=torch.long)
         active = torch.ones(learners, dtype=torch.bool)
 
@@ -95,11 +111,33 @@ def one_step_actions(ds: DistilledDataset, *, learners: int, seed: int = 0) -> p
             active.logical_and_(~(out.terminated | out.truncated))
 
         returns, lengths = first_episode_returns(env, recording, seed=seed, on_step=step_hook)
-        env.close()
+        if mode == "sampled":
+            frequencies = (counts.double() + 1e-12) / (counts.sum(-1, keepdim=True) + 1e-12)
         for i in range(learners):
-            rows.append({"learner": i, "mode": "greedy" if greedy else "sampled", "return": float(returns[i]),
-                         "steps": int(lengths[i]), "action_counts": counts[i].tolist() if greedy else None})
+            rows.append({"learner": i, "mode": mode, "return": float(returns[i]), "steps": int(lengths[i]),
+                         "action_counts": counts[i].tolist()})
+    env.close()
     return pd.DataFrame(rows)
+
+
+def one_step_summary(ev: pd.DataFrame, names: list[str]) -> dict[str, Any]:
+    """One dataset's numbers from :func:`one_step_actions` (``names``: the game's actions).
+
+    ``sampled - replayed`` is the mean over learners of (sampled return - its replay's return) and
+    ``diff s.e.`` its standard error: the sampled policy uses the state if the difference is above
+    twice its standard error (``uses state``). ``top action share`` is over all greedy steps."""
+    by = {m: ev[ev["mode"] == m].sort_values("learner") for m in ("greedy", "sampled", "replayed")}
+    counts = np.sum(list(by["greedy"]["action_counts"]), axis=0)
+    share = counts / max(int(counts.sum()), 1)
+    diff = by["sampled"]["return"].to_numpy() - by["replayed"]["return"].to_numpy()
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+    return {
+        "sampled mean": float(by["sampled"]["return"].mean()), "sampled std": float(by["sampled"]["return"].std()),
+        "greedy mean": float(by["greedy"]["return"].mean()), "replayed mean": float(by["replayed"]["return"].mean()),
+        "sampled - replayed": float(diff.mean()), "diff s.e.": se, "uses state": bool(diff.mean() > 2 * se),
+        "top greedy action": names[int(np.argmax(share))], "top action share": float(share.max()),
+        "greedy shares": {a: float(x) for a, x in zip(names, share)},
+    }
 
 
 @torch.no_grad()

@@ -143,6 +143,14 @@ class DistilledDataset:
         return normalize_obs(obs, self.extra["obs_mean"].to(obs.device), self.extra["obs_var"].to(obs.device),
                              float(self.normalization["clip"]), float(self.normalization["eps"]))
 
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised inputs (e.g. the synthetic states) back on the observation scale, to look at
+        (clipping is not undone; identity without normalisation; frames on the [0, 1] scale)."""
+        if self.normalization is None:
+            return x
+        eps = float(self.normalization["eps"])
+        return x * (self.extra["obs_var"].to(x.device, x.dtype) + eps).sqrt() + self.extra["obs_mean"].to(x.device, x.dtype)
+
     def check_env(self, observation_shape: tuple[int, ...], num_outputs: int) -> None:
         """Raise :class:`DatasetError` if the dataset does not fit an environment's sizes."""
         if tuple(self.states.shape[1:]) != tuple(observation_shape):

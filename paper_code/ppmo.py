@@ -21,6 +21,8 @@ an interrupted run resumed from a checkpoint gives the same dataset as an uninte
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,7 +59,9 @@ class PPMOConfig(RLSettings):
     dataset_lr: float = 2.5e-4  # Adam on states, labels and log-lr (max_grad_norm clips it and,
     critic_lr: float = 2.5e-4  # separately, the critic)
     init_inner_lr: float = 0.02
-    init_state_std: float = 1.0  # synthetic states start as N(0, init_state_std^2) (MLP learners)
+    # synthetic states start as N(0, init_state_std^2): MLP learners, and a Nature-CNN's with
+    # normalize_obs (its states then live in normalised pixels); raw frames start uniform in [0, 1]
+    init_state_std: float = 1.0
     ratio_mode: str = "logprob"  # "raw_logits" reproduces the authors' PPO-ratio defect
     eval_every: int = 25  # meta-epochs between evaluations of the dataset (0: never)
     eval_learners: int = 10  # fresh learners x 1 episode, sampled and greedy
@@ -149,8 +153,9 @@ class PPMO:
         self.obs_size, self.num_actions = self.env.observation_size, self.env.num_actions
         self.obs_shape = tuple(self.env.observation_shape)
         self.cnn = cfg.learner.kind == "nature_cnn"
-        if self.cnn and cfg.init_state_std != 1.0:
-            raise ValueError("init_state_std is for MLP learners (synthetic frames start uniform in [0, 1])")
+        if self.cnn and not cfg.normalize_obs and cfg.init_state_std != 1.0:
+            raise ValueError("init_state_std needs normalize_obs with a Nature-CNN (raw synthetic frames start "
+                             "uniform in [0, 1])")
         if self.cnn and cfg.inits_per_epoch != 1:
             raise ValueError("the Nature-CNN learner supports inits_per_epoch = 1 only")
         self.in_size = learner_input(cfg.learner, self.obs_shape)
@@ -166,11 +171,13 @@ class PPMO:
         self.g_perm = _generator(cfg.seed * 10 + 3, dev)
         g_data = _generator(cfg.seed * 10 + 4, dev)
         g_critic = _generator(cfg.seed * 10 + 5, dev)
-        # the dataset: states from N(0, init_state_std^2), labels from N(0, 1), lr in log space (positive, no clamp)
-        if self.cnn:  # images: synthetic frames in observation space, scaled to [0, 1]
-            self.states = torch.rand(cfg.size, *self.obs_shape, generator=g_data, device=dev).requires_grad_()
+        # the dataset: states from N(0, init_state_std^2) (raw frames: uniform in [0, 1], the scaled pixel
+        # range), labels from N(0, 1), lr in log space (positive, no clamp)
+        if self.cnn and not cfg.normalize_obs:
+            states = torch.rand(cfg.size, *self.obs_shape, generator=g_data, device=dev)
         else:
-            self.states = (cfg.init_state_std * torch.randn(cfg.size, self.obs_size, generator=g_data, device=dev)).requires_grad_()
+            states = cfg.init_state_std * torch.randn(cfg.size, *self.obs_shape, generator=g_data, device=dev)
+        self.states = states.requires_grad_()
         self.labels = torch.randn(cfg.size, self.num_actions, generator=g_data, device=dev).requires_grad_()
         self.log_lr = torch.tensor(math.log(cfg.init_inner_lr), device=dev).requires_grad_()
         self.data_params = [self.states, self.labels, self.log_lr]
@@ -185,7 +192,8 @@ class PPMO:
         self.data_opt = torch.optim.Adam(self.data_params, lr=cfg.dataset_lr, eps=cfg.adam_eps,
                                          fused=self.env.device.type == "cpu")
         # observation statistics (identity until the first update) and reward scaling
-        self.obs_rms = RunningMeanStd((self.obs_size,), dev) if cfg.normalize_obs else None
+        # per input element: per pixel for frames (what moves stands out from the static background)
+        self.obs_rms = RunningMeanStd(self.obs_shape, dev) if cfg.normalize_obs else None
         self.ret_rms = RunningMeanStd((), dev) if cfg.normalize_reward else None
         self.ret_acc = torch.zeros(K * E, device=dev)
         if self.cnn:  # a separate Nature-CNN
@@ -349,7 +357,8 @@ class PPMO:
                     stats_sum[k] = stats_sum.get(k, 0) + v
         updates = cfg.update_epochs * math.ceil(n / cfg.minibatch_size)
         if self.obs_rms is not None:
-            self.obs_rms.update(roll["obs"].flatten(0, 1))
+            obs = roll["obs"].flatten(0, 1)
+            self.obs_rms.update(obs.float().div_(255) if obs.dtype == torch.uint8 else obs)
 
         n_done, mean_return = episode_stats(roll)
         row = torch.stack([
@@ -482,7 +491,8 @@ class PPMO:
             stop_rule: str | None = None, on_checkpoint: Callable[["PPMO"], None] | None = None) -> "PPMO":
         """Train until ``meta_epochs`` meta-epochs in total (counting resumed ones).
 
-        Writes ``checkpoint`` every ``checkpoint_every_s`` seconds, at the end, and on Ctrl-C.
+        Writes ``checkpoint`` every ``checkpoint_every_s`` seconds, at the end, and on Ctrl-C or
+        SIGTERM (``kill``; a background job ignores Ctrl-C's SIGINT).
         ``stop_when(evaluations)`` may end the run early after an evaluation; such a run stays
         finished when resumed with the same ``stop_rule`` (a name for the rule). Resumed with a
         different rule it continues: training does not depend on the rule (evaluations use their
@@ -506,6 +516,7 @@ class PPMO:
             self.stopped_early = False
         self.stop_rule = stop_rule
         trained = False
+        restore_sigterm = _sigterm_interrupts()
         try:
             while self.meta_epoch < meta_epochs and not self.stopped_early:
                 if not trained:  # the code revision that trains (part of) this dataset
@@ -540,10 +551,25 @@ class PPMO:
             save()
             bar.close()
             raise
+        finally:
+            restore_sigterm()
         if trained:  # a finished run that was only resumed is left as it is
             save()
         bar.close()
         return self
+
+
+def _sigterm_interrupts() -> Callable[[], None]:
+    """Make SIGTERM raise KeyboardInterrupt (so ``kill`` checkpoints a run like Ctrl-C does); in
+    the main thread only (elsewhere nothing changes). Returns the function that undoes it."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, old)
 
 
 def checkpoint_path(out: str | Path) -> Path:

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from paper_code.atari import atari_config, atari_learner
+from paper_code.atari import atari_config, atari_learner, one_step_actions
 from paper_code.dataset import DatasetError, DistilledDataset
 from paper_code.envs import make_env
 from paper_code.evaluation import evaluate_dataset, learner_policy, trained_learners
@@ -92,3 +92,54 @@ def test_encoder_is_saved_loaded_and_used_at_evaluation(tmp_path):
                           "--json"], capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout.strip().splitlines()[-1])["env"] == "ALE/Breakout-v5"
+
+
+def test_per_pixel_normalisation_is_frozen_into_an_atari_dataset(tmp_path):
+    cfg = atari_config({**TINY, "normalize_obs": True, "init_state_std": 0.5}, "Breakout", 4)
+    assert cfg.normalize_obs and cfg.init_state_std == 0.5
+    out = tmp_path / "breakout_norm.safetensors"
+    run = distill(cfg, out, 2, progress=False)
+    ds = DistilledDataset.load(out)
+    # per-pixel statistics of the rollouts' frames scaled to [0, 1]: what never moved has variance ~0
+    # (only the running statistics' prior, count 1e-4 at variance 1, is left)
+    mean, var = ds.extra["obs_mean"], ds.extra["obs_var"]
+    assert mean.shape == var.shape == (4, 84, 84) and 0 <= float(mean.min()) and float(mean.max()) <= 1
+    assert float((var < 1e-5).float().mean()) > 0.5 and float(var.max()) > 1e-3
+    torch.testing.assert_close(mean, run.obs_rms.mean.float())
+    # synthetic states in normalised pixel space: N(0, 0.5^2) at the start, not uniform in [0, 1]
+    assert float(PPMO(cfg).states.detach().min()) < 0
+    # evaluation feeds the learners normalised frames: the dataset's statistics, not raw pixels
+    env = make_env(ds.env_id, 2, seed=1, **ds.env_kwargs)
+    obs = env.reset()
+    from paper_code.policies import normalize_obs
+
+    torch.testing.assert_close(ds.normalize(obs), normalize_obs(obs.float() / 255, mean, var))
+    assert not torch.allclose(ds.features(ds.normalize(obs)), ds.features(obs.float() / 255))
+    z = ds.normalize(obs)
+    kept = (z.abs() < ds.normalization["clip"]) & (var > 1e-3)  # denormalize inverts normalize unless clipped
+    assert bool(kept.any())
+    torch.testing.assert_close(ds.denormalize(z)[kept], (obs.float() / 255)[kept], atol=1e-4, rtol=0)
+    assert evaluate_dataset(ds, learners=2, episodes=1).returns.shape == (2, 1)
+    env.close()
+    # the state-dependence control replays each learner's sampled-action frequencies, state-blind
+    ev = one_step_actions(ds, learners=2, seed=4)
+    assert list(ev["mode"].unique()) == ["greedy", "sampled", "replayed"] and len(ev) == 6
+    for i in range(2):
+        row = ev[ev.learner == i].set_index("mode")
+        assert all(sum(row.loc[m, "action_counts"]) == row.loc[m, "steps"] for m in ("greedy", "sampled", "replayed"))
+        assert all(r == 0 for s, r in zip(row.loc["sampled", "action_counts"], row.loc["replayed", "action_counts"]) if s == 0)
+    with pytest.raises(ValueError, match="normalize_obs"):
+        PPMO(atari_config({**TINY, "init_state_std": 0.5}, "Breakout", 4))
+
+
+def test_cli_distils_atari_with_per_pixel_normalisation_unless_raw_pixels(tmp_path):
+    from paper_code.__main__ import build_parser
+
+    out = tmp_path / "b.safetensors"
+    cli = subprocess.run([sys.executable, "-m", "paper_code", "distill", "--env", "ALE/Breakout-v5", "--meta-epochs", "1",
+                          "--max-episode-steps", "20", "--eval-every", "0", "--out", str(out), "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    ds = DistilledDataset.load(out)
+    assert ds.normalization is not None and ds.extra["obs_mean"].shape == (4, 84, 84)
+    assert build_parser().parse_args(["distill", "--out", "x", "--raw-pixels"]).raw_pixels

@@ -316,7 +316,8 @@ def test_learner_pool_draws_architectures_and_default_run_is_unchanged(tmp_path)
     assert PPMOConfig(**cfg.to_dict()).learner_pool == pool  # round trip through the checkpoint's dict
 
 
-def test_cli_ctrl_c_writes_checkpoint_and_resume_continues(tmp_path):
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_cli_ctrl_c_or_kill_writes_checkpoint_and_resume_continues(tmp_path, sig):
     import signal
     import time
 
@@ -328,7 +329,7 @@ def test_cli_ctrl_c_writes_checkpoint_and_resume_continues(tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(8)  # imports plus a few meta-epochs
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, sig))  # Ctrl-C, or `kill` (SIGTERM): both checkpoint
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "continue with --resume" in err
