@@ -41,7 +41,7 @@ from paper_code.reporting import write_table
 
 TASK = "InvertedDoublePendulum-v5"
 #: notebook 02's InvertedDoublePendulum setting when these variants ran (its synthetic states now start small)
-PREVIOUS = {"inits_per_epoch": 2, "train_max_episode_steps": 200, "init_state_std": 1.0}
+PREVIOUS = {"inits_per_epoch": 2, "train_max_episode_steps": 200, "init_state_std": 1.0, "obs_scale": 1.0, "state_bound": None}
 VARIANTS: dict[str, dict] = {"b64": {"size": 64, **PREVIOUS}, "b128": {"size": 128, **PREVIOUS},
                              "b256": {"size": 256, **PREVIOUS}}
 FULL = 9000.0  # a balanced 1000-step episode scores ~9330

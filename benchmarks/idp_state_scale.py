@@ -12,7 +12,8 @@ starting from N(0, std^2) for several std, everything else notebook 02's setting
 0.01, 2 inits x 10 envs, training episodes truncated at 200 steps, 1500 meta-epochs, no stop rule):
 
 - std 1.0: notebook 02's previous setting (the ``b64`` run of ``benchmarks/idp_snapshots.py``);
-- std 0.1: notebook 02's current setting (its run, not repeated);
+- std 0.1: notebook 02's setting when this ran (its run, ``..._states0.1``, not repeated; notebook 02
+  now also scales the observations and bounds the states, ``benchmarks/idp_obs_scale.py``);
 - std 0.03, 0.01: run here.
 
 Every final dataset is evaluated under notebook 02's protocol (20 learners x 3 episodes, its seed)
@@ -33,7 +34,7 @@ from paper_code.dataset import DistilledDataset
 from paper_code.envs import make_env
 from paper_code.evaluation import evaluate_dataset
 from paper_code.experiment import run_or_resume
-from paper_code.mujoco import (mujoco_config, mujoco_dataset_path, protocol_seeds, run_task, state_dependence, stop_rule,
+from paper_code.mujoco import (mujoco_config, protocol_seeds, state_dependence, stop_rule,
                                task_setting)
 from paper_code.reporting import write_table
 
@@ -46,6 +47,18 @@ FULL = 9000.0  # a balanced 1000-step episode scores ~9330
 MANY, MANY_SEED = 200, 60_006  # neither the protocol's seed (40006) nor idp_snapshots' validation seed (50006)
 
 
+def protocol_and_many(ds: DistilledDataset, section: dict, env) -> dict[str, float]:
+    """A dataset under notebook 02's protocol (its seed; per learner the mean of its episodes) and
+    with ``MANY`` fresh learners x 1 episode in ``env`` (``MANY`` envs, seed ``MANY_SEED``)."""
+    proto = state_dependence(ds, learners=int(section["learners"]), episodes=int(section["episodes"]),
+                             seed=protocol_seeds(section, TASK)["protocol"])["return"]
+    many = evaluate_dataset(ds, learners=MANY, episodes=1, seed=MANY_SEED, env=env).returns.flatten()
+    return {"protocol mean": float(proto.mean()), "protocol std": float(proto.std()),
+            "protocol learners above 9000": float((proto > FULL).mean()),
+            f"{MANY} learners mean": float(many.mean()), f"{MANY} learners std error": float(many.std() / MANY ** 0.5),
+            f"{MANY} learners full episodes": float((many > FULL).float().mean())}
+
+
 def main() -> None:
     torch.set_num_threads(1)
     section = load_scale("paper")["mujoco"]
@@ -54,30 +67,21 @@ def main() -> None:
     paper = mujoco_config(section, TASK)
     if int(task_setting(section, "meta_epochs", TASK)) != BUDGET or stop_rule(section, TASK)["stop_at_return"] is not None:
         raise SystemExit(f"notebook 02's {TASK} run is no longer {BUDGET} meta-epochs without a stop rule")
-    paths = {1.0: out / "snapshots" / "b64" / "final.safetensors",
-             paper.init_state_std: mujoco_dataset_path(results, TASK, paper.size)}
+    paths = {1.0: out / "snapshots" / "b64" / "final.safetensors"}
     run_variant(section, "b64", out / "snapshots", BUDGET)  # resumes; a finished run costs nothing
-    run_task(section, TASK, results)
-    for std in STDS:
+    for std in (0.1, *STDS):  # 0.1: notebook 02's run when this ran (moved here)
         paths[std] = out / f"{TASK}_b{paper.size}_states{std:g}.safetensors"
-        run_or_resume(mujoco_config(section, TASK, init_state_std=std), paths[std], BUDGET)
-    seed = protocol_seeds(section, TASK)["protocol"]
+        run_or_resume(mujoco_config(section, TASK, init_state_std=std, obs_scale=1.0, state_bound=None), paths[std], BUDGET)
     env = make_env(TASK, MANY, seed=MANY_SEED, check_actions=False)
     rows = []
     for std in sorted(paths, reverse=True):
         ds = DistilledDataset.load(paths[std])
         cfg = ds.provenance["config"]
         assert cfg.get("init_state_std", 1.0) == std and ds.provenance["meta_epochs"] == BUDGET, paths[std]
-        proto = state_dependence(ds, learners=int(section["learners"]), episodes=int(section["episodes"]), seed=seed)["return"]
-        many = evaluate_dataset(ds, learners=MANY, episodes=1, seed=MANY_SEED, env=env).returns.flatten()
-        rows.append({"task": TASK, "initial state std": std, "notebook 02": "current" if std == paper.init_state_std else
-                     ("previous" if std == 1.0 else ""), "meta-epochs": ds.provenance["meta_epochs"],
+        rows.append({"task": TASK, "initial state std": std, "notebook 02": {1.0: "earlier", 0.1: "previous"}.get(std, ""),
+                     "meta-epochs": ds.provenance["meta_epochs"],
                      "mean |state| (final)": float(ds.states.abs().mean()), "inner lr": float(ds.lr),
-                     "protocol mean": float(proto.mean()), "protocol std": float(proto.std()),
-                     "protocol full episodes": float((proto > FULL).mean()),
-                     f"{MANY} learners mean": float(many.mean()),
-                     f"{MANY} learners std error": float(many.std() / MANY ** 0.5),
-                     f"{MANY} learners full episodes": float((many > FULL).float().mean())})
+                     **protocol_and_many(ds, section, env)})
         print(rows[-1], flush=True)
     env.close()
     table = pd.DataFrame(rows)

@@ -9,10 +9,12 @@
    A slot that fails under every learner seed points at its initial state, a learner that fails
    under every env seed at its init.
 
-For notebook 02's current dataset (synthetic states started from N(0, 0.1^2)), its previous one
-(the ``ent0.01-k2-trunc200`` variant of ``benchmarks/mujoco_variants.py``: states from N(0, 1),
-2 inits x 10 envs, training episodes truncated at 200, stopped at its first evaluation >= 9300)
-and an earlier one (``ent0.01``: entropy bonus, K = 1, untruncated training episodes).
+For notebook 02's current dataset (normalised observations x 0.3, synthetic states started from
+N(0, 0.1^2) and kept in [-0.25, 0.25], ``benchmarks/idp_obs_scale.py``), its previous one (the same
+without the scale and the bound, ``..._states0.1``), an earlier one (the ``ent0.01-k2-trunc200``
+variant of ``benchmarks/mujoco_variants.py``: states from N(0, 1), 2 inits x 10 envs, training
+episodes truncated at 200, stopped at its first evaluation >= 9300) and the earliest (``ent0.01``:
+entropy bonus, K = 1, untruncated training episodes).
 Writes ``results/mujoco/variants/InvertedDoublePendulum-v5_{step_size,failures}.{csv,md}``.
 
     python benchmarks/idp_step_size.py
@@ -57,8 +59,9 @@ def main() -> None:
     size = int(section["size"])
     variants = results / "mujoco" / "variants"
     datasets = {"notebook 02": mujoco_dataset_path(results, TASK, size),
-                "previous (ent0.01-k2-trunc200)": variants / f"{TASK}_b{size}_ent0.01-k2-trunc200.safetensors",
-                "earlier (ent0.01)": variants / f"{TASK}_b{size}_ent0.01.safetensors"}
+                "previous (states0.1)": variants / f"{TASK}_b{size}_states0.1.safetensors",
+                "earlier (ent0.01-k2-trunc200)": variants / f"{TASK}_b{size}_ent0.01-k2-trunc200.safetensors",
+                "earliest (ent0.01)": variants / f"{TASK}_b{size}_ent0.01.safetensors"}
     seed = protocol_seeds(section, TASK)["protocol"]
     learners, episodes = int(section["learners"]), int(section["episodes"])
     rows, cross = [], []

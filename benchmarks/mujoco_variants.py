@@ -58,13 +58,13 @@ from paper_code.reporting import write_table
 
 #: the settings before notebook 02 averaged InvertedDoublePendulum's meta-gradient over 2 inits
 #: and truncated its training episodes (params.yaml); the variants keep them as they first ran
-K1 = {"inits_per_epoch": 1, "train_max_episode_steps": None, "init_state_std": 1.0}
+K1 = {"inits_per_epoch": 1, "train_max_episode_steps": None, "init_state_std": 1.0, "obs_scale": 1.0, "state_bound": None}
 #: every variant ran 3000 meta-epochs and, where its rule has one, with the target 9300 on
 #: InvertedDoublePendulum (params.yaml's until notebook 02's run there dropped its stop rule and
 #: started its synthetic states small, ``init_state_std``); the variants keep that
 VARIANT_BUDGET = 3000
 VARIANT_TARGET = {"InvertedDoublePendulum-v5": 9300.0}
-N01 = {"init_state_std": 1.0}
+N01 = {"init_state_std": 1.0, "obs_scale": 1.0, "state_bound": None}
 #: name -> (PPMOConfig overrides, early stopping): "patience 2/3" stops once 2/3 consecutive
 #: evaluations reach the task's target (VARIANT_TARGET, else stop_at_return in params.yaml; "patience 3"
 #: was notebook 02's first rule), "none" runs the whole budget, "notebook" stops at the first
@@ -140,7 +140,8 @@ def main() -> None:
         last = pd.DataFrame(r.evals)["sampled_return"]
         rows.append({"task": task, "variant": name, "ent_coef": r.cfg.ent_coef, "inits_per_epoch": r.cfg.inits_per_epoch,
                      "num_envs": r.cfg.num_envs, "training episode steps": r.cfg.train_max_episode_steps or "task's",
-                     "initial state std": r.cfg.init_state_std,
+                     "initial state std": r.cfg.init_state_std, "obs scale": r.cfg.obs_scale,
+                     "state bound": r.cfg.state_bound if r.cfg.state_bound is not None else "none",
                      "meta-epochs": r.meta_epoch, "best evaluation": last.max(),
                      "mean of last 10 evaluations": last.tail(10).mean(), "one-step mean": sd["return"].mean(),
                      "one-step std": sd["return"].std()})

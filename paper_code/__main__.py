@@ -26,6 +26,9 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
     common = dict(seed=args.seed, inits_per_epoch=args.inits, eval_every=args.eval_every, ratio_mode=args.ratio_mode,
                   device=args.device, train_max_episode_steps=args.train_episode_steps)
+    # given only: the defaults differ by environment (e.g. cart-pole's entropy bonus, MuJoCo's none)
+    common.update({k: v for k, v in (("ent_coef", args.ent_coef), ("init_state_std", args.init_state_std),
+                                     ("obs_scale", args.obs_scale), ("state_bound", args.state_bound)) if v is not None})
     if is_atari(args.env):
         from .atari import ATARI_SIZES, atari_config
 
@@ -103,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--inits", type=int, default=1, help="K learner inits per meta-epoch (vmap)")
     d.add_argument("--train-episode-steps", type=int, default=None,
                    help="truncate training episodes after this many steps (evaluation keeps the task's limit)")
+    d.add_argument("--ent-coef", type=float, default=None, help="entropy bonus (default: the environment family's)")
+    d.add_argument("--init-state-std", type=float, default=None, help="synthetic states start from N(0, std^2) (default 1)")
+    d.add_argument("--obs-scale", type=float, default=None,
+                   help="multiply normalised observations by this (MuJoCo, normalised Atari; frozen into the dataset)")
+    d.add_argument("--state-bound", type=float, default=None, help="clamp the synthetic states to [-bound, bound]")
     d.add_argument("--eval-every", type=int, default=25, help="meta-epochs between evaluations (0: never)")
     d.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints")
     d.add_argument("--ratio-mode", choices=["logprob", "raw_logits"], default="logprob",

@@ -16,10 +16,10 @@ Loading never unpickles.
 Gaussian learners (``label_kind`` ``gaussian_mse``, continuous actions): ``labels`` are the target
 means [B, A] and the tensor ``log_std`` [A] is the one target log-std; the inner loss is
 MSE(means) + MSE(log_std). Observation normalisation (optional): metadata ``normalization``
-(JSON ``{"kind": "running_mean_std", "clip": c, "eps": e}``) and tensors ``obs_mean``/``obs_var``
-[obs]; the states are then in normalised space and a policy sees
-``clip((obs - obs_mean) / sqrt(obs_var + eps), -c, c)``: the statistics are frozen into the file,
-so a dataset works on its own.
+(JSON ``{"kind": "running_mean_std", "clip": c, "eps": e}``, optionally ``"scale": s``, 1 if
+absent) and tensors ``obs_mean``/``obs_var`` [obs]; the states are then in normalised space and a
+policy sees ``s * clip((obs - obs_mean) / sqrt(obs_var + eps), -c, c)``: the statistics are frozen
+into the file, so a dataset works on its own.
 
 Nature-CNN learners (Atari): ``states`` are frames [B, 4, 84, 84] on the learners' [0, 1] scale
 (observations are uint8 and divided by 255); a learner split at level l > 0 comes with its
@@ -30,6 +30,7 @@ persistent encoder, tensors ``encoder.c0.weight`` .. ``encoder.c{l-1}.bias``: a 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,9 @@ class DistilledDataset:
                                        f"got {None if t is None else tuple(t.shape)}")
             if not bool((self.extra["obs_var"] >= 0).all()):
                 raise DatasetError("obs_var must be non-negative")
+            scale = self.normalization.get("scale", 1.0)
+            if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
+                raise DatasetError(f"normalization scale must be a positive number, got {scale!r}")
 
     @property
     def encoder(self) -> dict[str, torch.Tensor]:
@@ -141,7 +145,8 @@ class DistilledDataset:
         from .policies import normalize_obs
 
         return normalize_obs(obs, self.extra["obs_mean"].to(obs.device), self.extra["obs_var"].to(obs.device),
-                             float(self.normalization["clip"]), float(self.normalization["eps"]))
+                             float(self.normalization["clip"]), float(self.normalization["eps"]),
+                             float(self.normalization.get("scale", 1.0)))
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised inputs (e.g. the synthetic states) back on the observation scale, to look at
@@ -149,6 +154,7 @@ class DistilledDataset:
         if self.normalization is None:
             return x
         eps = float(self.normalization["eps"])
+        x = x / float(self.normalization.get("scale", 1.0))
         return x * (self.extra["obs_var"].to(x.device, x.dtype) + eps).sqrt() + self.extra["obs_mean"].to(x.device, x.dtype)
 
     def check_env(self, observation_shape: tuple[int, ...], num_outputs: int) -> None:

@@ -69,9 +69,9 @@ def mujoco_config(section: dict[str, Any], task: str, **overrides: Any) -> PPMOC
     )
     # optional per-task settings (one value or task -> value; absent or null: PPMOConfig's /
     # MUJOCO_PPMO's default, i.e. no entropy bonus, K = 1, the task's own episode limit, synthetic
-    # states from N(0, 1))
+    # states from N(0, 1) and unbounded, normalised observations unscaled)
     for key, cast in (("ent_coef", float), ("inits_per_epoch", int), ("train_max_episode_steps", int),
-                      ("init_state_std", float)):
+                      ("init_state_std", float), ("obs_scale", float), ("state_bound", float)):
         if key in section:
             v = task_setting(section, key, task)
             if v is not None:

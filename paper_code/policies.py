@@ -91,11 +91,11 @@ NORM_EPS = 1e-8
 
 
 def normalize_obs(obs: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, clip: float = NORM_CLIP,
-                  eps: float = NORM_EPS) -> torch.Tensor:
-    """``clip((obs - mean) / sqrt(var + eps), -clip, clip)`` in ``obs``'s dtype (gymnasium's
-    ``NormalizeObservation`` followed by CleanRL's clip)."""
-    out = (obs - mean.to(obs.dtype)) * torch.rsqrt(var.to(obs.dtype) + eps)
-    return out.clamp(-clip, clip)
+                  eps: float = NORM_EPS, scale: float = 1.0) -> torch.Tensor:
+    """``scale * clip((obs - mean) / sqrt(var + eps), -clip, clip)`` in ``obs``'s dtype (gymnasium's
+    ``NormalizeObservation`` followed by CleanRL's clip; ``scale`` 1 is the standard setting)."""
+    out = ((obs - mean.to(obs.dtype)) * torch.rsqrt(var.to(obs.dtype) + eps)).clamp(-clip, clip)
+    return out if scale == 1.0 else out * scale
 
 
 class RunningMeanStd:

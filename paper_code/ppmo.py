@@ -62,6 +62,16 @@ class PPMOConfig(RLSettings):
     # synthetic states start as N(0, init_state_std^2): MLP learners, and a Nature-CNN's with
     # normalize_obs (its states then live in normalised pixels); raw frames start uniform in [0, 1]
     init_state_std: float = 1.0
+    # beyond the standard normalisation: normalised observations (after the clip) are multiplied by
+    # obs_scale for the learner and the critic (needs normalize_obs; frozen into the dataset). Below 1
+    # a tanh learner's layers stay near-linear on real states, so its one-step policy depends less on
+    # the init (InvertedDoublePendulum, benchmarks/idp_obs_scale.py)
+    obs_scale: float = 1.0
+    # beyond the paper: if set, the synthetic states are clamped to [-state_bound, state_bound] after
+    # every dataset update (projected Adam), so they stay where the learner's tanh layers are
+    # near-linear; with obs_scale < 1 a one-step learner is then nearly the same linear policy
+    # whatever its init (InvertedDoublePendulum, benchmarks/idp_obs_scale.py)
+    state_bound: float | None = None
     ratio_mode: str = "logprob"  # "raw_logits" reproduces the authors' PPO-ratio defect
     eval_every: int = 25  # meta-epochs between evaluations of the dataset (0: never)
     eval_learners: int = 10  # fresh learners x 1 episode, sampled and greedy
@@ -79,6 +89,13 @@ class PPMOConfig(RLSettings):
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
         if not self.init_state_std > 0:
             raise ValueError(f"init_state_std must be positive, got {self.init_state_std}")
+        if not (math.isfinite(self.obs_scale) and self.obs_scale > 0):
+            raise ValueError(f"obs_scale must be positive and finite, got {self.obs_scale}")
+        if self.obs_scale != 1.0 and not self.normalize_obs:
+            raise ValueError("obs_scale scales normalised observations: it needs normalize_obs")
+        if self.state_bound is not None and (isinstance(self.state_bound, bool) or not isinstance(self.state_bound, (int, float))
+                                             or not (math.isfinite(self.state_bound) and self.state_bound > 0)):
+            raise ValueError(f"state_bound must be None or a positive number, got {self.state_bound!r}")
         if not self.init_inner_lr > 0:
             raise ValueError(f"init_inner_lr must be positive, got {self.init_inner_lr}")
         if self.ratio_mode not in ("logprob", "raw_logits"):
@@ -230,7 +247,7 @@ class PPMO:
             obs = obs.float().div_(255)
         if self.obs_rms is None:
             return obs
-        return normalize_obs(obs, self.obs_rms.mean, self.obs_rms.var)
+        return normalize_obs(obs, self.obs_rms.mean, self.obs_rms.var, scale=self.cfg.obs_scale)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """The critic on normalised observations."""
@@ -247,6 +264,8 @@ class PPMO:
             extra["obs_mean"] = self.obs_rms.mean.float().clone()
             extra["obs_var"] = self.obs_rms.var.float().clone()
             normalization = {"kind": "running_mean_std", "clip": NORM_CLIP, "eps": NORM_EPS}
+            if cfg.obs_scale != 1.0:  # absent means 1 (files written before the option are unchanged)
+                normalization["scale"] = cfg.obs_scale
         return DistilledDataset(
             states=self.states.detach().clone(), labels=self.labels.detach().clone(), lr=self.lr.detach().clone(),
             env_id=cfg.env_id, env_kwargs=dict(cfg.env_kwargs), learner=cfg.learner,
@@ -351,6 +370,9 @@ class PPMO:
                 torch.nn.utils.clip_grad_norm_(self.data_params, cfg.max_grad_norm)
                 torch.nn.utils.clip_grad_norm_(list(self.critic.values()), cfg.max_grad_norm)
                 self.data_opt.step()
+                if cfg.state_bound is not None:
+                    with torch.no_grad():
+                        self.states.clamp_(-cfg.state_bound, cfg.state_bound)
                 self.critic_opt.step()
                 st["v_loss"] = v_loss.detach()
                 for k, v in st.items():

@@ -20,7 +20,7 @@ from paper_code.evaluation import evaluate_dataset
 from paper_code.inner import inner_step, inner_step_batch
 from paper_code.learners import LearnerSpec, batched_forward, init_params, init_params_batch
 from paper_code.mujoco import GAUSSIAN_LEARNER, MUJOCO_PPMO, mujoco_config, protocol_seeds, state_dependence, stop_rule
-from paper_code.policies import Gaussian, RunningMeanStd
+from paper_code.policies import Gaussian, RunningMeanStd, normalize_obs
 from paper_code.ppmo import PPMO, checkpoint_path, distill
 from paper_code.rl import clipped_surrogate
 
@@ -142,6 +142,61 @@ def test_frozen_normalisation_round_trip(tmp_path):
     assert not torch.equal(evaluate_dataset(shifted, learners=2, episodes=1, seed=3).returns, a.returns)
 
 
+def test_scaled_normalisation_is_frozen_and_applied(tmp_path):
+    ds = _gaussian_dataset()
+    ds.normalization = {**ds.normalization, "scale": 0.25}
+    back = DistilledDataset.load(ds.save(tmp_path / "s.safetensors"))
+    assert back.normalization["scale"] == 0.25
+    obs = torch.randn(7, 11) * 3
+    expected = 0.25 * ((obs - ds.extra["obs_mean"]) / torch.sqrt(ds.extra["obs_var"] + 1e-8)).clamp(-10, 10)
+    torch.testing.assert_close(back.normalize(obs), expected)
+    torch.testing.assert_close(back.denormalize(back.normalize(obs)), obs, atol=1e-4, rtol=1e-5)  # nothing clipped here
+    assert not torch.allclose(back.normalize(obs), _gaussian_dataset().normalize(obs))
+    for bad in (0.0, -1.0, float("nan"), "0.5", True):
+        with pytest.raises(DatasetError, match="scale"):
+            DistilledDataset(states=ds.states, labels=ds.labels, lr=0.1, env_id="Hopper-v5", learner=GAUSSIAN_LEARNER,
+                             label_kind="gaussian_mse", extra=ds.extra, normalization={**ds.normalization, "scale": bad})
+
+
+def test_ppmo_obs_scale_reaches_the_learner_the_critic_and_the_dataset(tmp_path):
+    section = {"seed": 0, "size": 8, "eval_every": 0, "eval_learners": 1}
+    with pytest.raises(ValueError, match="obs_scale must be positive"):
+        mujoco_config(section, "InvertedPendulum-v5", obs_scale=0.0)
+    with pytest.raises(ValueError, match="needs normalize_obs"):
+        mujoco_config(section, "InvertedPendulum-v5", obs_scale=0.5, normalize_obs=False)
+    base = PPMO(mujoco_config(section, "InvertedPendulum-v5", num_envs=2, num_steps=20))
+    scaled = PPMO(mujoco_config({**section, "obs_scale": {"default": 1.0, "InvertedPendulum-v5": 0.5}},
+                                "InvertedPendulum-v5", num_envs=2, num_steps=20))
+    assert scaled.cfg.obs_scale == 0.5
+    for run in (base, scaled):
+        run.meta_epoch_step()
+    obs = torch.randn(5, 4)
+    torch.testing.assert_close(scaled.normalize(obs), 0.5 * normalize_obs(obs, scaled.obs_rms.mean, scaled.obs_rms.var))
+    # the default writes no scale (files from before the option are unchanged); the scaled run's file
+    # carries it and evaluation applies it
+    assert "scale" not in base.dataset().normalization
+    ds = DistilledDataset.load(scaled.dataset().save(tmp_path / "s.safetensors"))
+    assert ds.normalization["scale"] == 0.5
+    torch.testing.assert_close(ds.normalize(obs), scaled.normalize(obs))
+
+
+def test_state_bound_keeps_the_synthetic_states_in_the_box():
+    section = {"seed": 0, "size": 8, "eval_every": 0, "eval_learners": 1}
+    for bad in (0.0, -1.0, float("inf"), True):
+        with pytest.raises(ValueError, match="state_bound"):
+            mujoco_config(section, "InvertedPendulum-v5", state_bound=bad)
+    runs = [PPMO(mujoco_config(section, "InvertedPendulum-v5", num_envs=2, num_steps=20, state_bound=b))
+            for b in (None, 0.3)]
+    for run in runs:
+        for _ in range(2):
+            run.meta_epoch_step()
+    free, bounded = runs
+    assert free.states.abs().max() > 0.3  # states start from N(0, 1), beyond the bound ...
+    assert bounded.states.abs().max() <= 0.3  # ... and every update clamps them into it
+    assert bool((bounded.states.abs() == 0.3).any())
+    assert bounded.dataset().provenance["config"]["state_bound"] == 0.3
+
+
 def test_gaussian_dataset_validation(tmp_path):
     ds = _gaussian_dataset()
     with pytest.raises(DatasetError, match="log_std"):
@@ -226,11 +281,13 @@ def test_per_task_settings_of_the_mujoco_section():
     assert protocol_seeds(tasks, "Ant-v5") == {"protocol": 40_001, "baselines": 41_001, "ppo": 42_001}
     with pytest.raises(ValueError, match="unknown MuJoCo task"):
         protocol_seeds(tasks, "Hopper-v4")
-    # the paper scale's settings are valid for every task
-    paper = load_scale("paper")["mujoco"]
+    # the paper scale's settings are valid for every task, and the quick scale distils with the same
+    # algorithm (it only evaluates less often)
+    paper, quick = load_scale("paper")["mujoco"], load_scale("quick")["mujoco"]
     for task in paper["tasks"]:
-        mujoco_config(paper, task)
         stop_rule(paper, task)
+        p, q = mujoco_config(paper, task).to_dict(), mujoco_config(quick, task).to_dict()
+        assert {k for k in p if p[k] != q[k]} <= {"eval_every", "eval_learners"}, task
 
 
 def test_mujoco_ppmo_runs_saves_and_resumes(tmp_path):
@@ -255,11 +312,15 @@ def test_mujoco_ppmo_runs_saves_and_resumes(tmp_path):
 def test_cli_distills_and_evaluates_a_mujoco_task(tmp_path):
     out = tmp_path / "ip.safetensors"
     r = subprocess.run([sys.executable, "-m", "paper_code", "distill", "--env", "InvertedPendulum-v5", "--size", "4",
-                        "--meta-epochs", "1", "--eval-every", "0", "--train-episode-steps", "40", "--out", str(out), "--quiet"],
+                        "--meta-epochs", "1", "--eval-every", "0", "--train-episode-steps", "40", "--ent-coef", "0.01",
+                        "--init-state-std", "0.1", "--obs-scale", "0.3", "--state-bound", "0.25", "--out", str(out), "--quiet"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     ds = DistilledDataset.load(out)
-    assert ds.provenance["config"]["train_max_episode_steps"] == 40 and ds.env_kwargs == {}
+    cfg = ds.provenance["config"]
+    assert cfg["train_max_episode_steps"] == 40 and ds.env_kwargs == {}
+    assert (cfg["ent_coef"], cfg["init_state_std"], cfg["obs_scale"], cfg["state_bound"]) == (0.01, 0.1, 0.3, 0.25)
+    assert ds.normalization["scale"] == 0.3 and float(ds.states.abs().max()) <= 0.25
     r = subprocess.run([sys.executable, "-m", "paper_code", "evaluate", str(out), "--learners", "2", "--episodes", "1",
                         "--json"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
