@@ -77,7 +77,10 @@ def main() -> None:
     for std in sorted(paths, reverse=True):
         ds = DistilledDataset.load(paths[std])
         cfg = ds.provenance["config"]
-        assert cfg.get("init_state_std", 1.0) == std and ds.provenance["meta_epochs"] == BUDGET, paths[std]
+        if (cfg.get("init_state_std", 1.0), cfg.get("obs_scale", 1.0), cfg.get("state_bound"),
+                ds.provenance["meta_epochs"]) != (std, 1.0, None, BUDGET):
+            raise SystemExit(f"{paths[std]} was not distilled with states from N(0, {std:g}^2), unscaled and unbounded, "
+                             f"for {BUDGET} meta-epochs")
         rows.append({"task": TASK, "initial state std": std, "notebook 02": {1.0: "earlier", 0.1: "previous"}.get(std, ""),
                      "meta-epochs": ds.provenance["meta_epochs"],
                      "mean |state| (final)": float(ds.states.abs().mean()), "inner lr": float(ds.lr),
