@@ -14,7 +14,7 @@ import pandas as pd
 from paper_code.config import repo_root
 from paper_code.mujoco import mujoco_config
 from paper_code.ppmo import PPMO
-from paper_code.reporting import atomic_path
+from paper_code.files import atomic_path
 
 VARIANTS = {
     "cart-pole settings": {"dataset_lr": 2.5e-4, "init_inner_lr": 0.02},

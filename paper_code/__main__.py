@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 
@@ -54,8 +55,12 @@ def _cmd_distill(args: argparse.Namespace) -> int:
                          f"CartPole-v1, {', '.join(MUJOCO_TASKS)}, ALE/<Game>-v5)")
     run = distill(cfg, args.out, args.meta_epochs, resume=args.resume, force=args.force, progress=not args.quiet,
                   checkpoint_every_s=args.checkpoint_every)
-    print(f"wrote {args.out} ({run.meta_epoch} meta-epochs, {run.env_steps:,} env steps, {run.wall_time:.1f} s, "
-          f"lr {float(run.lr.detach()):.4g}); checkpoint {checkpoint_path(args.out)}")
+    what = (f"{run.meta_epoch} meta-epochs, {run.env_steps:,} env steps, {run.wall_time:.1f} s, "
+            f"lr {float(run.lr.detach()):.4g}")
+    if run.files_written:
+        print(f"wrote {args.out} ({what}); checkpoint {checkpoint_path(args.out)}")
+    else:
+        print(f"{args.out} is up to date with its checkpoint ({what}); nothing to do")
     return 0
 
 
@@ -63,6 +68,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .dataset import DistilledDataset
     from .evaluation import evaluate_dataset
 
+    if args.steps < 1:
+        raise ValueError(f"--steps must be at least 1 (SGD steps on the dataset), got {args.steps}")
     ds = DistilledDataset.load(args.file)
     r = evaluate_dataset(ds, learners=args.learners, episodes=args.episodes, greedy=args.greedy, seed=args.seed,
                          device=args.device, steps=args.steps)
@@ -70,7 +77,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         d = r.to_dict()
         if not args.per_episode:
             d.pop("returns")
-        print(json.dumps({"file": args.file, "env": ds.env_id, "env_kwargs": ds.env_kwargs, "size": ds.size, **d}))
+        out = {"file": args.file, "env": ds.env_id, "env_kwargs": ds.env_kwargs, "size": ds.size, **d}
+        # strict JSON: a number that is not finite is null, and "nulls" says why
+        nulls = {k: ("the environment has no return cap" if k == "solved_fraction" else "not a finite number")
+                 for k, v in out.items() if isinstance(v, float) and not math.isfinite(v)}
+        out = {k: (None if k in nulls else v) for k, v in out.items()}
+        if nulls:
+            out["nulls"] = nulls
+        print(json.dumps(out, allow_nan=False))
     else:
         lo, hi = r.ci95
         print(f"{args.file}: {ds.env_id} {ds.env_kwargs}, B={ds.size}, lr={float(ds.lr):.4g}")
@@ -81,10 +95,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error convention: one ``error:`` line, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m paper_code", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python -m paper_code", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     # sizes are validated by the library (one clear error line), not by argparse
     d = sub.add_parser("distill", help="distil an environment into a one-batch dataset (PPMO)")
@@ -124,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--learners", type=int, default=50)
     e.add_argument("--episodes", type=int, default=5)
     e.add_argument("--greedy", action="store_true", help="argmax actions (default: sampled, the paper's protocol)")
-    e.add_argument("--steps", type=int, default=1, help="SGD steps on the dataset (0: untrained learners)")
+    e.add_argument("--steps", type=int, default=1, help="SGD steps on the dataset (at least 1)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--per-episode", action="store_true", help="with --json: include every episode's return")
@@ -141,16 +162,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command. Exit codes: 0 done; 2 bad input, a refused or failed run (one ``error:``
+    line on stderr, nothing written); 130 / 143 interrupted by SIGINT / SIGTERM."""
+    from .interrupts import RunInterrupted
+    from .ppmo import DivergenceError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        hint = ": checkpoint and dataset written; continue with --resume" if args.command == "distill" else ""
+    except RunInterrupted as e:  # distill: stopped at a meta-epoch boundary, checkpoint written
+        print(e, file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:  # evaluate, or a second signal: stopped at once
+        hint = "; files are written atomically, so the last complete checkpoint is kept" if args.command == "distill" else ""
         print(f"interrupted{hint}", file=sys.stderr)
         return 130
+    except (ValueError, OSError, DivergenceError, MemoryError) as e:
+        msg = " ".join(str(e).split()) or type(e).__name__
+        if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in msg:
+            msg = f"{e.filename}: {msg}"
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ absent) and tensors ``obs_mean``/``obs_var`` [obs]; the states are then in norma
 policy sees ``s * clip((obs - obs_mean) / sqrt(obs_var + eps), -c, c)``: the statistics are frozen
 into the file, so a dataset works on its own.
 
+Bounds (checked on load and on save): every value of ``states``, ``labels``, ``log_std``, encoder
+tensors and ``obs_mean`` is within +-1e6, ``obs_var`` within [0, 1e12], ``lr`` in (0, 1e4];
+tensors of another floating dtype (float16, bfloat16, float64) are held as float32.
+
 Nature-CNN learners (Atari): ``states`` are frames [B, 4, 84, 84] on the learners' [0, 1] scale
 (observations are uint8 and divided by 255); a learner split at level l > 0 comes with its
 persistent encoder, tensors ``encoder.c0.weight`` .. ``encoder.c{l-1}.bias``: a learner sees
@@ -41,11 +45,18 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .learners import PAPER_LEARNER, LearnerSpec
-from .reporting import atomic_path
+from .files import atomic_path
 
 FORMAT = "paper_code/distilled-dataset"
 FORMAT_VERSION = 1
 LABEL_KINDS = ("logits_mse", "gaussian_mse")
+#: the largest magnitude of any value in a dataset (states, labels, log-std, encoder, obs_mean),
+#: far beyond every dataset made here; larger values overflow float32 in a learner's first step
+MAX_ABS = 1e6
+MAX_OBS_VAR = 1e12
+#: the largest inner learning rate a dataset may have
+MAX_LR = 1e4
+NORMALIZATION_KEYS = frozenset({"kind", "clip", "eps", "scale"})
 
 
 class DatasetError(ValueError):
@@ -66,7 +77,15 @@ class DistilledDataset:
     normalization: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        self.lr = torch.as_tensor(self.lr, dtype=torch.float32).reshape(())
+        # float16 / bfloat16 / float64 tensors are held as float32, the learners' precision (a value
+        # beyond float32's range becomes inf and is refused below)
+        def f32(t: torch.Tensor) -> torch.Tensor:
+            return t.float() if isinstance(t, torch.Tensor) and t.dtype.is_floating_point else t
+
+        lr = self.lr if isinstance(self.lr, torch.Tensor) else torch.as_tensor(self.lr, dtype=torch.float32)
+        self.lr = f32(lr).reshape(()) if lr.numel() == 1 else lr
+        self.states, self.labels = f32(self.states), f32(self.labels)
+        self.extra = {k: f32(v) for k, v in self.extra.items()}
         self.validate()
 
     @property
@@ -74,18 +93,46 @@ class DistilledDataset:
         return int(self.states.shape[0])
 
     def validate(self) -> None:
-        """Shapes and values that every dataset must satisfy."""
+        """Shapes, kinds and values that every dataset must satisfy (checked before anything is built)."""
+        from .envs import check_env_kwargs
+
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise DatasetError(f"env must be a gymnasium id, got {self.env_id!r}")
+        try:
+            check_env_kwargs(self.env_id, self.env_kwargs)
+        except ValueError as e:
+            raise DatasetError(str(e)) from None
+        if not isinstance(self.learner, LearnerSpec):
+            raise DatasetError(f"learner must be a LearnerSpec, got {type(self.learner).__name__}")
+        if not isinstance(self.provenance, dict):
+            raise DatasetError(f"provenance must be an object, got {type(self.provenance).__name__}")
+        tensors = [("states", self.states), ("labels", self.labels), ("lr", self.lr), *self.extra.items()]
+        for name, t in tensors:
+            if not isinstance(t, torch.Tensor):
+                raise DatasetError(f"{name} must be a tensor, got {type(t).__name__}")
+        if self.lr.numel() != 1:
+            raise DatasetError(f"lr must be a scalar, got shape {tuple(self.lr.shape)}")
         if self.states.ndim < 2 or self.states.shape[0] < 1:
             raise DatasetError(f"states must be [B, ...] with B >= 1, got shape {tuple(self.states.shape)}")
         if self.labels.ndim != 2 or self.labels.shape[0] != self.states.shape[0]:
             raise DatasetError(
                 f"labels must be [B, A] with the states' B={self.states.shape[0]}, got shape {tuple(self.labels.shape)}"
             )
-        for name, t in [("states", self.states), ("labels", self.labels), ("lr", self.lr), *self.extra.items()]:
+        if self.labels.shape[1] < 1:
+            raise DatasetError("labels must have at least one output per instance")
+        want_ndim = 4 if self.learner.kind == "nature_cnn" else 2
+        if self.states.ndim != want_ndim:
+            raise DatasetError(f"a {self.learner.kind} learner needs states of {want_ndim} dimensions "
+                               f"({'[B, C, H, W]' if want_ndim == 4 else '[B, obs]'}), got shape {tuple(self.states.shape)}")
+        for name, t in tensors:
             if not t.dtype.is_floating_point:
                 raise DatasetError(f"{name} must be floating point, got {t.dtype}")
             if not bool(torch.isfinite(t).all()):
                 raise DatasetError(f"{name} contains non-finite values (nan or inf)")
+            bound = MAX_OBS_VAR if name == "obs_var" else MAX_LR if name == "lr" else MAX_ABS
+            if t.numel() and float(t.abs().max()) > bound:
+                raise DatasetError(f"{name} has values of magnitude {float(t.abs().max()):.3g}, beyond the "
+                                   f"{bound:g} a dataset may hold")
         if float(self.lr) <= 0:
             raise DatasetError(f"lr must be positive, got {float(self.lr)}")
         if self.label_kind not in LABEL_KINDS:
@@ -106,6 +153,13 @@ class DistilledDataset:
         if self.normalization is not None:
             if not isinstance(self.normalization, dict) or self.normalization.get("kind") != "running_mean_std":
                 raise DatasetError(f"unknown normalization {self.normalization!r}")
+            unknown = sorted(set(self.normalization) - NORMALIZATION_KEYS)
+            if unknown:
+                raise DatasetError(f"normalization has unknown key(s) {', '.join(unknown)}")
+            for key, lo in (("clip", 0.0), ("eps", 0.0)):
+                v = self.normalization.get(key)
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and lo < v <= MAX_ABS):
+                    raise DatasetError(f"normalization needs a positive finite {key!r}, got {v!r}")
             for name in ("obs_mean", "obs_var"):
                 t = self.extra.get(name)
                 if t is None or tuple(t.shape) != tuple(self.states.shape[1:]):
@@ -157,8 +211,13 @@ class DistilledDataset:
         x = x / float(self.normalization.get("scale", 1.0))
         return x * (self.extra["obs_var"].to(x.device, x.dtype) + eps).sqrt() + self.extra["obs_mean"].to(x.device, x.dtype)
 
-    def check_env(self, observation_shape: tuple[int, ...], num_outputs: int) -> None:
-        """Raise :class:`DatasetError` if the dataset does not fit an environment's sizes."""
+    def check_env(self, observation_shape: tuple[int, ...], num_outputs: int, continuous: bool | None = None) -> None:
+        """Raise :class:`DatasetError` if the dataset does not fit an environment's sizes (and,
+        given ``continuous``, its kind of actions)."""
+        if continuous is not None and continuous != (self.label_kind == "gaussian_mse"):
+            raise DatasetError(
+                f"{self.env_id} has {'continuous' if continuous else 'discrete'} actions but the dataset's labels are "
+                f"{self.label_kind} (for {'discrete' if continuous else 'continuous'} actions)")
         if tuple(self.states.shape[1:]) != tuple(observation_shape):
             raise DatasetError(
                 f"dataset states have shape {tuple(self.states.shape[1:])} per instance but {self.env_id} "
@@ -210,7 +269,9 @@ class DistilledDataset:
         if metadata.get("format", FORMAT) != FORMAT:
             raise DatasetError(f"{path}: format {metadata.get('format')!r} is not {FORMAT!r}")
         version = metadata.get("format_version", str(FORMAT_VERSION))
-        if not version.isdigit() or int(version) > FORMAT_VERSION:
+        if not (version.isascii() and version.isdigit()) or int(version) < 1:
+            raise DatasetError(f"{path}: format version {version!r} is not a version number (this code writes {FORMAT_VERSION})")
+        if int(version) > FORMAT_VERSION:
             raise DatasetError(f"{path}: format version {version!r} is newer than this code understands ({FORMAT_VERSION})")
         missing = [k for k in ("states", "labels", "lr") if k not in tensors]
         if missing:
@@ -222,10 +283,8 @@ class DistilledDataset:
             learner = LearnerSpec.from_json(metadata["learner"]) if "learner" in metadata else PAPER_LEARNER
             provenance = json.loads(metadata.get("provenance", "{}"))
             normalization = json.loads(metadata["normalization"]) if "normalization" in metadata else None
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, RecursionError) as e:
             raise DatasetError(f"{path}: bad metadata ({e})") from None
-        if tensors["lr"].numel() != 1:
-            raise DatasetError(f"{path}: lr must be a scalar, got shape {tuple(tensors['lr'].shape)}")
         extra = {k: v for k, v in tensors.items() if k not in ("states", "labels", "lr")}
         try:
             return cls(

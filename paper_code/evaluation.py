@@ -8,13 +8,20 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
+from . import checks
 from .envs import BatchedNDCartPole, GymVectorEnv
+from .envs.gym_vector import MAX_ENVS
 from .learners import LearnerSpec, batched_forward, init_params_batch
 
 if TYPE_CHECKING:
     from .dataset import DistilledDataset
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
+
+#: the most episodes evaluated at once: tensor environments, and gymnasium vector environments
+#: (one simulator each)
+MAX_EPISODES_TENSOR = 1_000_000
+MAX_EPISODES_GYM = MAX_ENVS
 
 
 @torch.no_grad()
@@ -104,15 +111,22 @@ def learner_policy(params: dict[str, torch.Tensor], learners: int, activation: s
     """A batched policy of ``learners`` stacked parameter sets over envs laid out [learners * episodes].
 
     ``policy`` is the learners' action distribution (``params["log_std"]`` [learners, A] for a
-    Gaussian); ``normalize`` maps real observations to what the learners see."""
+    Gaussian); ``normalize`` maps real observations to what the learners see. ``act.nonfinite()``
+    tells afterwards whether any learner's output was ever non-finite (it then acted on zeros)."""
     from .policies import head
 
     dist = head(policy)
     log_std = params["log_std"][:, None, :] if policy == "gaussian" else None
+    seen: list[torch.Tensor] = []  # whether any output so far was non-finite (on the device: no sync)
 
     def act(obs: torch.Tensor) -> torch.Tensor:
         x = normalize(obs) if normalize is not None else obs
         out = batched_forward(params, x.view(learners, -1, *x.shape[1:]), activation)  # [L, E, A]
+        # a learner whose outputs overflow is flagged (act.nonfinite()) and acts on zeros meanwhile,
+        # so that sampling never fails; finite outputs are untouched
+        ok = torch.isfinite(out).all(-1, keepdim=True)
+        seen[:] = [~ok.all() if not seen else seen[0] | ~ok.all()]
+        out = torch.where(ok, out, torch.zeros((), dtype=out.dtype, device=out.device))
         if greedy:
             a = dist.greedy(out)
         elif policy == "categorical":
@@ -121,6 +135,7 @@ def learner_policy(params: dict[str, torch.Tensor], learners: int, activation: s
             a = dist.sample(out, dist.noise(out.shape, generator, out.device, out.dtype), log_std)
         return a.reshape(obs.shape[0], *a.shape[2:])
 
+    act.nonfinite = lambda: bool(seen[0]) if seen else False  # type: ignore[attr-defined]
     return act
 
 
@@ -131,6 +146,7 @@ def trained_learners(dataset: "DistilledDataset", learners: int, *, observation_
     from .inner import inner_step_batch
     from .learners import learner_input
 
+    steps = checks.integer("steps", steps, lo=0, hi=10_000)
     spec = learner or dataset.learner
     if learner is not None and learner.policy != dataset.learner.policy:
         raise ValueError(f"a {learner.policy} learner cannot be trained on a {dataset.learner.policy} dataset")
@@ -156,21 +172,33 @@ def evaluate_dataset(dataset: "DistilledDataset", *, learners: int = 50, episode
     given, must have that many). ``steps = 0`` evaluates untrained learners; ``learner`` overrides
     the dataset's architecture. Observations are normalised with the dataset's frozen statistics.
     """
-    from .envs import make_env
+    from .dataset import DatasetError
+    from .envs import has_batched, make_env
 
-    for name, v in (("learners", learners), ("episodes", episodes)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    learners, episodes = checks.integer("learners", learners), checks.integer("episodes", episodes)
+    # derived seeds (a run's evaluation seeds) may exceed the CLI's seed range; torch takes < 2**63
+    seed, device = checks.integer("seed", seed, lo=0, hi=2**62), checks.device("device", device)
+    most = MAX_EPISODES_TENSOR if has_batched(dataset.env_id) else MAX_EPISODES_GYM
+    if learners * episodes > most:
+        raise ValueError(f"learners x episodes = {learners * episodes:,} episodes at once; at most {most:,} for "
+                         f"{dataset.env_id}")
     spec = learner or dataset.learner
     if env is None or env.num_envs != learners * episodes:
         env = make_env(dataset.env_id, learners * episodes, device=device, seed=seed, check_actions=False,
                        **dataset.env_kwargs)
-    dataset.check_env(env.observation_shape, env.num_actions)
+    dataset.check_env(env.observation_shape, env.num_actions, env.continuous)
     g = torch.Generator(device=device)
     g.manual_seed(seed)
     params = trained_learners(dataset, learners, observation_shape=env.observation_shape, num_actions=env.num_actions,
                               generator=g, device=device, steps=steps, learner=learner, lr=lr)
+    bad = [k for k, v in params.items() if not bool(torch.isfinite(v).all())]
+    if bad:
+        raise DatasetError(f"the learners' parameters ({', '.join(bad)}) are not finite after {steps} SGD step(s) on "
+                           f"the dataset: its lr and values overflow float32")
     policy = learner_policy(params, learners, spec.activation, greedy=greedy, generator=g, policy=spec.policy,
                             normalize=lambda obs: dataset.features(dataset.normalize(obs)))
     returns, _ = first_episode_returns(env, policy, seed=seed)
+    if policy.nonfinite():  # type: ignore[attr-defined]
+        raise DatasetError("the trained learners' outputs on real observations are not finite (the dataset's values "
+                           "overflow float32 in the learners); no returns reported")
     return DatasetEvaluation(returns.view(learners, episodes).cpu(), greedy, env.return_cap)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
 import torch
@@ -62,7 +62,21 @@ class LearnerSpec:
     split: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        from . import checks
+
+        if isinstance(self.hidden, (str, bytes)) or not hasattr(self.hidden, "__iter__"):
+            raise ValueError(f"hidden must be a list of layer widths, got {self.hidden!r}")
+        hidden = tuple(checks.integer("hidden width", h, hi=checks.MAX_WIDTH) for h in self.hidden)
+        if len(hidden) > checks.MAX_DEPTH:
+            raise ValueError(f"at most {checks.MAX_DEPTH} hidden layers, got {len(hidden)}")
+        object.__setattr__(self, "hidden", hidden)
+        for name in ("hidden_gain", "output_gain"):
+            object.__setattr__(self, name, checks.number(name, getattr(self, name), lo=0.0, hi=1e3))
+        object.__setattr__(self, "init_log_std", checks.number("init_log_std", self.init_log_std, lo=-20.0, hi=20.0))
+        object.__setattr__(self, "split", checks.integer("split", self.split, lo=0, hi=len(NATURE_CNN) - 1))
+        for name in ("activation", "init", "kind", "policy"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"learner {name} must be a string, got {getattr(self, name)!r}")
         if self.kind not in KINDS:
             raise ValueError(f"unknown learner kind {self.kind!r} (known: {', '.join(KINDS)})")
         if self.kind == "mlp" and self.split != 0:
@@ -85,10 +99,19 @@ class LearnerSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "LearnerSpec":
-        d = json.loads(text)
-        if not isinstance(d, dict):
-            raise ValueError("learner metadata must be a JSON object")
-        return cls(**d)
+        return cls.coerce(json.loads(text), "learner metadata")
+
+    @classmethod
+    def coerce(cls, value: "LearnerSpec | dict", what: str = "learner") -> "LearnerSpec":
+        """A spec, or one from its fields (a dict, e.g. read from JSON); ``ValueError`` otherwise."""
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, dict):
+            raise ValueError(f"{what} must be a JSON object of LearnerSpec fields, got {type(value).__name__}")
+        unknown = sorted(set(value) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"{what} has unknown field(s) {', '.join(map(str, unknown))}")
+        return cls(**value)
 
 
 PAPER_LEARNER = LearnerSpec()

@@ -21,8 +21,7 @@ an interrupted run resumed from a checkpoint gives the same dataset as an uninte
 from __future__ import annotations
 
 import math
-import signal
-import threading
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,13 +30,16 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from .dataset import DistilledDataset, git_revision
+from . import checks
+from .checkpoints import CheckpointError, check_like, read_checkpoint, write_checkpoint
+from .dataset import MAX_ABS, MAX_LR, DistilledDataset, git_revision
 from .envs import make_env
+from .files import OutputLock, atomic_path, check_writable, lock_path, remove_stale_temporaries
 from .inner import inner_step_batch
+from .interrupts import RunInterrupted, deferred_interrupts
 from .learners import (PAPER_LEARNER, LearnerSpec, batched_forward, cnn_forward, forward, init_encoder, init_params,
                        init_params_batch, learner_input)
 from .policies import NORM_CLIP, NORM_EPS, RunningMeanStd, head, normalize_obs, scale_rewards
-from .reporting import atomic_path
 from .rl import RLSettings, bootstrap_values, clipped_surrogate, episode_stats, gae, ppo_policy_loss, rollout
 
 
@@ -77,32 +79,31 @@ class PPMOConfig(RLSettings):
     eval_learners: int = 10  # fresh learners x 1 episode, sampled and greedy
 
     def __post_init__(self) -> None:
-        for name in ("size", "inits_per_epoch", "num_envs", "num_steps", "update_epochs", "minibatch_size", "eval_learners"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if self.train_max_episode_steps is not None and (
-                isinstance(self.train_max_episode_steps, bool) or not isinstance(self.train_max_episode_steps, int)
-                or self.train_max_episode_steps < 1):
-            raise ValueError(f"train_max_episode_steps must be None or a positive integer, got {self.train_max_episode_steps!r}")
-        if self.eval_every < 0:
-            raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
-        if not self.init_state_std > 0:
-            raise ValueError(f"init_state_std must be positive, got {self.init_state_std}")
-        if not (math.isfinite(self.obs_scale) and self.obs_scale > 0):
-            raise ValueError(f"obs_scale must be positive and finite, got {self.obs_scale}")
+        super().__post_init__()
+        for name in ("size", "inits_per_epoch", "eval_learners"):
+            setattr(self, name, checks.integer(name, getattr(self, name)))
+        if self.train_max_episode_steps is not None:
+            try:
+                self.train_max_episode_steps = checks.integer("train_max_episode_steps", self.train_max_episode_steps)
+            except ValueError:
+                raise ValueError(f"train_max_episode_steps must be None or a positive integer, got "
+                                 f"{self.train_max_episode_steps!r}") from None
+        self.eval_every = checks.integer("eval_every", self.eval_every, lo=0)
+        if not isinstance(self.norm_adv, bool):
+            raise ValueError(f"norm_adv must be true or false, got {self.norm_adv!r}")
+        self.dataset_lr = checks.positive("dataset_lr", self.dataset_lr, hi=1e3)
+        self.critic_lr = checks.positive("critic_lr", self.critic_lr, hi=1e3)
+        self.init_inner_lr = checks.positive("init_inner_lr", self.init_inner_lr, hi=MAX_LR)
+        self.init_state_std = checks.positive("init_state_std", self.init_state_std, hi=1e3)
+        self.obs_scale = checks.positive("obs_scale", self.obs_scale, hi=1e3)
         if self.obs_scale != 1.0 and not self.normalize_obs:
             raise ValueError("obs_scale scales normalised observations: it needs normalize_obs")
-        if self.state_bound is not None and (isinstance(self.state_bound, bool) or not isinstance(self.state_bound, (int, float))
-                                             or not (math.isfinite(self.state_bound) and self.state_bound > 0)):
-            raise ValueError(f"state_bound must be None or a positive number, got {self.state_bound!r}")
-        if not self.init_inner_lr > 0:
-            raise ValueError(f"init_inner_lr must be positive, got {self.init_inner_lr}")
+        if self.state_bound is not None:
+            self.state_bound = checks.positive("state_bound", self.state_bound, hi=MAX_ABS)
         if self.ratio_mode not in ("logprob", "raw_logits"):
             raise ValueError(f"ratio_mode must be 'logprob' or 'raw_logits', got {self.ratio_mode!r}")
-        if isinstance(self.learner, dict):
-            self.learner = LearnerSpec(**self.learner)
-        self.learner_pool = tuple(LearnerSpec(**s) if isinstance(s, dict) else s for s in self.learner_pool)
+        self.learner = LearnerSpec.coerce(self.learner, "learner")
+        self.learner_pool = tuple(LearnerSpec.coerce(s, "learner_pool entry") for s in self.learner_pool)
         if any(s.policy != self.learner.policy for s in self.learner_pool):
             raise ValueError("every learner of learner_pool must have the learner's policy kind")
         if self.learner.policy != "categorical" and self.ratio_mode != "logprob":
@@ -166,9 +167,16 @@ class PPMO:
         train_kwargs = dict(cfg.env_kwargs)
         if cfg.train_max_episode_steps is not None:
             train_kwargs["max_episode_steps"] = cfg.train_max_episode_steps
+        if cfg.num_steps * K * E > checks.MAX_ELEMENTS:
+            raise ValueError(f"num_steps x inits_per_epoch x num_envs = {cfg.num_steps * K * E:,}: too many to hold")
         self.env = make_env(cfg.env_id, K * E, device=dev, seed=cfg.seed, check_actions=False, **train_kwargs)
         self.obs_size, self.num_actions = self.env.observation_size, self.env.num_actions
         self.obs_shape = tuple(self.env.observation_shape)
+        per_obs = math.prod(self.obs_shape)
+        for what, n in (("size x observation", cfg.size * per_obs),
+                        ("num_steps x inits_per_epoch x num_envs x observation", cfg.num_steps * K * E * per_obs)):
+            if n > checks.MAX_ELEMENTS:
+                raise ValueError(f"{what} = {n:,} values: more than the {checks.MAX_ELEMENTS:,} this code allows in memory")
         self.cnn = cfg.learner.kind == "nature_cnn"
         if self.cnn and not cfg.normalize_obs and cfg.init_state_std != 1.0:
             raise ValueError("init_state_std needs normalize_obs with a Nature-CNN (raw synthetic frames start "
@@ -230,6 +238,9 @@ class PPMO:
         self.stopped_early = False  # stop_when ended the run; resuming does not train further
         self.revisions: list[str] = []  # git revisions of the code that trained this run, in order
         self.stop_rule: str | None = None  # the early-stopping rule the run was last trained under
+        self.saved_at: int | None = None  # the meta-epoch of the checkpoint on disk (None: none written by/for it)
+        self.health: dict[str, float] = {}  # largest magnitudes after the last meta-epoch (divergence checks)
+        self.files_written = False  # set by distill(): whether it wrote the dataset
 
     # ------------------------------------------------------------------------------ pieces
     @property
@@ -383,7 +394,12 @@ class PPMO:
             self.obs_rms.update(obs.float().div_(255) if obs.dtype == torch.uint8 else obs)
 
         n_done, mean_return = episode_stats(roll)
+        with torch.no_grad():  # the largest magnitudes (nan propagates): divergence shows here
+            data_max = torch.stack([p.abs().amax() for p in self.data_params if p is not self.log_lr]).amax()
+            critic_max = torch.stack([p.abs().amax() for p in self.critic.values()]).amax()
         row = torch.stack([
+            data_max.to(torch.float32),
+            critic_max.to(torch.float32),
             n_done.to(torch.float32),
             mean_return.to(torch.float32),
             self.lr.detach(),
@@ -391,10 +407,27 @@ class PPMO:
         ]).tolist()  # the one host sync of the meta-epoch
         self.meta_epoch += 1
         self.env_steps += T * K * E
+        self.health = {"dataset_max_abs": row[0], "critic_max_abs": row[1]}
+        row = row[2:]
         out = {"meta_epoch": self.meta_epoch, "env_steps": self.env_steps, "episodes": row[0],
                "train_return": row[1] if row[0] > 0 else float("nan"), "lr": row[2]}
         out.update({k: v for k, v in zip(stats_sum.keys(), row[3:])})
         return out
+
+    def divergence(self, row: dict[str, float]) -> str | None:
+        """What went wrong in the meta-epoch that gave ``row`` (None: nothing): non-finite
+        dataset, critic, lr or losses, or values beyond what a dataset file may hold."""
+        h = self.health
+        if not math.isfinite(h["dataset_max_abs"]):
+            return "the dataset (states, labels or encoder) became non-finite"
+        if h["dataset_max_abs"] > MAX_ABS:
+            return f"the dataset grew to values of magnitude {h['dataset_max_abs']:.3g} (a dataset may hold {MAX_ABS:g})"
+        if not math.isfinite(h["critic_max_abs"]):
+            return "the critic became non-finite"
+        if not math.isfinite(row["lr"]) or row["lr"] > MAX_LR:
+            return f"the inner learning rate became {row['lr']:.3g} (a dataset may hold {MAX_LR:g})"
+        bad = [k for k, v in row.items() if k not in ("train_return",) and not math.isfinite(v)]
+        return f"non-finite {', '.join(bad)}" if bad else None
 
     # ------------------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, float]:
@@ -453,13 +486,21 @@ class PPMO:
             "stopped_early": self.stopped_early, "revisions": list(self.revisions), "stop_rule": self.stop_rule or "",
         }
 
-    def load_state_dict(self, sd: dict[str, Any]) -> None:
-        saved, current = _with_spec_defaults(sd["config"]), self.cfg.to_dict()
+    def check_config(self, sd: dict[str, Any]) -> None:
+        """Raise :class:`CheckpointError` unless checkpoint ``sd`` was made with this run's configuration."""
+        try:
+            saved = _with_spec_defaults(sd["config"])
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise CheckpointError(f"its configuration is not one of this project's ({type(e).__name__}: {e})") from None
+        current = self.cfg.to_dict()
         defaults = PPMOConfig(env_id=self.cfg.env_id, env_kwargs=self.cfg.env_kwargs, learner=self.cfg.learner).to_dict()
         # a setting the checkpoint predates counts as equal if it still has its default value
         diff = sorted(k for k in current if ((saved[k] != current[k]) if k in saved else (current[k] != defaults[k])))
         if diff:
-            raise ValueError(f"checkpoint was made with a different configuration (differs in: {', '.join(diff)})")
+            raise CheckpointError(f"checkpoint was made with a different configuration (differs in: {', '.join(diff)})")
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.check_config(sd)
         with torch.no_grad():
             self.states.copy_(sd["states"])
             self.labels.copy_(sd["labels"])
@@ -495,17 +536,27 @@ class PPMO:
         self.stop_rule = sd.get("stop_rule") or None
 
     def save_checkpoint(self, path: str | Path) -> Path:
-        """Atomic write (temporary file + rename): an interruption never corrupts the checkpoint."""
-        with atomic_path(path) as tmp:
-            torch.save(self.state_dict(), tmp)
-        return Path(path)
+        """Atomic write (temporary file, fsync, rename): an interruption never corrupts the
+        checkpoint; a state with non-finite values is refused (a good checkpoint is never replaced)."""
+        return write_checkpoint(self.state_dict(), path)
 
     def load_checkpoint(self, path: str | Path) -> None:
+        """Load a checkpoint of this configuration; :class:`~paper_code.checkpoints.CheckpointError`
+        (one line) if it is not one, before anything of this run changes."""
+        sd = read_checkpoint(path, self.cfg.device)
         try:
-            sd = torch.load(path, map_location=self.cfg.device, weights_only=True)
-        except Exception as e:  # noqa: BLE001  (any unreadable file)
-            raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
-        self.load_state_dict(sd)
+            self.check_config(sd)  # first: "another configuration" says more than the shapes that follow from it
+        except CheckpointError as e:
+            raise CheckpointError(f"{path}: {e}") from None
+        params = {"data_opt": self.data_params, "critic_opt": list(self.critic.values())}
+        check_like(sd, self.state_dict(), params, str(path))
+        try:
+            self.load_state_dict(sd)
+        except CheckpointError as e:
+            raise CheckpointError(f"{path}: {e}") from None
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+            raise CheckpointError(f"{path}: not a checkpoint of this run ({type(e).__name__}: {e})") from None
+        self.saved_at = self.meta_epoch
 
     # ------------------------------------------------------------------------------ the loop
     def run(self, meta_epochs: int, *, progress: bool = True, checkpoint: str | Path | None = None,
@@ -513,8 +564,13 @@ class PPMO:
             stop_rule: str | None = None, on_checkpoint: Callable[["PPMO"], None] | None = None) -> "PPMO":
         """Train until ``meta_epochs`` meta-epochs in total (counting resumed ones).
 
-        Writes ``checkpoint`` every ``checkpoint_every_s`` seconds, at the end, and on Ctrl-C or
-        SIGTERM (``kill``; a background job ignores Ctrl-C's SIGINT).
+        Writes ``checkpoint`` every ``checkpoint_every_s`` seconds (0: after every meta-epoch) and
+        at the end, then calls ``on_checkpoint``. Ctrl-C (SIGINT) or ``kill`` (SIGTERM) stop the
+        run at the next meta-epoch boundary, after writing the checkpoint there
+        (:class:`~paper_code.interrupts.RunInterrupted`), so resuming gives the same result as an
+        uninterrupted run. A meta-epoch whose dataset, critic, lr or losses are non-finite (or
+        beyond what a dataset file may hold) stops the run with :class:`DivergenceError`; nothing
+        is written after the last good checkpoint.
         ``stop_when(evaluations)`` may end the run early after an evaluation; such a run stays
         finished when resumed with the same ``stop_rule`` (a name for the rule). Resumed with a
         different rule it continues: training does not depend on the rule (evaluations use their
@@ -529,69 +585,81 @@ class PPMO:
         recent: list[float] = []
 
         def save() -> None:
-            if checkpoint is not None:
-                self.save_checkpoint(checkpoint)
-                if on_checkpoint is not None:
-                    on_checkpoint(self)
+            if checkpoint is None or (self.saved_at == self.meta_epoch and Path(checkpoint).exists()):
+                return
+            self.save_checkpoint(checkpoint)
+            if on_checkpoint is not None:
+                on_checkpoint(self)
+            self.saved_at = self.meta_epoch
+
+        def interrupted(signum: int) -> RunInterrupted:
+            return RunInterrupted(signum, self.meta_epoch, None if checkpoint is None else str(checkpoint))
 
         if self.stopped_early and stop_rule != self.stop_rule:
             self.stopped_early = False
         self.stop_rule = stop_rule
         trained = False
-        restore_sigterm = _sigterm_interrupts()
-        try:
-            while self.meta_epoch < meta_epochs and not self.stopped_early:
-                if not trained:  # the code revision that trains (part of) this dataset
-                    rev = git_revision()
-                    if not self.revisions or self.revisions[-1] != rev:
-                        self.revisions.append(rev)
-                    trained = True
-                t0 = time.perf_counter()
-                row = self.meta_epoch_step()
-                self.wall_time += time.perf_counter() - t0
-                row["wall_time_s"] = self.wall_time
-                self.history.append(row)
-                if not math.isnan(row["train_return"]):
-                    recent = (recent + [row["train_return"]])[-20:]
-                stop = False
-                if cfg.eval_every and (self.meta_epoch % cfg.eval_every == 0 or self.meta_epoch == meta_epochs):
-                    ev = self.evaluate()
-                    self.evals.append(ev)
-                    bar.set_postfix_str(f"eval sampled {ev['sampled_return']:.0f} greedy {ev['greedy_return']:.0f}", refresh=False)
-                    stop = stop_when is not None and stop_when(self.evals)
-                bar.set_description(
-                    f"{self.env_steps / max(self.wall_time, 1e-9):,.0f} env-steps/s, "
-                    f"train return {sum(recent) / max(len(recent), 1):.1f}, lr {row['lr']:.3g}", refresh=False)
-                bar.update(1)
-                if checkpoint is not None and time.perf_counter() - last_ckpt > checkpoint_every_s:
+        with deferred_interrupts() as interrupts:
+            try:
+                while True:
+                    if interrupts.signal is not None:  # a meta-epoch boundary: the state is consistent
+                        save()
+                        raise interrupted(interrupts.signal)
+                    if self.meta_epoch >= meta_epochs or self.stopped_early:
+                        break
+                    if not trained:  # the code revision that trains (part of) this dataset
+                        rev = git_revision()
+                        if not self.revisions or self.revisions[-1] != rev:
+                            self.revisions.append(rev)
+                        trained = True
+                    t0 = time.perf_counter()
+                    try:
+                        row = self.meta_epoch_step()
+                    except RuntimeError as e:  # e.g. sampling from nan probabilities
+                        if not re.search(r"\b(nan|inf)\b", str(e)):
+                            raise
+                        problem = "non-finite action probabilities (the one-step learner overflowed)"
+                        raise DivergenceError(self._diverged(self.meta_epoch + 1, problem, checkpoint)) from None
+                    problem = self.divergence(row)
+                    if problem is not None:
+                        raise DivergenceError(self._diverged(self.meta_epoch, problem, checkpoint))
+                    self.wall_time += time.perf_counter() - t0
+                    row["wall_time_s"] = self.wall_time
+                    self.history.append(row)
+                    if not math.isnan(row["train_return"]):
+                        recent = (recent + [row["train_return"]])[-20:]
+                    stop = False
+                    if cfg.eval_every and (self.meta_epoch % cfg.eval_every == 0 or self.meta_epoch == meta_epochs):
+                        ev = self.evaluate()
+                        self.evals.append(ev)
+                        bar.set_postfix_str(f"eval sampled {ev['sampled_return']:.0f} greedy {ev['greedy_return']:.0f}",
+                                            refresh=False)
+                        stop = stop_when is not None and stop_when(self.evals)
+                    bar.set_description(
+                        f"{self.env_steps / max(self.wall_time, 1e-9):,.0f} env-steps/s, "
+                        f"train return {sum(recent) / max(len(recent), 1):.1f}, lr {row['lr']:.3g}", refresh=False)
+                    bar.update(1)
+                    if checkpoint is not None and time.perf_counter() - last_ckpt >= checkpoint_every_s:
+                        save()
+                        last_ckpt = time.perf_counter()
+                    if stop:
+                        self.stopped_early = True
+                if trained:  # a finished run that was only resumed is left as it is
                     save()
-                    last_ckpt = time.perf_counter()
-                if stop:
-                    self.stopped_early = True
-                    break
-        except KeyboardInterrupt:
-            save()
-            bar.close()
-            raise
-        finally:
-            restore_sigterm()
-        if trained:  # a finished run that was only resumed is left as it is
-            save()
-        bar.close()
+                if interrupts.signal is not None:  # arrived during the last save: the run is complete
+                    raise interrupted(interrupts.signal)
+            finally:
+                bar.close()
         return self
 
+    def _diverged(self, meta_epoch: int, problem: str, checkpoint: str | Path | None) -> str:
+        kept = ("nothing was written" if checkpoint is None or self.saved_at is None
+                else f"the checkpoint and dataset of meta-epoch {self.saved_at} are kept")
+        return f"training diverged in meta-epoch {meta_epoch}: {problem}; {kept}"
 
-def _sigterm_interrupts() -> Callable[[], None]:
-    """Make SIGTERM raise KeyboardInterrupt (so ``kill`` checkpoints a run like Ctrl-C does); in
-    the main thread only (elsewhere nothing changes). Returns the function that undoes it."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
 
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, old)
+class DivergenceError(RuntimeError):
+    """Training produced non-finite (or absurdly large) values; nothing of it was written."""
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -617,32 +685,84 @@ def write_log(run: PPMO, out: str | Path) -> Path:
     return path
 
 
+def _dataset_current(run: PPMO, out: Path) -> bool:
+    """Whether ``out`` holds ``run``'s current dataset (same meta-epoch, states, labels and lr)."""
+    try:
+        ds = DistilledDataset.load(out)
+    except (ValueError, OSError):
+        return False
+    return (ds.provenance.get("meta_epochs") == run.meta_epoch and torch.equal(ds.states, run.states.detach().cpu())
+            and torch.equal(ds.labels, run.labels.detach().cpu()) and torch.equal(ds.lr, run.lr.detach().cpu().reshape(())))
+
+
+def _log_current(run: PPMO, out: Path) -> bool:
+    import json
+
+    try:
+        log = json.loads(log_path(out).read_text())
+        return len(log["history"]) == len(run.history) and len(log["evals"]) == len(run.evals)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool = False, force: bool = False,
             progress: bool = True, checkpoint_every_s: float = 180.0,
             stop_when: Callable[[list[dict[str, float]]], bool] | None = None, stop_rule: str | None = None) -> PPMO:
     """Run PPMO and write the dataset to ``out`` (with its checkpoint and log beside it).
 
+    Everything is checked before anything is written: the settings, the environment, that the
+    output, its checkpoint and its log can be written, and the checkpoint to resume from. The run
+    holds an exclusive lock on ``out`` (another run on the same output fails at once), deletes
+    temporaries that a killed run left, and writes the checkpoint, then the dataset and the log,
+    every ``checkpoint_every_s`` seconds and at the end (see :meth:`PPMO.run` for interrupts and
+    divergence).
+
     ``resume`` continues from the checkpoint (the result equals an uninterrupted run on the same
-    device); without it an existing checkpoint or output is an error unless ``force``. The dataset
-    file and the log are rewritten at every checkpoint, so an interrupted run loses at most
-    ``checkpoint_every_s`` seconds.
+    device). Without it, a checkpoint that already reached ``meta_epochs`` (a finished run) only
+    has its dataset and log rewritten if they are missing or stale; any other existing checkpoint
+    or output is an error unless ``force`` (start over). ``run.files_written`` tells whether this
+    call wrote the dataset.
     """
-    if isinstance(meta_epochs, bool) or not isinstance(meta_epochs, int) or meta_epochs < 1:
-        raise ValueError(f"meta_epochs must be a positive integer, got {meta_epochs!r}")
+    meta_epochs = checks.integer("meta_epochs", meta_epochs)
+    checkpoint_every_s = checks.number("checkpoint_every_s", checkpoint_every_s, lo=0.0)
+    if resume and force:
+        raise ValueError("resume continues a run and force starts it over: pass one of them")
     out = Path(out)
     ckpt = checkpoint_path(out)
-    run = PPMO(cfg)  # validates env, sizes, ... before anything is written
-    if resume:
-        if not ckpt.exists():
-            raise FileNotFoundError(f"no checkpoint {ckpt} to resume from")
-        run.load_checkpoint(ckpt)
-    elif not force and (ckpt.exists() or out.exists()):
-        raise FileExistsError(f"{out if out.exists() else ckpt} exists: pass resume to continue that run or force to start over")
+    for p in (out, ckpt, log_path(out), lock_path(out)):
+        check_writable(p)
+    OutputLock(out).check_free()
+    if resume and not ckpt.is_file():
+        raise FileNotFoundError(f"no checkpoint {ckpt} to resume from")
+    if not (resume or force) and out.exists() and not ckpt.exists():
+        raise FileExistsError(f"{out} exists and has no checkpoint: start over with --force (force=True)")
+    run = PPMO(cfg)  # validates the environment and the sizes before anything is written
+    with deferred_interrupts(), OutputLock(out):
+        remove_stale_temporaries(out)
+        if (resume or not force) and ckpt.exists():
+            run.load_checkpoint(ckpt)  # a wrong or damaged checkpoint: one clear error, nothing written
+            finished = run.meta_epoch >= meta_epochs or (run.stopped_early and run.stop_rule == stop_rule)
+            if not resume and not finished:
+                raise FileExistsError(f"{ckpt} holds an unfinished run (meta-epoch {run.meta_epoch} of {meta_epochs}): "
+                                      f"continue it with --resume (resume=True) or start over with --force (force=True)")
+        elif not force and out.exists():
+            raise FileExistsError(f"{out} exists and has no checkpoint: start over with --force (force=True)")
+        written = False
 
-    def on_checkpoint(r: PPMO) -> None:
-        r.dataset().save(out)
-        write_log(r, out)
+        def on_checkpoint(r: PPMO) -> None:
+            nonlocal written
+            r.dataset().save(out)
+            write_log(r, out)
+            written = True
 
-    run.run(meta_epochs, progress=progress, checkpoint=ckpt, checkpoint_every_s=checkpoint_every_s,
-            stop_when=stop_when, stop_rule=stop_rule, on_checkpoint=on_checkpoint)
+        run.run(meta_epochs, progress=progress, checkpoint=ckpt, checkpoint_every_s=checkpoint_every_s,
+                stop_when=stop_when, stop_rule=stop_rule, on_checkpoint=on_checkpoint)
+        # a finished run's dataset and log: written if missing or older than the checkpoint (a run
+        # killed between writing its checkpoint and its dataset, or a deleted file)
+        if not _dataset_current(run, out):
+            run.dataset().save(out)
+            written = True
+        if not _log_current(run, out):
+            write_log(run, out)
+    run.files_written = written
     return run

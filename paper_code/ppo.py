@@ -17,7 +17,7 @@ import torch
 from .envs import make_env
 from .learners import PAPER_LEARNER, LearnerSpec, forward, init_params
 from .policies import RunningMeanStd, head, normalize_obs, scale_rewards
-from .reporting import atomic_path
+from .files import atomic_path
 from .rl import RLSettings, bootstrap_values, clipped_surrogate, episode_stats, gae, ppo_policy_loss, rollout
 
 

@@ -3,34 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[str]:
-    """Yield a temporary file name beside ``path``; on success it is renamed onto ``path``.
-
-    An interruption (or error) while writing never leaves a half-written ``path``: either the old
-    file or the complete new one is there.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_table(df: pd.DataFrame, path_stem: str | Path, *, floatfmt: str = ".2f") -> tuple[Path, Path]:

@@ -36,6 +36,32 @@ class RLSettings:
     normalize_reward: bool = False
     device: str = "cpu"
 
+    def __post_init__(self) -> None:
+        """Every setting checked up front (one clear ``ValueError``), before anything is built."""
+        from . import checks
+        from .envs import check_env_kwargs
+
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise ValueError(f"env_id must be a gymnasium id, got {self.env_id!r}")
+        self.env_kwargs = check_env_kwargs(self.env_id, self.env_kwargs)
+        self.seed = checks.seed("seed", self.seed)
+        for name in ("num_envs", "num_steps", "update_epochs", "minibatch_size"):
+            setattr(self, name, checks.integer(name, getattr(self, name)))
+        self.gamma = checks.number("gamma", self.gamma, lo=0.0, hi=1.0)
+        self.gae_lambda = checks.number("gae_lambda", self.gae_lambda, lo=0.0, hi=1.0)
+        self.clip_coef = checks.positive("clip_coef", self.clip_coef, hi=1e3)
+        self.ent_coef = checks.number("ent_coef", self.ent_coef, lo=0.0, hi=1e3)
+        self.vf_coef = checks.number("vf_coef", self.vf_coef, lo=0.0, hi=1e3)
+        self.adam_eps = checks.positive("adam_eps", self.adam_eps, hi=1.0)
+        self.max_grad_norm = checks.positive("max_grad_norm", self.max_grad_norm, hi=1e6)
+        if isinstance(self.critic_hidden, (str, bytes)) or not hasattr(self.critic_hidden, "__iter__"):
+            raise ValueError(f"critic_hidden must be a list of layer widths, got {self.critic_hidden!r}")
+        self.critic_hidden = tuple(checks.integer("critic_hidden width", h, hi=checks.MAX_WIDTH) for h in self.critic_hidden)
+        for name in ("normalize_obs", "normalize_reward"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        self.device = checks.device("device", self.device)
+
 
 @torch.no_grad()
 def rollout(env, obs: torch.Tensor, out_fn: Callable[[torch.Tensor], torch.Tensor], num_steps: int,

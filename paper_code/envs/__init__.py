@@ -27,6 +27,49 @@ _BATCHED: dict[str, Any] = {
 }
 
 
+#: the largest N of the N-D cart-pole (4N observations, 2N actions) accepted from a file or the CLI
+MAX_DOF = 256
+#: keyword arguments the code passes itself: never taken from a configuration or a dataset file
+RESERVED_KWARGS = frozenset({"num_envs", "device", "seed", "check_actions", "dtype", "force_torch", "constants",
+                             "render_mode", "vector_kwargs", "vectorization_mode"})
+#: what each batched tensor environment takes from ``env_kwargs``
+_BATCHED_KWARGS: dict[str, frozenset[str]] = {
+    ND_CARTPOLE_ID: frozenset({"dof", "max_episode_steps"}),
+    "CartPole-v1": frozenset({"max_episode_steps"}),
+}
+
+
+def check_env_kwargs(env_id: str, env_kwargs: Any) -> dict[str, Any]:
+    """``env_kwargs`` for ``env_id`` checked before anything is built (``ValueError``): a JSON-like
+    object of scalars, no reserved names, sizes bounded; a batched environment's keys are known.
+    Returns the same mapping as a plain dict (nothing added)."""
+    import math
+    import numbers
+
+    from .. import checks
+
+    if not isinstance(env_kwargs, dict):
+        raise ValueError(f"env_kwargs must be an object of keyword arguments, got {type(env_kwargs).__name__}")
+    for k, v in env_kwargs.items():
+        if not isinstance(k, str):
+            raise ValueError(f"env_kwargs keys must be strings, got {k!r}")
+        if k in RESERVED_KWARGS:
+            raise ValueError(f"env_kwargs may not set {k!r} (the code sets it)")
+        if v is not None and not isinstance(v, (bool, numbers.Real, str)):
+            raise ValueError(f"env_kwargs {k!r} must be a number, a string, true/false or null, got {type(v).__name__}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"env_kwargs {k!r} must be finite, got {v}")
+    if env_id in _BATCHED_KWARGS:
+        unknown = sorted(set(env_kwargs) - _BATCHED_KWARGS[env_id])
+        if unknown:
+            raise ValueError(f"{env_id} takes env_kwargs {sorted(_BATCHED_KWARGS[env_id])}, got {', '.join(unknown)}")
+        if "dof" in env_kwargs and validate_dof(env_kwargs["dof"]) > MAX_DOF:
+            raise ValueError(f"dof must be at most {MAX_DOF} (the number of cart-pole axes), got {env_kwargs['dof']}")
+    if env_kwargs.get("max_episode_steps") is not None:
+        checks.integer("max_episode_steps", env_kwargs["max_episode_steps"])
+    return dict(env_kwargs)
+
+
 def has_batched(env_id: str) -> bool:
     """Whether ``env_id`` can be stepped as a batched tensor environment."""
     return env_id in _BATCHED
@@ -56,6 +99,8 @@ __all__ = [
     "MUJOCO_TASKS",
     "GymVectorEnv",
     "make_env",
+    "check_env_kwargs",
+    "MAX_DOF",
     "ND_CARTPOLE_ID",
     "BatchedNDCartPole",
     "BatchedStep",

@@ -26,6 +26,10 @@ MUJOCO_TASKS = (
 )
 
 
+#: the most copies of a gymnasium environment stepped together
+MAX_ENVS = 10_000
+
+
 class GymVectorEnv:
     """``num_envs`` copies of a gymnasium environment.
 
@@ -41,19 +45,24 @@ class GymVectorEnv:
 
     def __init__(self, env_id: str, num_envs: int, *, device: torch.device | str = "cpu", seed: int | None = None,
                  check_actions: bool = False, dtype: torch.dtype = torch.float32, **env_kwargs: Any) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-        if is_atari(env_id):
-            self.env = gym.vector.SyncVectorEnv([lambda: make_atari(env_id, **env_kwargs)] * num_envs,
-                                                autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-            spec = self.env.envs[0].spec
-        else:
-            try:
-                spec = gym.spec(env_id)
-            except gym.error.Error as e:
-                raise ValueError(f"unknown environment {env_id!r} ({e})") from None
-            self.env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
-                                    vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}, **env_kwargs)
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or not 1 <= num_envs <= MAX_ENVS:
+            raise ValueError(f"num_envs must be an integer in 1..{MAX_ENVS} (one simulator each), got {num_envs!r}")
+        try:
+            if is_atari(env_id):
+                self.env = gym.vector.SyncVectorEnv([lambda: make_atari(env_id, **env_kwargs)] * num_envs,
+                                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+                spec = self.env.envs[0].spec
+            else:
+                try:
+                    spec = gym.spec(env_id)
+                except gym.error.Error as e:
+                    raise ValueError(f"unknown environment {env_id!r} ({e})") from None
+                self.env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
+                                        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+                                        **env_kwargs)
+        except (TypeError, gym.error.Error) as e:  # keyword arguments the environment does not take
+            msg = " ".join(str(e).split())
+            raise ValueError(f"cannot build {env_id} with env_kwargs {env_kwargs}: {msg}") from None
         self.env_id = env_id
         obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
         self.observation_shape = tuple(int(s) for s in obs_space.shape)

@@ -1,0 +1,80 @@
+"""Ctrl-C (SIGINT) and ``kill`` (SIGTERM) that stop a run only between two meta-epochs.
+
+Inside :func:`deferred_interrupts` the first SIGINT or SIGTERM is only recorded; the training loop
+polls :attr:`Interrupts.signal` at every meta-epoch boundary, writes its checkpoint there and
+raises :class:`RunInterrupted`. So a checkpoint never mixes the dataset of one meta-epoch with the
+random generators or environment state of the next, whenever the signal arrives (mid-rollout,
+mid-update, mid-evaluation or while a checkpoint is being written). A second signal stops at once
+(``KeyboardInterrupt``): files are written atomically, so the last complete checkpoint is kept.
+
+Handlers are installed in the main thread only (elsewhere nothing changes), a SIGINT that the
+process was started ignoring (``nohup``, a background job of a non-interactive shell) stays
+ignored, and the previous handlers come back on exit. Nested uses share one state.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by a signal at a meta-epoch boundary, after writing its checkpoint."""
+
+    def __init__(self, signum: int, meta_epoch: int, checkpoint: str | None) -> None:
+        super().__init__(signum, meta_epoch, checkpoint)
+        self.signum, self.meta_epoch, self.checkpoint = signum, meta_epoch, checkpoint
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.signum)  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+    def __str__(self) -> str:
+        where = f"checkpoint {self.checkpoint} and dataset" if self.checkpoint else "nothing"
+        return (f"interrupted ({signal.Signals(self.signum).name}) at meta-epoch {self.meta_epoch}: {where} written at "
+                f"that meta-epoch boundary; continue with --resume")
+
+
+class Interrupts:
+    """The signal received so far (None: none)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:  # the second one: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+
+
+_active: Interrupts | None = None
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[Interrupts]:
+    """Record SIGINT/SIGTERM instead of raising (see the module docstring)."""
+    global _active
+    if _active is not None:  # nested: the outer context owns the handlers
+        yield _active
+        return
+    state = Interrupts()
+    if threading.current_thread() is not threading.main_thread():
+        yield state  # no signals outside the main thread: nothing to defer
+        return
+    old = {}
+    for s in SIGNALS:
+        if s == signal.SIGINT and signal.getsignal(s) is signal.SIG_IGN:
+            continue
+        old[s] = signal.signal(s, state._handle)
+    _active = state
+    try:
+        yield state
+    finally:
+        _active = None
+        for s, h in old.items():
+            signal.signal(s, h)
