@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .config import output_dir, repo_root
@@ -30,12 +31,19 @@ def run_notebook(name: str, scale: str, out_dir: str | Path | None = None, *, pr
     parameters = {"scale": scale}
     if out_dir is not None:
         parameters["out_dir"] = str(out)
-    pm.execute_notebook(
-        str(source),
-        str(target),
-        parameters=parameters,
-        kernel_name="python3",
-        cwd=str(source.parent),
-        progress_bar=progress,
-    )
+    # the kernel inherits this process's environment: MPLBACKEND=Agg (the Makefile's, for scripts)
+    # would replace the notebook's inline backend and leave the executed copy without figures
+    backend = os.environ.pop("MPLBACKEND", None)
+    try:
+        pm.execute_notebook(
+            str(source),
+            str(target),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(source.parent),
+            progress_bar=progress,
+        )
+    finally:
+        if backend is not None:
+            os.environ["MPLBACKEND"] = backend
     return target

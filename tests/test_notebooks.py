@@ -37,6 +37,9 @@ def test_notebook_runs_at_quick_scale(name, quick_dir):
     nb = nbformat.read(executed, as_version=4)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    # figures are shown in the executed copy even under the Makefile's MPLBACKEND=Agg
+    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert images, f"{name}: the executed notebook shows no figure"
     if name == "00_environment":
         summary = pd.read_csv(tmp_path / "environment" / "returns.csv")
         assert sorted(summary["N"].unique()) == [1, 2, 3, 4, 5]
