@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from paper_code.atari import action_names, atari_config, atari_dataset_path, one_step_actions, one_step_summary
-from paper_code.config import load_scale, repo_root
+from paper_code.config import load_scale, project_root
 from paper_code.dataset import DistilledDataset
 from paper_code.experiment import run_or_resume
 from paper_code.reporting import write_table
@@ -60,7 +60,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     section = load_scale("paper")["atari"]
-    results = repo_root() / "results"
+    results = project_root() / "results"
     out = results / "atari" / "ablation"
     out.mkdir(parents=True, exist_ok=True)
 

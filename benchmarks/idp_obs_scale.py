@@ -39,7 +39,7 @@ import argparse
 import pandas as pd
 import torch
 
-from paper_code.config import load_scale, repo_root
+from paper_code.config import load_scale, project_root
 from paper_code.dataset import DistilledDataset
 from paper_code.envs import make_env
 from paper_code.evaluation import first_episode_returns, learner_policy, trained_learners
@@ -98,7 +98,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     section = load_scale("paper")["mujoco"]
-    results = repo_root() / "results"
+    results = project_root() / "results"
     out = results / "mujoco" / "variants"
     paper = mujoco_config(section, TASK)
     budget, stop = int(task_setting(section, "meta_epochs", TASK)), stop_rule(section, TASK)["stop_at_return"]

@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from paper_code.config import load_scale, repo_root
+from paper_code.config import load_scale, project_root
 from paper_code.dataset import DistilledDataset
 from paper_code.envs import make_env
 from paper_code.evaluation import evaluate_dataset
@@ -142,7 +142,7 @@ def main() -> None:
         ap.error("give variants to run, --report, or both")
     torch.set_num_threads(1)
     section = load_scale("paper")["mujoco"]
-    out = repo_root() / "results" / "mujoco" / "variants"
+    out = project_root() / "results" / "mujoco" / "variants"
     root = out / "snapshots"
     for name in args.variants:
         run_variant(section, name, root, args.meta_epochs)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from paper_code.config import load_scale, repo_root
+from paper_code.config import load_scale, project_root
 from paper_code.dataset import DistilledDataset
 from paper_code.envs import make_env
 from paper_code.evaluation import evaluate_dataset
@@ -62,7 +62,7 @@ def protocol_and_many(ds: DistilledDataset, section: dict, env) -> dict[str, flo
 def main() -> None:
     torch.set_num_threads(1)
     section = load_scale("paper")["mujoco"]
-    results = repo_root() / "results"
+    results = project_root() / "results"
     out = results / "mujoco" / "variants"
     paper = mujoco_config(section, TASK)
     if int(task_setting(section, "meta_epochs", TASK)) != BUDGET or stop_rule(section, TASK)["stop_at_return"] is not None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from paper_code.config import load_scale, repo_root
+from paper_code.config import load_scale, project_root
 from paper_code.dataset import DistilledDataset
 from paper_code.envs import make_env
 from paper_code.evaluation import evaluate_dataset, first_episode_returns, learner_policy, trained_learners
@@ -55,7 +55,7 @@ def crossed(ds: DistilledDataset, learners: int, learner_seed: int, env_seed: in
 def main() -> None:
     torch.set_num_threads(1)
     section = load_scale("paper")["mujoco"]
-    results = repo_root() / "results"
+    results = project_root() / "results"
     size = int(section["size"])
     variants = results / "mujoco" / "variants"
     datasets = {"notebook 02": mujoco_dataset_path(results, TASK, size),

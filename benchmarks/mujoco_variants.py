@@ -49,7 +49,7 @@ import argparse
 
 import pandas as pd
 
-from paper_code.config import load_scale, repo_root
+from paper_code.config import load_scale, project_root
 from paper_code.experiment import run_or_resume
 from paper_code.dataset import DistilledDataset
 from paper_code.mujoco import (check_task, mujoco_config, mujoco_dataset_path, protocol_seeds, state_dependence, stop_rule,
@@ -105,7 +105,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     section = load_scale("paper")["mujoco"]
-    results = repo_root() / "results"
+    results = project_root() / "results"
     out = results / "mujoco" / "variants"
     task = args.task
     budget, rule = int(task_setting(section, "meta_epochs", task)), stop_rule(section, task)

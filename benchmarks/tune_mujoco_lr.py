@@ -11,7 +11,7 @@ import argparse
 
 import pandas as pd
 
-from paper_code.config import repo_root
+from paper_code.config import project_root
 from paper_code.mujoco import mujoco_config
 from paper_code.ppmo import PPMO
 from paper_code.files import atomic_path
@@ -33,7 +33,7 @@ def main() -> None:
         cfg = mujoco_config({"seed": 0, "size": 64, "eval_every": 25, "eval_learners": 5}, args.task, **setting)
         run = PPMO(cfg).run(args.meta_epochs, progress=True)
         rows += [{"task": args.task, "variant": name, **setting, **ev} for ev in run.evals]
-    out = repo_root() / "results" / "mujoco" / "tuning.csv"
+    out = project_root() / "results" / "mujoco" / "tuning.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)

@@ -14,8 +14,14 @@ import sys
 
 
 def _cmd_notebook(args: argparse.Namespace) -> int:
+    import os
+
+    from .config import ROOT_ENV, project_root
     from .notebooks import run_notebook
 
+    if args.root is not None:  # the notebook's kernel inherits it
+        os.environ[ROOT_ENV] = os.path.abspath(args.root)
+    project_root()  # a clear error outside a project (or for a --root without dvc.yaml)
     target = run_notebook(args.name, args.scale, args.out_dir, progress=not args.quiet)
     print(f"executed {target}")
     return 0
@@ -156,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("name", help="notebook name, e.g. 00_environment")
     nb.add_argument("--scale", choices=["quick", "paper"], default="quick")
     nb.add_argument("--out-dir", default=None, help="output folder (default: the scale's out_dir in params.yaml)")
+    nb.add_argument("--root", default=None,
+                    help="the project folder (holding dvc.yaml; default: found from the current directory upwards)")
     nb.add_argument("--quiet", action="store_true", help="no progress bar")
     nb.set_defaults(func=_cmd_notebook)
     return parser

@@ -297,14 +297,14 @@ class DistilledDataset:
 
 
 def git_revision() -> str:
-    """The repository's current commit (``+dirty`` if the tree has changes), or ``unknown``."""
-    from .config import repo_root
+    """The code's git commit (``+dirty`` if the tree has changes), or ``unknown``."""
+    from .config import package_root
 
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=10)
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package_root(), capture_output=True, text=True, timeout=10)
         if rev.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo_root(),
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=package_root(),
                                capture_output=True, text=True, timeout=10)
         return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):

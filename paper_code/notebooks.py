@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import output_dir, repo_root
+from .config import output_dir, project_root
 
 
 def notebook_path(name: str) -> Path:
     """``notebooks/<name>.ipynb``; ``name`` may omit the extension."""
-    path = repo_root() / "notebooks" / (name if name.endswith(".ipynb") else f"{name}.ipynb")
+    path = project_root() / "notebooks" / (name if name.endswith(".ipynb") else f"{name}.ipynb")
     if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in (repo_root() / "notebooks").glob("*.ipynb")))
+        known = ", ".join(sorted(p.stem for p in (project_root() / "notebooks").glob("*.ipynb")))
         raise FileNotFoundError(f"no notebook {name!r}; known: {known}")
     return path
 

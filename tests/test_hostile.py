@@ -800,10 +800,10 @@ def test_learner_spec_from_a_file_is_bounded():
 
 def test_the_checkpoints_committed_under_results_load():
     """The checkpoint checks accept every checkpoint this project has committed."""
-    from paper_code.config import repo_root
+    from paper_code.config import project_root
     from paper_code.ppmo import _with_spec_defaults
 
-    files = sorted((repo_root() / "results").rglob("*.ckpt.pt"))
+    files = sorted((project_root() / "results").rglob("*.ckpt.pt"))
     if not files:
         pytest.skip("no committed checkpoints")
     for f in files[:: max(1, len(files) // 12)]:  # a spread of cart-pole and MuJoCo runs

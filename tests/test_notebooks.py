@@ -8,17 +8,17 @@ import nbformat
 import pandas as pd
 import pytest
 
-from paper_code.config import repo_root
+from paper_code.config import project_root
 from paper_code.dataset import DistilledDataset
 from paper_code.notebooks import run_notebook
 
-NOTEBOOKS = sorted(p.stem for p in (repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted(p.stem for p in (project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_notebooks_are_found_and_stored_without_outputs():
     assert "00_environment" in NOTEBOOKS
     for name in NOTEBOOKS:
-        nb = nbformat.read(repo_root() / "notebooks" / f"{name}.ipynb", as_version=4)
+        nb = nbformat.read(project_root() / "notebooks" / f"{name}.ipynb", as_version=4)
         assert nb.metadata["kernelspec"]["name"] == "python3"
         assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), name
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{name} is committed with outputs"

@@ -1,0 +1,99 @@
+"""The pipeline works from any copy of the project: the project root is found from the working
+directory (never the package's install location), so ``dvc exp run --temp -S ...`` runs in its
+temporary copy, reads its own ``params.yaml`` and leaves the workspace alone."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from paper_code.config import ROOT_ENV, load_scale, output_dir, package_root, project_root
+
+ROOT = project_root()
+
+
+def test_project_root_is_found_from_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv(ROOT_ENV, raising=False)
+    (tmp_path / "proj" / "notebooks").mkdir(parents=True)
+    (tmp_path / "proj" / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "proj" / "params.yaml").write_text(yaml.safe_dump({"quick": {"out_dir": "here"}}))
+    monkeypatch.chdir(tmp_path / "proj" / "notebooks")
+    assert project_root() == (tmp_path / "proj").resolve()
+    assert load_scale("quick") == {"out_dir": "here"}  # this copy's params, not the installed one's
+    assert output_dir("quick") == (tmp_path / "proj" / "here").resolve()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="no dvc.yaml in"):
+        project_root()
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path / "proj"))
+    assert project_root() == (tmp_path / "proj").resolve()
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path))
+    with pytest.raises(ValueError, match="is not a project folder"):
+        project_root()
+    assert (package_root() / "paper_code").is_dir()  # the code's own checkout, for git revisions
+
+
+def test_every_stage_depends_on_the_whole_package():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        deps = [str(d).split("#")[0].strip() for d in stage["do"]["deps"]]
+        assert "paper_code" in deps, name
+        assert not [d for d in deps if d.startswith("paper_code/")], f"{name}: a file list can miss an import"
+    ignored = (ROOT / ".dvcignore").read_text()
+    assert "__pycache__/" in ignored  # byte-code caches would make every stage look changed
+
+
+def _scratch_project(dst: Path) -> None:
+    """A git repository holding what the environment stage needs, with results-quick/ tracked by
+    git so that the experiment's commit carries the stage's outputs."""
+    (dst / "notebooks").mkdir(parents=True)
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
+        shutil.copy(ROOT / name, dst / name)
+    shutil.copytree(ROOT / ".dvc", dst / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
+    shutil.copy(ROOT / "notebooks" / "00_environment.ipynb", dst / "notebooks")
+    shutil.copytree(ROOT / "paper_code", dst / "paper_code", ignore=shutil.ignore_patterns("__pycache__"))
+    (dst / ".gitignore").write_text("__pycache__/\n")
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=dst, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "test@example.com")
+    git("config", "user.name", "test")
+    git("add", "-A")
+    git("commit", "-qm", "scratch project")
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_dvc_exp_run_temp_with_an_override(tmp_path):
+    proj = tmp_path / "proj"
+    _scratch_project(proj)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop(ROOT_ENV, None)
+    r = subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "--temp", "-S", "quick.environment.episodes=3",
+                        "environment@quick"], cwd=proj, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=proj, capture_output=True,
+                          text=True, check=True).stdout.split()
+    assert len(refs) == 1
+    show = subprocess.run(["git", "show", f"{refs[0]}:results-quick/environment/returns_per_episode.csv"], cwd=proj,
+                          capture_output=True, text=True)
+    assert show.returncode == 0, show.stderr
+    rows = list(csv.DictReader(io.StringIO(show.stdout)))
+    per_group: dict[tuple[str, str], int] = {}
+    for row in rows:
+        key = (row["dof"], row["policy"])
+        per_group[key] = per_group.get(key, 0) + 1
+    assert per_group and set(per_group.values()) == {3}  # the override, not params.yaml's 64
+    # the workspace is as it was: nothing written, params.yaml unchanged
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=proj, capture_output=True, text=True, check=True)
+    assert status.stdout.strip() == "" and not (proj / "results-quick").exists()
+    assert yaml.safe_load((proj / "params.yaml").read_text())["quick"]["environment"]["episodes"] == \
+        load_scale("quick")["environment"]["episodes"]
