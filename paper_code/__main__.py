@@ -56,9 +56,15 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     elif has_batched(args.env):
         env_kwargs = {"dof": args.dof} if args.env == "paper_code/NDCartPole-v0" else {}
         cfg = PPMOConfig(env_id=args.env, env_kwargs=env_kwargs, size=512 if args.size is None else args.size, **common)
-    else:
-        raise ValueError(f"unknown or unsupported environment {args.env!r} (supported: paper_code/NDCartPole-v0, "
-                         f"CartPole-v1, {', '.join(MUJOCO_TASKS)}, ALE/<Game>-v5)")
+    else:  # any other gymnasium task with a Box observation and a Discrete or Box action space
+        from .envs import action_space_kind
+        from .mujoco import GAUSSIAN_LEARNER, MUJOCO_PPMO
+
+        if action_space_kind(args.env) == "continuous":  # MuJoCo's settings (B = 64)
+            cfg = PPMOConfig(env_id=args.env, env_kwargs={}, size=64 if args.size is None else args.size,
+                             learner=GAUSSIAN_LEARNER, **{**MUJOCO_PPMO, **common})
+        else:  # cart-pole's settings (the paper's defaults, B = 512)
+            cfg = PPMOConfig(env_id=args.env, env_kwargs={}, size=512 if args.size is None else args.size, **common)
     run = distill(cfg, args.out, args.meta_epochs, resume=args.resume, force=args.force, progress=not args.quiet,
                   checkpoint_every_s=args.checkpoint_every)
     what = (f"{run.meta_epoch} meta-epochs, {run.env_steps:,} env steps, {run.wall_time:.1f} s, "
@@ -116,8 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     # sizes are validated by the library (one clear error line), not by argparse
     d = sub.add_parser("distill", help="distil an environment into a one-batch dataset (PPMO)")
     d.add_argument("--env", default="paper_code/NDCartPole-v0",
-                   help="gymnasium id: paper_code/NDCartPole-v0, CartPole-v1, a MuJoCo v5 task (e.g. Hopper-v5) "
-                        "or an Atari game (ALE/Pong-v5, ALE/Breakout-v5, ...)")
+                   help="gymnasium id: paper_code/NDCartPole-v0, CartPole-v1, a MuJoCo v5 task (e.g. Hopper-v5), "
+                        "an Atari game (ALE/Pong-v5, ALE/Breakout-v5, ...) or any task with a Box observation and "
+                        "a Discrete (cart-pole's settings) or Box action space (MuJoCo's settings), e.g. Acrobot-v1, "
+                        "Pendulum-v1")
     d.add_argument("--dof", type=int, default=1, help="N, cart-pole axes (NDCartPole only)")
     d.add_argument("--size", type=int, default=None,
                    help="B, synthetic instances (default 512; 64 for MuJoCo; the paper's minimal size for Atari)")

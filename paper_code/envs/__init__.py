@@ -8,7 +8,7 @@ import gymnasium as gym
 
 from .cartpole import BatchedNDCartPole, BatchedStep, NDCartPoleEnv, validate_dof
 from .atari import ATARI_GAMES, atari_id, is_atari
-from .gym_vector import MUJOCO_TASKS, GymVectorEnv
+from .gym_vector import MUJOCO_TASKS, GymVectorEnv, action_space_kind
 
 ND_CARTPOLE_ID = "paper_code/NDCartPole-v0"
 
@@ -99,6 +99,7 @@ __all__ = [
     "MUJOCO_TASKS",
     "GymVectorEnv",
     "make_env",
+    "action_space_kind",
     "check_env_kwargs",
     "MAX_DOF",
     "ND_CARTPOLE_ID",

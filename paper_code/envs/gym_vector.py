@@ -65,6 +65,10 @@ class GymVectorEnv:
             raise ValueError(f"cannot build {env_id} with env_kwargs {env_kwargs}: {msg}") from None
         self.env_id = env_id
         obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) < 1:
+            self.env.close()
+            raise ValueError(f"{env_id}: unsupported observation space {obs_space} (a Box of one or more "
+                             f"dimensions is needed)")
         self.observation_shape = tuple(int(s) for s in obs_space.shape)
         self.obs_dtype = torch.uint8 if obs_space.dtype == np.uint8 else dtype
         self.num_envs = num_envs
@@ -81,7 +85,7 @@ class GymVectorEnv:
             self.num_actions = int(act_space.n)
         else:
             self.env.close()
-            raise ValueError(f"{env_id}: unsupported action space {act_space}")
+            raise ValueError(f"{env_id}: unsupported action space {act_space} (Discrete or Box are supported)")
         self.max_episode_steps = int(env_kwargs.get("max_episode_steps") or spec.max_episode_steps or 1000)
         self.check_actions = check_actions
         self._seed = seed
@@ -132,3 +136,12 @@ class GymVectorEnv:
             self.env.close()
         except Exception:  # noqa: BLE001  (interpreter shutdown)
             pass
+
+
+def action_space_kind(env_id: str, **env_kwargs: Any) -> str:
+    """``"discrete"`` or ``"continuous"``: the action space of one ``env_id`` (built and closed);
+    ``ValueError`` for an unknown id or spaces this code does not support."""
+    env = GymVectorEnv(env_id, 1, **env_kwargs)
+    env.close()
+    return "continuous" if env.continuous else "discrete"
+
