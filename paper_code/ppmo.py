@@ -35,12 +35,12 @@ from .checkpoints import CheckpointError, check_like, read_checkpoint, write_che
 from .dataset import MAX_ABS, MAX_LR, DistilledDataset, git_revision
 from .envs import make_env
 from .files import OutputLock, atomic_path, check_writable, lock_path, remove_stale_temporaries
-from .inner import inner_step_batch
 from .interrupts import RunInterrupted, deferred_interrupts
 from .learners import (PAPER_LEARNER, LearnerSpec, batched_forward, cnn_forward, forward, init_encoder, init_params,
                        init_params_batch, learner_input)
+from .meta_loss import DatasetTensors, Minibatch, meta_loss, one_step_learners
 from .policies import NORM_CLIP, NORM_EPS, RunningMeanStd, head, normalize_obs, scale_rewards
-from .rl import RLSettings, bootstrap_values, clipped_surrogate, episode_stats, gae, ppo_policy_loss, rollout
+from .rl import RLSettings, bootstrap_values, episode_stats, gae, rollout
 
 
 @dataclass
@@ -247,6 +247,10 @@ class PPMO:
     def lr(self) -> torch.Tensor:
         return self.log_lr.exp()
 
+    def data_tensors(self) -> DatasetTensors:
+        """The dataset's trainable tensors, as :func:`~paper_code.meta_loss.meta_loss` takes them."""
+        return DatasetTensors(self.states, self.labels, self.log_lr, self.log_std_target, self.encoder or None)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The learner's input: the encoder's features of (normalised) observations, or ``x``."""
         return cnn_forward(self.encoder, x) if self.encoder else x
@@ -324,8 +328,9 @@ class PPMO:
         spec = self._draw_learner()
         act_fn = spec.activation
         theta0 = init_params_batch(spec, self.in_size, A, K, self.g_init, device=cfg.device)
+        data = self.data_tensors()
         with torch.no_grad():
-            theta1 = inner_step_batch(theta0, self.features(self.states), self.labels, self.lr, act_fn, self.log_std_target)
+            theta1 = one_step_learners(data, theta0, act_fn)
         roll = self._rollout(theta1, act_fn)
 
         with torch.no_grad():
@@ -361,17 +366,9 @@ class PPMO:
             for start in range(0, n, cfg.minibatch_size):
                 mb_obs, mb_act, mb_logp, mb_adv, mb_ret, mb_taken = (t[:, start:start + cfg.minibatch_size] for t in shuffled)
                 mb_obs = self.normalize(mb_obs)
-                theta1 = inner_step_batch(theta0, self.features(self.states), self.labels, self.lr, act_fn, self.log_std_target)
-                out = batched_forward(theta1, self.features(mb_obs), act_fn)
-                if self.gaussian:
-                    log_std = theta1["log_std"][:, None, :]
-                    loss, st = clipped_surrogate(
-                        self.head.log_prob(out, mb_act, log_std) - mb_logp, mb_adv, self.head.entropy(out, log_std),
-                        clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef, norm_adv=cfg.norm_adv)
-                else:
-                    loss, st = ppo_policy_loss(
-                        out, mb_act, mb_logp, mb_adv, clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef,
-                        norm_adv=cfg.norm_adv, ratio_mode=cfg.ratio_mode, old_taken_logits=mb_taken)
+                loss, st = meta_loss(data, theta0, Minibatch(mb_obs, mb_act, mb_logp, mb_adv, mb_taken),
+                                     activation=act_fn, policy=cfg.learner.policy, clip_coef=cfg.clip_coef,
+                                     ent_coef=cfg.ent_coef, norm_adv=cfg.norm_adv, ratio_mode=cfg.ratio_mode)
                 v_loss = cfg.vf_coef * (self.value(mb_obs) - mb_ret).pow(2).mean()
                 # one backward for both graphs (they share no parameters), then each is clipped
                 # and stepped on its own: the dataset by the PPO loss, the critic by its value loss
