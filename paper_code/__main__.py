@@ -10,15 +10,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+from .atari import ATARI_SIZES, atari_config
+from .config import ROOT_ENV, project_root
+from .dataset import DistilledDataset
+from .envs import MUJOCO_TASKS, action_space_kind, has_batched, is_atari
+from .evaluation import evaluate_dataset
+from .interrupts import RunInterrupted
+from .mujoco import GAUSSIAN_LEARNER, MUJOCO_PPMO, mujoco_config
+from .notebooks import run_notebook
+from .ppmo import DivergenceError, PPMOConfig, checkpoint_path, distill
 
 
 def _cmd_notebook(args: argparse.Namespace) -> int:
-    import os
-
-    from .config import ROOT_ENV, project_root
-    from .notebooks import run_notebook
-
     if args.root is not None:  # the notebook's kernel inherits it
         os.environ[ROOT_ENV] = os.path.abspath(args.root)
     project_root()  # a clear error outside a project (or for a --root without dvc.yaml)
@@ -28,17 +33,12 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
-    from .envs import MUJOCO_TASKS, has_batched, is_atari
-    from .ppmo import PPMOConfig, checkpoint_path, distill
-
     common = dict(seed=args.seed, inits_per_epoch=args.inits, eval_every=args.eval_every, ratio_mode=args.ratio_mode,
                   device=args.device, train_max_episode_steps=args.train_episode_steps)
     # given only: the defaults differ by environment (e.g. cart-pole's entropy bonus, MuJoCo's none)
     common.update({k: v for k, v in (("ent_coef", args.ent_coef), ("init_state_std", args.init_state_std),
                                      ("obs_scale", args.obs_scale), ("state_bound", args.state_bound)) if v is not None})
     if is_atari(args.env):
-        from .atari import ATARI_SIZES, atari_config
-
         game = args.env.removeprefix("ALE/").removesuffix("-v5")
         section = {"seed": args.seed, "max_episode_steps": args.max_episode_steps, "eval_every": args.eval_every,
                    "eval_learners": 5, "normalize_obs": not args.raw_pixels}
@@ -48,8 +48,6 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         size = {} if args.size is None else {"size": args.size}
         cfg = atari_config(section, game, args.split, **common, **size)
     elif args.env in MUJOCO_TASKS:
-        from .mujoco import mujoco_config
-
         section = {"seed": args.seed, "size": 64 if args.size is None else args.size, "eval_every": args.eval_every,
                    "eval_learners": 10}
         cfg = mujoco_config(section, args.env, **common)
@@ -57,8 +55,6 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         env_kwargs = {"dof": args.dof} if args.env == "paper_code/NDCartPole-v0" else {}
         cfg = PPMOConfig(env_id=args.env, env_kwargs=env_kwargs, size=512 if args.size is None else args.size, **common)
     else:  # any other gymnasium task with a Box observation and a Discrete or Box action space
-        from .envs import action_space_kind
-        from .mujoco import GAUSSIAN_LEARNER, MUJOCO_PPMO
 
         if action_space_kind(args.env) == "continuous":  # MuJoCo's settings (B = 64)
             cfg = PPMOConfig(env_id=args.env, env_kwargs={}, size=64 if args.size is None else args.size,
@@ -77,9 +73,6 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .dataset import DistilledDataset
-    from .evaluation import evaluate_dataset
-
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1 (SGD steps on the dataset), got {args.steps}")
     ds = DistilledDataset.load(args.file)
@@ -180,8 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run a command. Exit codes: 0 done; 2 bad input, a refused or failed run (one ``error:``
     line on stderr, nothing written); 130 / 143 interrupted by SIGINT / SIGTERM."""
-    from .interrupts import RunInterrupted
-    from .ppmo import DivergenceError
 
     args = build_parser().parse_args(argv)
     try:

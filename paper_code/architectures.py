@@ -16,6 +16,7 @@ import pandas as pd
 from .dataset import DistilledDataset
 from .evaluation import evaluate_dataset
 from .learners import PAPER_LEARNER, LearnerSpec
+from .experiment import cartpole_config, run_or_resume
 
 
 def variants(base: LearnerSpec = PAPER_LEARNER) -> dict[tuple[str, str], LearnerSpec]:
@@ -73,7 +74,6 @@ def pool_dataset_path(out_root: Path, dof: int, size: int) -> Path:
 def run_pool_distillation(params: dict, dof: int, out_root: Path, *, progress: bool = False):
     """Distil N-D cart-pole (B as notebook 01) with a learner drawn from :data:`POOL` each
     meta-epoch; resumable. ``params`` is one scale of params.yaml."""
-    from .experiment import cartpole_config, run_or_resume
 
     sec, size = params["architectures"]["pool"], params["cartpole"]["size"]
     cfg = cartpole_config({**sec, "seed": params["architectures"]["seed"]}, dof, size=size,

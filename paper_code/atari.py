@@ -20,6 +20,7 @@ from .envs import ATARI_GAMES, atari_id, make_env
 from .evaluation import first_episode_returns, learner_policy, trained_learners
 from .learners import LearnerSpec
 from .ppmo import PPMOConfig
+from .experiment import run_or_resume
 
 #: the paper's minimal dataset sizes (B) per game; Breakout has none in the paper: 4 here
 ATARI_SIZES = {"Pong": 4, "Breakout": 4, "SpaceInvaders": 4, "MsPacman": 6, "Centipede": 10}
@@ -65,7 +66,6 @@ def atari_dataset_path(out_root: Path, game: str, split: int, size: int) -> Path
 
 def run_atari(section: dict[str, Any], game: str, split: int, out_root: Path, meta_epochs: int, *, progress: bool = True):
     """Distil one (game, l) pair (resumable: a finished run costs nothing)."""
-    from .experiment import run_or_resume
 
     cfg = atari_config(section, game, split)
     return run_or_resume(cfg, atari_dataset_path(out_root, game, split, cfg.size), int(meta_epochs), progress=progress)

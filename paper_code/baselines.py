@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
+from .envs import BatchedNDCartPole
+from .evaluation import first_episode_returns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,9 +53,6 @@ def baseline_returns(dofs: list[int], episodes: int, seed: int = 0, device: str 
     (N, policy) pair run together as one batch of environments.
     """
     import pandas as pd
-
-    from .envs import BatchedNDCartPole
-    from .evaluation import first_episode_returns
 
     rows = []
     for dof in dofs:

@@ -46,6 +46,10 @@ from safetensors.torch import save_file
 
 from .learners import PAPER_LEARNER, LearnerSpec
 from .files import atomic_path
+from .config import package_root
+from .envs import check_env_kwargs
+from .learners import cnn_forward
+from .policies import normalize_obs
 
 FORMAT = "paper_code/distilled-dataset"
 FORMAT_VERSION = 1
@@ -94,7 +98,6 @@ class DistilledDataset:
 
     def validate(self) -> None:
         """Shapes, kinds and values that every dataset must satisfy (checked before anything is built)."""
-        from .envs import check_env_kwargs
 
         if not isinstance(self.env_id, str) or not self.env_id:
             raise DatasetError(f"env must be a gymnasium id, got {self.env_id!r}")
@@ -181,7 +184,6 @@ class DistilledDataset:
         enc = self.encoder
         if not enc:
             return x
-        from .learners import cnn_forward
 
         return cnn_forward({k: v.to(x.device) for k, v in enc.items()}, x)
 
@@ -196,7 +198,6 @@ class DistilledDataset:
             obs = obs.float() / 255
         if self.normalization is None:
             return obs
-        from .policies import normalize_obs
 
         return normalize_obs(obs, self.extra["obs_mean"].to(obs.device), self.extra["obs_var"].to(obs.device),
                              float(self.normalization["clip"]), float(self.normalization["eps"]),
@@ -298,7 +299,6 @@ class DistilledDataset:
 
 def git_revision() -> str:
     """The code's git commit (``+dirty`` if the tree has changes), or ``unknown``."""
-    from .config import package_root
 
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package_root(), capture_output=True, text=True, timeout=10)

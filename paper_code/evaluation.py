@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 
@@ -12,9 +12,11 @@ from . import checks
 from .envs import BatchedNDCartPole, GymVectorEnv
 from .envs.gym_vector import MAX_ENVS
 from .learners import LearnerSpec, batched_forward, init_params_batch
-
-if TYPE_CHECKING:
-    from .dataset import DistilledDataset
+from .dataset import DatasetError, DistilledDataset
+from .envs import has_batched, make_env
+from .inner import inner_step_batch
+from .learners import learner_input
+from .policies import head
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 
@@ -113,7 +115,6 @@ def learner_policy(params: dict[str, torch.Tensor], learners: int, activation: s
     ``policy`` is the learners' action distribution (``params["log_std"]`` [learners, A] for a
     Gaussian); ``normalize`` maps real observations to what the learners see. ``act.nonfinite()``
     tells afterwards whether any learner's output was ever non-finite (it then acted on zeros)."""
-    from .policies import head
 
     dist = head(policy)
     log_std = params["log_std"][:, None, :] if policy == "gaussian" else None
@@ -139,12 +140,10 @@ def learner_policy(params: dict[str, torch.Tensor], learners: int, activation: s
     return act
 
 
-def trained_learners(dataset: "DistilledDataset", learners: int, *, observation_shape: tuple[int, ...], num_actions: int,
+def trained_learners(dataset: DistilledDataset, learners: int, *, observation_shape: tuple[int, ...], num_actions: int,
                      generator: torch.Generator, device: str = "cpu", steps: int = 1, learner: LearnerSpec | None = None,
                      lr: float | None = None) -> dict[str, torch.Tensor]:
     """``learners`` fresh initialisations (stacked) trained ``steps`` SGD steps on the dataset."""
-    from .inner import inner_step_batch
-    from .learners import learner_input
 
     steps = checks.integer("steps", steps, lo=0, hi=10_000)
     spec = learner or dataset.learner
@@ -163,7 +162,7 @@ def trained_learners(dataset: "DistilledDataset", learners: int, *, observation_
 
 
 @torch.no_grad()
-def evaluate_dataset(dataset: "DistilledDataset", *, learners: int = 50, episodes: int = 5, greedy: bool = False,
+def evaluate_dataset(dataset: DistilledDataset, *, learners: int = 50, episodes: int = 5, greedy: bool = False,
                      seed: int = 0, device: str = "cpu", steps: int = 1, learner: LearnerSpec | None = None,
                      lr: float | None = None, env=None) -> DatasetEvaluation:
     """Fresh learners, ``steps`` SGD steps on the dataset (its lr unless ``lr``), episodes in the real env.
@@ -172,8 +171,6 @@ def evaluate_dataset(dataset: "DistilledDataset", *, learners: int = 50, episode
     given, must have that many). ``steps = 0`` evaluates untrained learners; ``learner`` overrides
     the dataset's architecture. Observations are normalised with the dataset's frozen statistics.
     """
-    from .dataset import DatasetError
-    from .envs import has_batched, make_env
 
     learners, episodes = checks.integer("learners", learners), checks.integer("episodes", episodes)
     # derived seeds (a run's evaluation seeds) may exceed the CLI's seed range; torch takes < 2**63

@@ -16,6 +16,7 @@ from .envs import ND_CARTPOLE_ID
 from .inner import inner_step
 from .learners import init_params
 from .ppmo import PPMO, PPMOConfig, checkpoint_path, distill, log_path
+from .evaluation import evaluate_dataset
 
 
 def cartpole_dataset_path(out_root: Path, dof: int, size: int) -> Path:
@@ -144,7 +145,6 @@ def smallest_sufficient_size(returns: pd.DataFrame, reference_ci_low: float) -> 
 
 def kshot_returns(ds: DistilledDataset, ks: list[int], *, learners: int, episodes: int, seed: int = 0) -> pd.DataFrame:
     """Return after k SGD steps on the same batch, with the learned lr and with lr / k (sampled actions)."""
-    from .evaluation import evaluate_dataset
 
     rows = []
     for k in ks:

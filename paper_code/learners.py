@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from . import checks
 
 Params = dict[str, torch.Tensor]
 
@@ -62,8 +63,6 @@ class LearnerSpec:
     split: int = 0
 
     def __post_init__(self) -> None:
-        from . import checks
-
         if isinstance(self.hidden, (str, bytes)) or not hasattr(self.hidden, "__iter__"):
             raise ValueError(f"hidden must be a list of layer widths, got {self.hidden!r}")
         hidden = tuple(checks.integer("hidden width", h, hi=checks.MAX_WIDTH) for h in self.hidden)

@@ -19,6 +19,7 @@ from .evaluation import first_episode_returns, learner_policy, trained_learners
 from .learners import LearnerSpec
 from .ppmo import PPMOConfig
 from .ppo import PPOConfig, PPOResult, evaluate_policy, train_ppo_cached
+from .experiment import run_or_resume
 
 #: the paper's learner for continuous actions: obs -> 64 -> 64 -> A means (tanh, orthogonal,
 #: output gain 0.01) and a state-independent log-std (init 0)
@@ -104,7 +105,6 @@ def mujoco_dataset_path(out_root: Path, task: str, size: int) -> Path:
 
 def run_task(section: dict[str, Any], task: str, out_root: Path, *, progress: bool = True):
     """Distil one task (resumable: a finished run costs nothing)."""
-    from .experiment import run_or_resume
 
     cfg = mujoco_config(section, task)
     return run_or_resume(cfg, mujoco_dataset_path(out_root, task, cfg.size), int(task_setting(section, "meta_epochs", task)),

@@ -41,6 +41,7 @@ from .learners import (PAPER_LEARNER, LearnerSpec, batched_forward, cnn_forward,
 from .meta_loss import DatasetTensors, Minibatch, meta_loss, one_step_learners
 from .policies import NORM_CLIP, NORM_EPS, RunningMeanStd, head, normalize_obs, scale_rewards
 from .rl import RLSettings, bootstrap_values, episode_stats, gae, rollout
+from .evaluation import evaluate_dataset
 
 
 @dataclass
@@ -429,7 +430,6 @@ class PPMO:
     # ------------------------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, float]:
         """Fresh learners x 1 episode on the current dataset, sampled and greedy."""
-        from .evaluation import evaluate_dataset
 
         ds = self.dataset()
         row: dict[str, float] = {"meta_epoch": self.meta_epoch, "env_steps": self.env_steps, "wall_time_s": self.wall_time}

@@ -19,6 +19,7 @@ from .learners import PAPER_LEARNER, LearnerSpec, forward, init_params
 from .policies import RunningMeanStd, head, normalize_obs, scale_rewards
 from .files import atomic_path
 from .rl import RLSettings, bootstrap_values, clipped_surrogate, episode_stats, gae, ppo_policy_loss, rollout
+from .evaluation import first_episode_returns
 
 
 @dataclass
@@ -121,7 +122,6 @@ def train_ppo(cfg: PPOConfig, total_env_steps: int, *, progress: bool = True) ->
 def evaluate_policy(actor: dict[str, torch.Tensor], cfg: PPOConfig, *, episodes: int, greedy: bool, seed: int = 0,
                     obs_mean: torch.Tensor | None = None, obs_var: torch.Tensor | None = None) -> torch.Tensor:
     """Returns of ``episodes`` episodes of a trained actor (all stepped together)."""
-    from .evaluation import first_episode_returns
 
     env = make_env(cfg.env_id, episodes, device=cfg.device, seed=seed, check_actions=False, **cfg.env_kwargs)
     g = torch.Generator(device=cfg.device)

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from .policies import Categorical, Gaussian
+from . import checks
+from .envs import check_env_kwargs
 
 
 @dataclass
@@ -38,8 +40,6 @@ class RLSettings:
 
     def __post_init__(self) -> None:
         """Every setting checked up front (one clear ``ValueError``), before anything is built."""
-        from . import checks
-        from .envs import check_env_kwargs
 
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"env_id must be a gymnasium id, got {self.env_id!r}")

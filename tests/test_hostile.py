@@ -575,7 +575,6 @@ def _signal_mid_rollout(monkeypatch, meta_epoch: int, step: int, sig: int, count
 def _moment(monkeypatch, moment: str, sig: int) -> float:
     """Arrange ``sig`` at ``moment``; returns the checkpoint interval the run should use."""
     import paper_code.checkpoints as checkpoints
-    import paper_code.evaluation as evaluation
     import paper_code.ppmo as ppmo
 
     if moment == "before the first meta-epoch":  # after the lock is taken, before training
@@ -587,7 +586,7 @@ def _moment(monkeypatch, moment: str, sig: int) -> float:
     elif moment == "mid-update":
         _signal_at(monkeypatch, torch.nn.utils, "clip_grad_norm_", 9, sig)
     elif moment == "during an evaluation":
-        _signal_at(monkeypatch, evaluation, "evaluate_dataset", 2, sig)
+        _signal_at(monkeypatch, ppmo, "evaluate_dataset", 2, sig)
     elif moment == "while a checkpoint is written":
         _signal_at(monkeypatch, checkpoints.torch, "save", 3, sig)
     elif moment == "while the dataset is written":

@@ -331,4 +331,4 @@ def test_cli_distills_and_evaluates_a_mujoco_task(tmp_path):
     assert d["env"] == "InvertedPendulum-v5" and d["size"] == 4 and d["learners"] == 2 and d["mean"] > 0
     r = subprocess.run([sys.executable, "-m", "paper_code", "distill", "--env", "Nope-v5", "--out", str(tmp_path / "x")],
                        capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "error:" in r.stderr and "Hopper-v5" in r.stderr
+    assert r.returncode == 2 and "error: unknown environment 'Nope-v5'" in r.stderr and "Hopper" in r.stderr

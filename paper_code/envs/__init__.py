@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 import gymnasium as gym
 
+from .. import checks
 from .cartpole import BatchedNDCartPole, BatchedStep, NDCartPoleEnv, validate_dof
 from .atari import ATARI_GAMES, atari_id, is_atari
 from .gym_vector import MUJOCO_TASKS, GymVectorEnv, action_space_kind
@@ -43,11 +46,6 @@ def check_env_kwargs(env_id: str, env_kwargs: Any) -> dict[str, Any]:
     """``env_kwargs`` for ``env_id`` checked before anything is built (``ValueError``): a JSON-like
     object of scalars, no reserved names, sizes bounded; a batched environment's keys are known.
     Returns the same mapping as a plain dict (nothing added)."""
-    import math
-    import numbers
-
-    from .. import checks
-
     if not isinstance(env_kwargs, dict):
         raise ValueError(f"env_kwargs must be an object of keyword arguments, got {type(env_kwargs).__name__}")
     for k, v in env_kwargs.items():
