@@ -15,8 +15,8 @@ import pandas as pd
 
 from .dataset import DistilledDataset
 from .evaluation import evaluate_dataset
-from .learners import PAPER_LEARNER, LearnerSpec
 from .experiment import cartpole_config, run_or_resume
+from .learners import PAPER_LEARNER, LearnerSpec
 
 
 def variants(base: LearnerSpec = PAPER_LEARNER) -> dict[tuple[str, str], LearnerSpec]:

@@ -18,9 +18,9 @@ import torch
 from .dataset import DistilledDataset
 from .envs import ATARI_GAMES, atari_id, make_env
 from .evaluation import first_episode_returns, learner_policy, trained_learners
+from .experiment import run_or_resume
 from .learners import LearnerSpec
 from .ppmo import PPMOConfig
-from .experiment import run_or_resume
 
 #: the paper's minimal dataset sizes (B) per game; Breakout has none in the paper: 4 here
 ATARI_SIZES = {"Pong": 4, "Breakout": 4, "SpaceInvaders": 4, "MsPacman": 6, "Centipede": 10}

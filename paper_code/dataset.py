@@ -44,11 +44,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .learners import PAPER_LEARNER, LearnerSpec
-from .files import atomic_path
 from .config import package_root
 from .envs import check_env_kwargs
-from .learners import cnn_forward
+from .files import atomic_path
+from .learners import PAPER_LEARNER, LearnerSpec, cnn_forward
 from .policies import normalize_obs
 
 FORMAT = "paper_code/distilled-dataset"
@@ -98,7 +97,6 @@ class DistilledDataset:
 
     def validate(self) -> None:
         """Shapes, kinds and values that every dataset must satisfy (checked before anything is built)."""
-
         if not isinstance(self.env_id, str) or not self.env_id:
             raise DatasetError(f"env must be a gymnasium id, got {self.env_id!r}")
         try:
@@ -159,9 +157,9 @@ class DistilledDataset:
             unknown = sorted(set(self.normalization) - NORMALIZATION_KEYS)
             if unknown:
                 raise DatasetError(f"normalization has unknown key(s) {', '.join(unknown)}")
-            for key, lo in (("clip", 0.0), ("eps", 0.0)):
+            for key in ("clip", "eps"):
                 v = self.normalization.get(key)
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and lo < v <= MAX_ABS):
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and 0 < v <= MAX_ABS):
                     raise DatasetError(f"normalization needs a positive finite {key!r}, got {v!r}")
             for name in ("obs_mean", "obs_var"):
                 t = self.extra.get(name)

@@ -9,13 +9,11 @@ from typing import Callable
 import torch
 
 from . import checks
-from .envs import BatchedNDCartPole, GymVectorEnv
-from .envs.gym_vector import MAX_ENVS
-from .learners import LearnerSpec, batched_forward, init_params_batch
 from .dataset import DatasetError, DistilledDataset
-from .envs import has_batched, make_env
+from .envs import BatchedNDCartPole, GymVectorEnv, has_batched, make_env
+from .envs.gym_vector import MAX_ENVS
 from .inner import inner_step_batch
-from .learners import learner_input
+from .learners import LearnerSpec, batched_forward, init_params_batch, learner_input
 from .policies import head
 
 Policy = Callable[[torch.Tensor], torch.Tensor]

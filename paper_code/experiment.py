@@ -13,10 +13,10 @@ import torch
 
 from .dataset import DistilledDataset
 from .envs import ND_CARTPOLE_ID
+from .evaluation import evaluate_dataset
 from .inner import inner_step
 from .learners import init_params
 from .ppmo import PPMO, PPMOConfig, checkpoint_path, distill, log_path
-from .evaluation import evaluate_dataset
 
 
 def cartpole_dataset_path(out_root: Path, dof: int, size: int) -> Path:

@@ -16,10 +16,10 @@ import torch
 from .dataset import DistilledDataset
 from .envs import MUJOCO_TASKS, GymVectorEnv, make_env
 from .evaluation import first_episode_returns, learner_policy, trained_learners
+from .experiment import run_or_resume
 from .learners import LearnerSpec
 from .ppmo import PPMOConfig
 from .ppo import PPOConfig, PPOResult, evaluate_policy, train_ppo_cached
-from .experiment import run_or_resume
 
 #: the paper's learner for continuous actions: obs -> 64 -> 64 -> A means (tanh, orthogonal,
 #: output gain 0.01) and a state-independent log-std (init 0)

@@ -34,6 +34,7 @@ from . import checks
 from .checkpoints import CheckpointError, check_like, read_checkpoint, write_checkpoint
 from .dataset import MAX_ABS, MAX_LR, DistilledDataset, git_revision
 from .envs import make_env
+from .evaluation import evaluate_dataset
 from .files import OutputLock, atomic_path, check_writable, lock_path, remove_stale_temporaries
 from .interrupts import RunInterrupted, deferred_interrupts
 from .learners import (PAPER_LEARNER, LearnerSpec, batched_forward, cnn_forward, forward, init_encoder, init_params,
@@ -41,7 +42,6 @@ from .learners import (PAPER_LEARNER, LearnerSpec, batched_forward, cnn_forward,
 from .meta_loss import DatasetTensors, Minibatch, meta_loss, one_step_learners
 from .policies import NORM_CLIP, NORM_EPS, RunningMeanStd, head, normalize_obs, scale_rewards
 from .rl import RLSettings, bootstrap_values, episode_stats, gae, rollout
-from .evaluation import evaluate_dataset
 
 
 @dataclass

@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 
 from .envs import make_env
+from .evaluation import first_episode_returns
+from .files import atomic_path
 from .learners import PAPER_LEARNER, LearnerSpec, forward, init_params
 from .policies import RunningMeanStd, head, normalize_obs, scale_rewards
-from .files import atomic_path
 from .rl import RLSettings, bootstrap_values, clipped_surrogate, episode_stats, gae, ppo_policy_loss, rollout
-from .evaluation import first_episode_returns
 
 
 @dataclass

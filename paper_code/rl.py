@@ -8,9 +8,9 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from .policies import Categorical, Gaussian
 from . import checks
 from .envs import check_env_kwargs
+from .policies import Categorical, Gaussian
 
 
 @dataclass
