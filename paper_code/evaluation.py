@@ -112,20 +112,18 @@ def learner_policy(params: dict[str, torch.Tensor], learners: int, activation: s
 
     ``policy`` is the learners' action distribution (``params["log_std"]`` [learners, A] for a
     Gaussian); ``normalize`` maps real observations to what the learners see. ``act.nonfinite()``
-    tells afterwards whether any learner's output was ever non-finite (it then acted on zeros)."""
+    tells afterwards whether any learner's output was ever non-finite (sampling from such outputs
+    raises, see :func:`evaluate_dataset`)."""
 
     dist = head(policy)
     log_std = params["log_std"][:, None, :] if policy == "gaussian" else None
-    seen: list[torch.Tensor] = []  # whether any output so far was non-finite (on the device: no sync)
+    finite: list[torch.Tensor] = []  # whether every output so far was finite (on the device: no sync)
 
     def act(obs: torch.Tensor) -> torch.Tensor:
         x = normalize(obs) if normalize is not None else obs
         out = batched_forward(params, x.view(learners, -1, *x.shape[1:]), activation)  # [L, E, A]
-        # a learner whose outputs overflow is flagged (act.nonfinite()) and acts on zeros meanwhile,
-        # so that sampling never fails; finite outputs are untouched
-        ok = torch.isfinite(out).all(-1, keepdim=True)
-        seen[:] = [~ok.all() if not seen else seen[0] | ~ok.all()]
-        out = torch.where(ok, out, torch.zeros((), dtype=out.dtype, device=out.device))
+        ok = torch.isfinite(out).all()
+        finite[:] = [ok if not finite else finite[0] & ok]
         if greedy:
             a = dist.greedy(out)
         elif policy == "categorical":
@@ -134,7 +132,7 @@ def learner_policy(params: dict[str, torch.Tensor], learners: int, activation: s
             a = dist.sample(out, dist.noise(out.shape, generator, out.device, out.dtype), log_std)
         return a.reshape(obs.shape[0], *a.shape[2:])
 
-    act.nonfinite = lambda: bool(seen[0]) if seen else False  # type: ignore[attr-defined]
+    act.nonfinite = lambda: not bool(finite[0]) if finite else False  # type: ignore[attr-defined]
     return act
 
 
@@ -192,7 +190,11 @@ def evaluate_dataset(dataset: DistilledDataset, *, learners: int = 50, episodes:
                            f"the dataset: its lr and values overflow float32")
     policy = learner_policy(params, learners, spec.activation, greedy=greedy, generator=g, policy=spec.policy,
                             normalize=lambda obs: dataset.features(dataset.normalize(obs)))
-    returns, _ = first_episode_returns(env, policy, seed=seed)
+    try:
+        returns, _ = first_episode_returns(env, policy, seed=seed)
+    except RuntimeError:  # e.g. torch.multinomial on nan probabilities
+        if not policy.nonfinite():  # type: ignore[attr-defined]
+            raise
     if policy.nonfinite():  # type: ignore[attr-defined]
         raise DatasetError("the trained learners' outputs on real observations are not finite (the dataset's values "
                            "overflow float32 in the learners); no returns reported")
