@@ -16,10 +16,10 @@ import time
 import pandas as pd
 
 import paper_code  # noqa: F401  (one thread)
-from paper_code.atari import atari_config
 from paper_code.config import load_scale
 from paper_code.ppmo import PPMO
 from paper_code.reporting import write_table
+from paper_code.runs import scale_config
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
     section = {**load_scale("paper")["atari"], "eval_every": 0}
     rows = []
     for split in args.splits:
-        run = PPMO(atari_config(section, args.game, split))
+        run = PPMO(scale_config(f"atari-{args.game}-l{split}", section))
         run.meta_epoch_step()  # warm-up
         times = []
         for _ in range(args.meta_epochs):

@@ -19,9 +19,10 @@ import torch
 import paper_code  # noqa: F401  (one thread)
 from paper_code.inner import inner_step_batch
 from paper_code.learners import init_params_batch
-from paper_code.ppmo import PPMO, PPMOConfig
+from paper_code.ppmo import PPMO
 from paper_code.reporting import write_table
 from paper_code.rl import bootstrap_values, gae
+from paper_code.settings import PPMOConfig
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """Command line: ``python -m paper_code <command> ...`` (``--help`` lists the commands).
 
-    distill   distil an environment into a one-batch dataset (PPMO)
+    distill   distil an environment into a one-batch dataset (PPMO), from a preset
+    presets   list the named settings of every paper run
     evaluate  train fresh learners one step on a dataset and run them in the real environment
     notebook  execute a notebook at a scale (what the DVC stages run)
 """
@@ -12,15 +13,18 @@ import json
 import math
 import os
 import sys
-from .atari import ATARI_SIZES, atari_config
+from dataclasses import fields
+
+from .cli_settings import add_config_arguments
 from .config import ROOT_ENV, project_root
 from .dataset import DistilledDataset
-from .envs import MUJOCO_TASKS, action_space_kind, has_batched, is_atari
+from .envs import ND_CARTPOLE_ID
 from .evaluation import evaluate_dataset
 from .interrupts import RunInterrupted
-from .mujoco import GAUSSIAN_LEARNER, MUJOCO_PPMO, mujoco_config
 from .notebooks import run_notebook
-from .ppmo import DivergenceError, PPMOConfig, checkpoint_path, distill
+from .presets import FAMILIES, atari_learner, preset_for_env, preset_names, resolve
+from .settings import PPMOConfig
+from .training import DivergenceError, checkpoint_path, distill
 
 
 def _cmd_notebook(args: argparse.Namespace) -> int:
@@ -32,43 +36,59 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_distill(args: argparse.Namespace) -> int:
-    common = dict(seed=args.seed, inits_per_epoch=args.inits, eval_every=args.eval_every, ratio_mode=args.ratio_mode,
-                  device=args.device, train_max_episode_steps=args.train_episode_steps)
-    # given only: the defaults differ by environment (e.g. cart-pole's entropy bonus, MuJoCo's none)
-    common.update({k: v for k, v in (("ent_coef", args.ent_coef), ("init_state_std", args.init_state_std),
-                                     ("obs_scale", args.obs_scale), ("state_bound", args.state_bound)) if v is not None})
-    if is_atari(args.env):
-        game = args.env.removeprefix("ALE/").removesuffix("-v5")
-        section = {"seed": args.seed, "max_episode_steps": args.max_episode_steps, "eval_every": args.eval_every,
-                   "eval_learners": 5, "normalize_obs": not args.raw_pixels}
-        if game not in ATARI_SIZES:
-            raise ValueError(f"unknown or unsupported Atari game {args.env!r} (supported: "
-                             f"{', '.join(f'ALE/{g}-v5' for g in ATARI_SIZES)})")
-        size = {} if args.size is None else {"size": args.size}
-        cfg = atari_config(section, game, args.split, **common, **size)
-    elif args.env in MUJOCO_TASKS:
-        section = {"seed": args.seed, "size": 64 if args.size is None else args.size, "eval_every": args.eval_every,
-                   "eval_learners": 10}
-        cfg = mujoco_config(section, args.env, **common)
-    elif has_batched(args.env):
-        env_kwargs = {"dof": args.dof} if args.env == "paper_code/NDCartPole-v0" else {}
-        cfg = PPMOConfig(env_id=args.env, env_kwargs=env_kwargs, size=512 if args.size is None else args.size, **common)
-    else:  # any other gymnasium task with a Box observation and a Discrete or Box action space
+def _config_from_args(args: argparse.Namespace) -> tuple[str, PPMOConfig]:
+    """The preset (``--preset``, else the one for ``--env``) with every given flag applied."""
+    given = {f.name: getattr(args, f.name) for f in fields(PPMOConfig) if getattr(args, f.name) is not None}
+    base = None if args.preset is None else resolve(args.preset)
+    env_id = given.get("env_id", base.env_id if base is not None else ND_CARTPOLE_ID)
+    preset = args.preset or preset_for_env(env_id, dof=args.dof, split=args.split)
+    base = resolve(preset)
+    if args.dof is not None and env_id != ND_CARTPOLE_ID:
+        raise ValueError(f"--dof applies to {ND_CARTPOLE_ID} only, not {env_id}")
+    if "env_kwargs" not in given and (env_id != base.env_id or args.dof is not None or args.max_episode_steps is not None):
+        kwargs = dict(base.env_kwargs) if env_id == base.env_id else {}
+        if args.dof is not None:
+            kwargs["dof"] = args.dof
+        if args.max_episode_steps is not None:
+            kwargs["max_episode_steps"] = args.max_episode_steps
+        given["env_kwargs"] = kwargs
+    if args.split is not None and "learner" not in given:
+        if base.learner.kind != "nature_cnn":
+            raise ValueError("--split applies to Atari's Nature-CNN learner only")
+        given["learner"] = atari_learner(args.split)
+    if args.raw_pixels:
+        given["normalize_obs"] = False
+    return preset, resolve(preset, **given)
 
-        if action_space_kind(args.env) == "continuous":  # MuJoCo's settings (B = 64)
-            cfg = PPMOConfig(env_id=args.env, env_kwargs={}, size=64 if args.size is None else args.size,
-                             learner=GAUSSIAN_LEARNER, **{**MUJOCO_PPMO, **common})
-        else:  # cart-pole's settings (the paper's defaults, B = 512)
-            cfg = PPMOConfig(env_id=args.env, env_kwargs={}, size=512 if args.size is None else args.size, **common)
+
+def _cmd_distill(args: argparse.Namespace) -> int:
+    preset, cfg = _config_from_args(args)
+    if args.print_config:
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return 0
+    if args.out is None:
+        raise ValueError("--out is required (the dataset file to write), unless --print-config")
     run = distill(cfg, args.out, args.meta_epochs, resume=args.resume, force=args.force, progress=not args.quiet,
                   checkpoint_every_s=args.checkpoint_every)
     what = (f"{run.meta_epoch} meta-epochs, {run.env_steps:,} env steps, {run.wall_time:.1f} s, "
             f"lr {float(run.lr.detach()):.4g}")
     if run.files_written:
-        print(f"wrote {args.out} ({what}); checkpoint {checkpoint_path(args.out)}")
+        print(f"wrote {args.out} ({what}; preset {preset}); checkpoint {checkpoint_path(args.out)}")
     else:
         print(f"{args.out} is up to date with its checkpoint ({what}); nothing to do")
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    print(f"{'preset':34} {'environment':28} {'B':>4}  learner")
+    for name in preset_names():
+        cfg = resolve(name)
+        kw = "".join(f" {k}={v}" for k, v in cfg.env_kwargs.items())
+        learner = cfg.learner.kind + (f" l={cfg.learner.split}" if cfg.learner.kind == "nature_cnn" else "")
+        learner += f" {cfg.learner.policy}" + (f", pool of {len(cfg.learner_pool)}" if cfg.learner_pool else "")
+        print(f"{name:34} {cfg.env_id + kw:28} {cfg.size:>4}  {learner}")
+    print("\nfamilies (any N in 1..5, any B or K): " + "; ".join(f"{f} ({d})" for f, _, _, d in FAMILIES))
+    print("python -m paper_code distill --preset NAME --print-config shows one in full")
     return 0
 
 
@@ -100,6 +120,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Shows a flag's default where it has one (not for flags whose default is "the preset's")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with the project's error convention: one ``error:`` line, exit code 2."""
 
@@ -113,39 +143,38 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     # sizes are validated by the library (one clear error line), not by argparse
-    d = sub.add_parser("distill", help="distil an environment into a one-batch dataset (PPMO)")
-    d.add_argument("--env", default="paper_code/NDCartPole-v0",
-                   help="gymnasium id: paper_code/NDCartPole-v0, CartPole-v1, a MuJoCo v5 task (e.g. Hopper-v5), "
-                        "an Atari game (ALE/Pong-v5, ALE/Breakout-v5, ...) or any task with a Box observation and "
-                        "a Discrete (cart-pole's settings) or Box action space (MuJoCo's settings), e.g. Acrobot-v1, "
-                        "Pendulum-v1")
-    d.add_argument("--dof", type=int, default=1, help="N, cart-pole axes (NDCartPole only)")
-    d.add_argument("--size", type=int, default=None,
-                   help="B, synthetic instances (default 512; 64 for MuJoCo; the paper's minimal size for Atari)")
-    d.add_argument("--split", type=int, default=4, help="Atari: Nature-CNN layers in the persistent encoder (0..4)")
-    d.add_argument("--max-episode-steps", type=int, default=27_000, help="Atari: agent steps per episode at most")
-    d.add_argument("--raw-pixels", action="store_true",
-                   help="Atari: no per-pixel observation normalisation (the first CPU-scale runs' setting)")
-    d.add_argument("--meta-epochs", type=int, default=10_000)
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--out", required=True, help="dataset file (.safetensors); checkpoint and log go beside it")
-    d.add_argument("--resume", action="store_true", help="continue the run from its checkpoint")
-    d.add_argument("--force", action="store_true", help="start over even if the output or its checkpoint exists")
-    d.add_argument("--inits", type=int, default=1, help="K learner inits per meta-epoch (vmap)")
-    d.add_argument("--train-episode-steps", type=int, default=None,
-                   help="truncate training episodes after this many steps (evaluation keeps the task's limit)")
-    d.add_argument("--ent-coef", type=float, default=None, help="entropy bonus (default: the environment family's)")
-    d.add_argument("--init-state-std", type=float, default=None, help="synthetic states start from N(0, std^2) (default 1)")
-    d.add_argument("--obs-scale", type=float, default=None,
-                   help="multiply normalised observations by this (MuJoCo, normalised Atari; frozen into the dataset)")
-    d.add_argument("--state-bound", type=float, default=None, help="clamp the synthetic states to [-bound, bound]")
-    d.add_argument("--eval-every", type=int, default=25, help="meta-epochs between evaluations (0: never)")
-    d.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints")
-    d.add_argument("--ratio-mode", choices=["logprob", "raw_logits"], default="logprob",
-                   help="raw_logits reproduces the authors' PPO-ratio defect (ablation)")
-    d.add_argument("--device", default="cpu")
-    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d = sub.add_parser("distill", help="distil an environment into a one-batch dataset (PPMO)",
+                       formatter_class=_DefaultsFormatter,
+                       description="Distil an environment into a one-batch dataset (PPMO). Settings come from a preset "
+                                   "(--preset; without one, the preset for --env) and every setting can be overridden. "
+                                   "python -m paper_code presets lists the presets.")
+    run = d.add_argument_group("the run")
+    run.add_argument("--preset", default=None,
+                     help="named settings of a paper run, e.g. cartpole-nd2, mujoco-Hopper-v5, atari-Pong-l4 "
+                          "(default: the preset for --env)")
+    run.add_argument("--print-config", action="store_true", help="print the resolved configuration as JSON and exit")
+    run.add_argument("--out", default=None, help="dataset file (.safetensors); checkpoint and log go beside it")
+    run.add_argument("--meta-epochs", type=int, default=10_000, help="meta-epochs in total (a resumed run counts its own)")
+    run.add_argument("--resume", action="store_true", help="continue the run from its checkpoint")
+    run.add_argument("--force", action="store_true", help="start over even if the output or its checkpoint exists")
+    run.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    short = d.add_argument_group("shorthands")
+    short.add_argument("--env", "--env-id", dest="env_id", default=None,
+                       help="gymnasium id: paper_code/NDCartPole-v0, CartPole-v1, a MuJoCo v5 task (Hopper-v5), an "
+                            "Atari game (ALE/Pong-v5) or any task with a Box observation and a Discrete (cart-pole's "
+                            "settings) or Box action space (MuJoCo's), e.g. Acrobot-v1, Pendulum-v1")
+    short.add_argument("--dof", type=int, default=None, help="N, cart-pole axes (NDCartPole): env_kwargs dof")
+    short.add_argument("--split", type=int, default=None, help="Atari: Nature-CNN layers in the persistent encoder (0..4)")
+    short.add_argument("--max-episode-steps", type=int, default=None, help="env_kwargs max_episode_steps (Atari: agent steps)")
+    short.add_argument("--raw-pixels", action="store_true", help="Atari: --no-normalize-obs")
+    add_config_arguments(d.add_argument_group("settings (PPMOConfig; default: the preset's)"), PPMOConfig,
+                         aliases={"inits_per_epoch": ["--inits"], "train_max_episode_steps": ["--train-episode-steps"]},
+                         skip={"env_id"})
     d.set_defaults(func=_cmd_distill)
+
+    p = sub.add_parser("presets", help="list the named settings of every paper run")
+    p.set_defaults(func=_cmd_presets)
 
     e = sub.add_parser("evaluate", help="evaluate one-step learners trained on a dataset")
     e.add_argument("file")

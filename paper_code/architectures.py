@@ -15,7 +15,6 @@ import pandas as pd
 
 from .dataset import DistilledDataset
 from .evaluation import evaluate_dataset
-from .experiment import cartpole_config, run_or_resume
 from .learners import PAPER_LEARNER, LearnerSpec
 
 
@@ -69,15 +68,3 @@ def named(names: tuple[str, ...]) -> dict[tuple[str, str], LearnerSpec]:
 def pool_dataset_path(out_root: Path, dof: int, size: int) -> Path:
     """Where the learner-pool distillation of N-D cart-pole is written."""
     return Path(out_root) / "cartpole" / "datasets" / f"nd{dof}_b{size}_pool.safetensors"
-
-
-def run_pool_distillation(params: dict, dof: int, out_root: Path, *, progress: bool = False):
-    """Distil N-D cart-pole (B as notebook 01) with a learner drawn from :data:`POOL` each
-    meta-epoch; resumable. ``params`` is one scale of params.yaml."""
-
-    sec, size = params["architectures"]["pool"], params["cartpole"]["size"]
-    cfg = cartpole_config({**sec, "seed": params["architectures"]["seed"]}, dof, size=size,
-                          learner_pool=tuple(named(POOL).values()))
-    return run_or_resume(cfg, pool_dataset_path(out_root, dof, size), sec["meta_epochs"],
-                         stop_at_return=sec["stop_at_return"], stop_patience=sec.get("stop_patience", 1),
-                         progress=progress)

@@ -47,8 +47,8 @@ from safetensors.torch import save_file
 from .config import package_root
 from .envs import check_env_kwargs
 from .files import atomic_path
-from .learners import PAPER_LEARNER, LearnerSpec, cnn_forward
-from .policies import normalize_obs
+from .learners import PAPER_LEARNER, LearnerSpec
+from .observations import encode, prepare
 
 FORMAT = "paper_code/distilled-dataset"
 FORMAT_VERSION = 1
@@ -180,10 +180,7 @@ class DistilledDataset:
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """What the learner sees of (normalised) inputs ``x``: the encoder's output, or ``x``."""
         enc = self.encoder
-        if not enc:
-            return x
-
-        return cnn_forward({k: v.to(x.device) for k, v in enc.items()}, x)
+        return encode({k: v.to(x.device) for k, v in enc.items()} if enc else None, x)
 
     @property
     def log_std(self) -> torch.Tensor | None:
@@ -192,14 +189,11 @@ class DistilledDataset:
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Real observations as the learners trained on this dataset see them (before the encoder)."""
-        if obs.dtype == torch.uint8:
-            obs = obs.float() / 255
         if self.normalization is None:
-            return obs
-
-        return normalize_obs(obs, self.extra["obs_mean"].to(obs.device), self.extra["obs_var"].to(obs.device),
-                             float(self.normalization["clip"]), float(self.normalization["eps"]),
-                             float(self.normalization.get("scale", 1.0)))
+            return prepare(obs)
+        return prepare(obs, self.extra["obs_mean"].to(obs.device), self.extra["obs_var"].to(obs.device),
+                       clip=float(self.normalization["clip"]), eps=float(self.normalization["eps"]),
+                       scale=float(self.normalization.get("scale", 1.0)))
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised inputs (e.g. the synthetic states) back on the observation scale, to look at

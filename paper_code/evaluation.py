@@ -14,7 +14,7 @@ from .envs import BatchedNDCartPole, GymVectorEnv, has_batched, make_env
 from .envs.gym_vector import MAX_ENVS
 from .inner import inner_step_batch
 from .learners import LearnerSpec, batched_forward, init_params_batch, learner_input
-from .policies import head
+from .policies import head, sample
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 
@@ -124,12 +124,7 @@ def learner_policy(params: dict[str, torch.Tensor], learners: int, activation: s
         out = batched_forward(params, x.view(learners, -1, *x.shape[1:]), activation)  # [L, E, A]
         ok = torch.isfinite(out).all()
         finite[:] = [ok if not finite else finite[0] & ok]
-        if greedy:
-            a = dist.greedy(out)
-        elif policy == "categorical":
-            return torch.multinomial(out.reshape(obs.shape[0], -1).softmax(-1), 1, generator=generator).squeeze(-1)
-        else:
-            a = dist.sample(out, dist.noise(out.shape, generator, out.device, out.dtype), log_std)
+        a = dist.greedy(out) if greedy else sample(dist, out, generator, log_std)
         return a.reshape(obs.shape[0], *a.shape[2:])
 
     act.nonfinite = lambda: not bool(finite[0]) if finite else False  # type: ignore[attr-defined]
@@ -192,7 +187,7 @@ def evaluate_dataset(dataset: DistilledDataset, *, learners: int = 50, episodes:
                             normalize=lambda obs: dataset.features(dataset.normalize(obs)))
     try:
         returns, _ = first_episode_returns(env, policy, seed=seed)
-    except RuntimeError:  # e.g. torch.multinomial on nan probabilities
+    except RuntimeError:  # e.g. an environment refusing non-finite actions
         if not policy.nonfinite():  # type: ignore[attr-defined]
             raise
     if policy.nonfinite():  # type: ignore[attr-defined]

@@ -91,10 +91,14 @@ class LearnerSpec:
         if any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden sizes must be positive, got {self.hidden}")
 
-    def to_json(self) -> str:
+    def to_dict(self) -> dict:
+        """Its fields as plain JSON values."""
         d = asdict(self)
         d["hidden"] = list(self.hidden)
-        return json.dumps(d, sort_keys=True)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "LearnerSpec":

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import torch
 
 from .inner import inner_step_batch
-from .learners import Params, batched_forward, cnn_forward
-from .policies import head
-from .rl import clipped_surrogate, ppo_policy_loss
+from .learners import Params, batched_forward
+from .observations import encode
+from .rl import policy_loss
 
 
 @dataclass
@@ -38,10 +38,6 @@ class DatasetTensors:
     log_lr: torch.Tensor  # 0-d, the inner learning rate's log
     log_std_target: torch.Tensor | None = None  # [A], a Gaussian learner's log-std target
     encoder: dict[str, torch.Tensor] | None = None  # a split Nature-CNN's first layers (c0 .. c{l-1})
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """What the learner sees of (normalised) inputs: the encoder's output, or ``x``."""
-        return cnn_forward(self.encoder, x) if self.encoder else x
 
 
 @dataclass
@@ -57,7 +53,7 @@ class Minibatch:
 
 def one_step_learners(data: DatasetTensors, theta0: Params, activation: str) -> Params:
     """theta1: K initialisations ``theta0`` after one SGD step on the dataset."""
-    return inner_step_batch(theta0, data.features(data.states), data.labels, data.log_lr.exp(), activation,
+    return inner_step_batch(theta0, encode(data.encoder, data.states), data.labels, data.log_lr.exp(), activation,
                             data.log_std_target)
 
 
@@ -67,11 +63,7 @@ def meta_loss(data: DatasetTensors, theta0: Params, mb: Minibatch, *, activation
     """PPO's clipped loss (minus the entropy bonus) of the one-step learners on ``mb``, and
     detached statistics (pg_loss, entropy, approx_kl, clipfrac)."""
     theta1 = one_step_learners(data, theta0, activation)
-    out = batched_forward(theta1, data.features(mb.obs), activation)
-    if policy == "gaussian":
-        dist = head(policy)
-        log_std = theta1["log_std"][:, None, :]
-        return clipped_surrogate(dist.log_prob(out, mb.actions, log_std) - mb.old_logp, mb.advantages,
-                                 dist.entropy(out, log_std), clip_coef=clip_coef, ent_coef=ent_coef, norm_adv=norm_adv)
-    return ppo_policy_loss(out, mb.actions, mb.old_logp, mb.advantages, clip_coef=clip_coef, ent_coef=ent_coef,
-                           norm_adv=norm_adv, ratio_mode=ratio_mode, old_taken_logits=mb.old_taken_logits)
+    out = batched_forward(theta1, encode(data.encoder, mb.obs), activation)
+    log_std = theta1["log_std"][:, None, :] if policy == "gaussian" else None
+    return policy_loss(policy, out, mb.actions, mb.old_logp, mb.advantages, log_std=log_std, clip_coef=clip_coef,
+                       ent_coef=ent_coef, norm_adv=norm_adv, ratio_mode=ratio_mode, old_taken_logits=mb.old_taken_logits)

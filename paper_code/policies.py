@@ -1,4 +1,4 @@
-"""Action distributions on top of a learner's outputs, and observation normalisation.
+"""Action distributions on top of a learner's outputs, and reward scaling.
 
 A learner network maps observations to ``out`` [..., A]: logits for a :class:`Categorical`
 policy (discrete actions, cart-pole, Atari) or the means for a :class:`Gaussian` policy
@@ -15,12 +15,15 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .observations import NORM_EPS, RunningMeanStd
+
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class Categorical:
     """Softmax over ``out`` (logits). Sampling is Gumbel-max: argmax(logits + g) with standard
-    Gumbel noise g is a sample of softmax(logits), and the noise of a whole rollout is drawn at once."""
+    Gumbel noise g is a sample of softmax(logits); a rollout draws the noise of all its steps at
+    once, an evaluation step by step (:func:`sample`)."""
 
     name = "categorical"
 
@@ -79,47 +82,17 @@ class Gaussian:
 HEADS = {"categorical": Categorical, "gaussian": Gaussian}
 
 
+def sample(dist: type[Categorical] | type[Gaussian], out: torch.Tensor, generator: torch.Generator | None,
+           log_std: torch.Tensor | None = None) -> torch.Tensor:
+    """One sample of the policy ``dist`` on ``out`` with fresh noise: the sampling path of every
+    evaluation and reference policy (rollouts use the same two methods, their noise drawn at once)."""
+    return dist.sample(out, dist.noise(out.shape, generator, out.device, out.dtype), log_std)
+
+
 def head(policy: str) -> type[Categorical] | type[Gaussian]:
     if policy not in HEADS:
         raise ValueError(f"unknown policy {policy!r} (known: {', '.join(HEADS)})")
     return HEADS[policy]
-
-
-# ---------------------------------------------------------------------------------- normalisation
-NORM_CLIP = 10.0
-NORM_EPS = 1e-8
-
-
-def normalize_obs(obs: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, clip: float = NORM_CLIP,
-                  eps: float = NORM_EPS, scale: float = 1.0) -> torch.Tensor:
-    """``scale * clip((obs - mean) / sqrt(var + eps), -clip, clip)`` in ``obs``'s dtype (gymnasium's
-    ``NormalizeObservation`` followed by CleanRL's clip; ``scale`` 1 is the standard setting)."""
-    out = ((obs - mean.to(obs.dtype)) * torch.rsqrt(var.to(obs.dtype) + eps)).clamp(-clip, clip)
-    return out if scale == 1.0 else out * scale
-
-
-class RunningMeanStd:
-    """Mean and variance of a stream of batches (the parallel algorithm; float64 accumulators)."""
-
-    def __init__(self, shape: tuple[int, ...] = (), device: torch.device | str = "cpu") -> None:
-        self.mean = torch.zeros(shape, dtype=torch.float64, device=device)
-        self.var = torch.ones(shape, dtype=torch.float64, device=device)
-        self.count = torch.tensor(1e-4, dtype=torch.float64, device=device)
-
-    def update(self, x: torch.Tensor) -> None:
-        """Add a batch ``x`` [n, *shape]."""
-        x = x.reshape(-1, *self.mean.shape).to(torch.float64)
-        b_mean, b_var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
-        delta, total = b_mean - self.mean, self.count + n
-        self.mean = self.mean + delta * n / total
-        self.var = (self.var * self.count + b_var * n + delta.pow(2) * self.count * n / total) / total
-        self.count = total
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"mean": self.mean, "var": self.var, "count": self.count}
-
-    def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
-        self.mean, self.var, self.count = sd["mean"].clone(), sd["var"].clone(), sd["count"].clone()
 
 
 def scale_rewards(rewards: torch.Tensor, done: torch.Tensor, acc: torch.Tensor, rms: RunningMeanStd,

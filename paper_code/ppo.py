@@ -17,18 +17,11 @@ import torch
 from .envs import make_env
 from .evaluation import first_episode_returns
 from .files import atomic_path
-from .learners import PAPER_LEARNER, LearnerSpec, forward, init_params
-from .policies import RunningMeanStd, head, normalize_obs, scale_rewards
-from .rl import RLSettings, bootstrap_values, clipped_surrogate, episode_stats, gae, ppo_policy_loss, rollout
-
-
-@dataclass
-class PPOConfig(RLSettings):
-    """Plain PPO: the shared :class:`~paper_code.rl.RLSettings` plus the actor and its optimiser."""
-
-    learner: LearnerSpec = PAPER_LEARNER
-    lr: float = 2.5e-4
-    anneal_lr: bool = False
+from .learners import LearnerSpec, forward, init_params
+from .observations import RunningMeanStd, prepare
+from .policies import head, sample, scale_rewards
+from .rl import bootstrap_values, episode_stats, gae, policy_loss, rollout, value_loss
+from .settings import PPOConfig
 
 
 @dataclass
@@ -65,7 +58,7 @@ def train_ppo(cfg: PPOConfig, total_env_steps: int, *, progress: bool = True) ->
     ret_acc = torch.zeros(cfg.num_envs, device=dev)
 
     def norm(obs: torch.Tensor) -> torch.Tensor:
-        return obs if obs_rms is None else normalize_obs(obs, obs_rms.mean, obs_rms.var)
+        return prepare(obs) if obs_rms is None else prepare(obs, obs_rms.mean, obs_rms.var)
 
     def value(obs: torch.Tensor) -> torch.Tensor:  # on normalised observations
         return forward(critic, obs, "tanh").squeeze(-1)
@@ -94,15 +87,9 @@ def train_ppo(cfg: PPOConfig, total_env_steps: int, *, progress: bool = True) ->
         for _ in range(cfg.update_epochs):
             for idx in torch.randperm(b_obs.shape[0], generator=g, device=dev).split(cfg.minibatch_size):
                 out = forward(actor, b_obs[idx], act_fn)
-                if cfg.learner.policy == "categorical":
-                    pg, _ = ppo_policy_loss(out, b_act[idx], b_logp[idx], b_adv[idx],
-                                            clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef)
-                else:
-                    ls = actor["log_std"]
-                    pg, _ = clipped_surrogate(dist.log_prob(out, b_act[idx], ls) - b_logp[idx], b_adv[idx],
-                                              dist.entropy(out, ls), clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef)
-                v_loss = 0.5 * (value(b_obs[idx]) - b_ret[idx]).pow(2).mean()
-                loss = pg + cfg.vf_coef * v_loss
+                pg, _ = policy_loss(cfg.learner.policy, out, b_act[idx], b_logp[idx], b_adv[idx], log_std=log_std,
+                                    clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef)
+                loss = pg + value_loss(value(b_obs[idx]), b_ret[idx], 0.5 * cfg.vf_coef)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -130,13 +117,9 @@ def evaluate_policy(actor: dict[str, torch.Tensor], cfg: PPOConfig, *, episodes:
 
     def policy(obs: torch.Tensor) -> torch.Tensor:
         if obs_mean is not None:
-            obs = normalize_obs(obs, obs_mean, obs_var)
+            obs = prepare(obs, obs_mean, obs_var)
         out = forward(actor, obs, cfg.learner.activation)
-        if greedy:
-            return dist.greedy(out)
-        if cfg.learner.policy == "categorical":
-            return torch.multinomial(out.softmax(-1), 1, generator=g).squeeze(-1)
-        return dist.sample(out, dist.noise(out.shape, g, out.device, out.dtype), actor["log_std"])
+        return dist.greedy(out) if greedy else sample(dist, out, g, actor.get("log_std"))
 
     returns, _ = first_episode_returns(env, policy, seed=seed)
     return returns.cpu()
@@ -182,3 +165,13 @@ def train_ppo_cached(cfg: PPOConfig, total_env_steps: int, path: str | Path, *, 
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata={"key": key, "history": json.dumps(result.history, separators=(",", ":"))})
     return result
+
+
+def ppo_baseline(cfg: PPOConfig, env_steps: int, path: str | Path, *, episodes: int, seed: int,
+                 progress: bool = False) -> tuple[PPOResult, torch.Tensor]:
+    """Plain PPO (cached in ``path``, :func:`train_ppo_cached`) and the sampled returns of its
+    final policy over ``episodes`` episodes."""
+    result = train_ppo_cached(cfg, env_steps, path, progress=progress)
+    returns = evaluate_policy(result.actor, cfg, episodes=episodes, greedy=False, seed=seed,
+                              obs_mean=result.obs_mean, obs_var=result.obs_var)
+    return result, returns

@@ -2,65 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from . import checks
-from .envs import check_env_kwargs
-from .policies import Categorical, Gaussian
-
-
-@dataclass
-class RLSettings:
-    """What PPMO and plain PPO share: environment, rollout, GAE and PPO settings (CleanRL names)."""
-
-    env_id: str = "paper_code/NDCartPole-v0"
-    env_kwargs: dict[str, Any] = field(default_factory=lambda: {"dof": 1})
-    seed: int = 0
-    num_envs: int = 10  # envs (per learner, in PPMO)
-    num_steps: int = 200  # rollout steps per iteration / meta-epoch
-    update_epochs: int = 4
-    minibatch_size: int = 512
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_coef: float = 0.2
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    adam_eps: float = 1e-5
-    max_grad_norm: float = 0.5
-    critic_hidden: tuple[int, ...] = (64, 64)
-    # observation normalisation (running mean/std, frozen into the dataset file) and reward
-    # scaling by the running std of the discounted return (critic and advantages only)
-    normalize_obs: bool = False
-    normalize_reward: bool = False
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        """Every setting checked up front (one clear ``ValueError``), before anything is built."""
-
-        if not isinstance(self.env_id, str) or not self.env_id:
-            raise ValueError(f"env_id must be a gymnasium id, got {self.env_id!r}")
-        self.env_kwargs = check_env_kwargs(self.env_id, self.env_kwargs)
-        self.seed = checks.seed("seed", self.seed)
-        for name in ("num_envs", "num_steps", "update_epochs", "minibatch_size"):
-            setattr(self, name, checks.integer(name, getattr(self, name)))
-        self.gamma = checks.number("gamma", self.gamma, lo=0.0, hi=1.0)
-        self.gae_lambda = checks.number("gae_lambda", self.gae_lambda, lo=0.0, hi=1.0)
-        self.clip_coef = checks.positive("clip_coef", self.clip_coef, hi=1e3)
-        self.ent_coef = checks.number("ent_coef", self.ent_coef, lo=0.0, hi=1e3)
-        self.vf_coef = checks.number("vf_coef", self.vf_coef, lo=0.0, hi=1e3)
-        self.adam_eps = checks.positive("adam_eps", self.adam_eps, hi=1.0)
-        self.max_grad_norm = checks.positive("max_grad_norm", self.max_grad_norm, hi=1e6)
-        if isinstance(self.critic_hidden, (str, bytes)) or not hasattr(self.critic_hidden, "__iter__"):
-            raise ValueError(f"critic_hidden must be a list of layer widths, got {self.critic_hidden!r}")
-        self.critic_hidden = tuple(checks.integer("critic_hidden width", h, hi=checks.MAX_WIDTH) for h in self.critic_hidden)
-        for name in ("normalize_obs", "normalize_reward"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        self.device = checks.device("device", self.device)
+from .policies import Categorical, Gaussian, head
 
 
 @torch.no_grad()
@@ -182,3 +129,25 @@ def ppo_policy_loss(logits: torch.Tensor, actions: torch.Tensor, old_logp: torch
         raise ValueError(f"unknown ratio_mode {ratio_mode!r} (known: logprob, raw_logits)")
     entropy = -(logp_all.exp() * logp_all).sum(-1)
     return clipped_surrogate(log_ratio, advantages, entropy, clip_coef=clip_coef, ent_coef=ent_coef, norm_adv=norm_adv)
+
+
+def policy_loss(policy: str, out: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                *, log_std: torch.Tensor | None = None, clip_coef: float, ent_coef: float, norm_adv: bool = True,
+                ratio_mode: str = "logprob", old_taken_logits: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO's clipped policy loss (minus the entropy bonus) of outputs ``out`` [..., M, A]: the one
+    loss of PPMO's meta-objective and of the PPO baseline. ``policy`` is ``categorical`` (logits;
+    :func:`ppo_policy_loss`) or ``gaussian`` (means, with ``log_std`` broadcastable to them)."""
+    if policy == "categorical":
+        return ppo_policy_loss(out, actions, old_logp, advantages, clip_coef=clip_coef, ent_coef=ent_coef,
+                               norm_adv=norm_adv, ratio_mode=ratio_mode, old_taken_logits=old_taken_logits)
+    dist = head(policy)
+    return clipped_surrogate(dist.log_prob(out, actions, log_std) - old_logp, advantages, dist.entropy(out, log_std),
+                             clip_coef=clip_coef, ent_coef=ent_coef, norm_adv=norm_adv)
+
+
+def value_loss(values: torch.Tensor, returns: torch.Tensor, weight: float) -> torch.Tensor:
+    """``weight`` x the critic's mean squared error. The PPO baseline adds it to the policy loss
+    with weight vf_coef / 2 (CleanRL's); PPMO's critic is a separate network with its own Adam and
+    gradient clip, trained with weight vf_coef (as the committed datasets were)."""
+    return weight * (values - returns).pow(2).mean()

@@ -9,13 +9,16 @@ import sys
 import pytest
 import torch
 
-from paper_code.atari import atari_config, atari_learner, one_step_actions
 from paper_code.dataset import DatasetError, DistilledDataset
 from paper_code.envs import make_env
 from paper_code.evaluation import evaluate_dataset, learner_policy, trained_learners
 from paper_code.inner import inner_step
 from paper_code.learners import NATURE_CNN, cnn_forward, forward, init_encoder, init_params
-from paper_code.ppmo import PPMO, distill
+from paper_code.ppmo import PPMO
+from paper_code.presets import atari_learner
+from paper_code.runs import scale_config
+from paper_code.state_dependence import one_step_actions
+from paper_code.training import distill
 
 TINY = {"seed": 0, "max_episode_steps": 40, "eval_every": 0, "eval_learners": 1, "num_envs": 2, "num_steps": 8,
         "minibatch_size": 8, "update_epochs": 1}
@@ -54,7 +57,7 @@ def test_atari_env_is_preprocessed_and_uint8():
 
 
 def test_encoder_is_saved_loaded_and_used_at_evaluation(tmp_path):
-    cfg = atari_config(TINY, "Breakout", 2)
+    cfg = scale_config("atari-Breakout-l2", TINY)
     out = tmp_path / "breakout_l2.safetensors"
     run = distill(cfg, out, 2, progress=False)
     ds = DistilledDataset.load(out)
@@ -95,7 +98,7 @@ def test_encoder_is_saved_loaded_and_used_at_evaluation(tmp_path):
 
 
 def test_per_pixel_normalisation_is_frozen_into_an_atari_dataset(tmp_path):
-    cfg = atari_config({**TINY, "normalize_obs": True, "init_state_std": 0.5}, "Breakout", 4)
+    cfg = scale_config("atari-Breakout-l4", TINY, normalize_obs=True, init_state_std=0.5)
     assert cfg.normalize_obs and cfg.init_state_std == 0.5
     out = tmp_path / "breakout_norm.safetensors"
     run = distill(cfg, out, 2, progress=False)
@@ -111,7 +114,7 @@ def test_per_pixel_normalisation_is_frozen_into_an_atari_dataset(tmp_path):
     # evaluation feeds the learners normalised frames: the dataset's statistics, not raw pixels
     env = make_env(ds.env_id, 2, seed=1, **ds.env_kwargs)
     obs = env.reset()
-    from paper_code.policies import normalize_obs
+    from paper_code.observations import normalize_obs
 
     torch.testing.assert_close(ds.normalize(obs), normalize_obs(obs.float() / 255, mean, var))
     assert not torch.allclose(ds.features(ds.normalize(obs)), ds.features(obs.float() / 255))
@@ -129,7 +132,7 @@ def test_per_pixel_normalisation_is_frozen_into_an_atari_dataset(tmp_path):
         assert all(sum(row.loc[m, "action_counts"]) == row.loc[m, "steps"] for m in ("greedy", "sampled", "replayed"))
         assert all(r == 0 for s, r in zip(row.loc["sampled", "action_counts"], row.loc["replayed", "action_counts"]) if s == 0)
     with pytest.raises(ValueError, match="normalize_obs"):
-        PPMO(atari_config({**TINY, "init_state_std": 0.5}, "Breakout", 4))
+        scale_config("atari-Breakout-l4", TINY, normalize_obs=False, init_state_std=0.5)
 
 
 def test_cli_distils_atari_with_per_pixel_normalisation_unless_raw_pixels(tmp_path):

@@ -177,7 +177,7 @@ def test_truncation_at_500_steps(dof):
     env.reset(seed=0)
     env.unwrapped.set_state(np.zeros((dof, 4)))
     # from the upright equilibrium, the hand-written controller keeps every axis up
-    from paper_code.baselines import CartPoleController
+    from paper_code.reference_policies import CartPoleController
 
     controller = CartPoleController(dof)
     obs = np.zeros(4 * dof, dtype=np.float32)
@@ -322,7 +322,7 @@ def test_package_defaults_to_one_thread():
 
 
 def test_controller_balances_every_dof():
-    from paper_code.baselines import CartPoleController
+    from paper_code.reference_policies import CartPoleController
     from paper_code.evaluation import first_episode_returns
 
     for dof in range(1, 6):

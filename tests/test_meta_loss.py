@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from paper_code.learners import LearnerSpec, batched_forward, init_encoder, init_params_batch, learner_input
 from paper_code.meta_loss import DatasetTensors, Minibatch, meta_loss, one_step_learners
-from paper_code.policies import Gaussian, normalize_obs
+from paper_code.observations import encode, normalize_obs
+from paper_code.policies import Gaussian
 
 from gradcheck import assert_directional_derivatives, assert_matches_finite_differences
 
@@ -25,7 +26,7 @@ def _experience(data: DatasetTensors, theta0, obs: torch.Tensor, spec: LearnerSp
     inside the clip range, where the loss is smooth)."""
     with torch.no_grad():
         theta1 = one_step_learners(data, theta0, spec.activation)
-        out = batched_forward(theta1, data.features(obs), spec.activation)
+        out = batched_forward(theta1, encode(data.encoder, obs), spec.activation)
         K, M = out.shape[:2]
         if spec.policy == "gaussian":
             log_std = theta1["log_std"][:, None, :]

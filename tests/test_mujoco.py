@@ -19,10 +19,15 @@ from paper_code.envs import GymVectorEnv, make_env
 from paper_code.evaluation import evaluate_dataset
 from paper_code.inner import inner_step, inner_step_batch
 from paper_code.learners import LearnerSpec, batched_forward, init_params, init_params_batch
-from paper_code.mujoco import GAUSSIAN_LEARNER, MUJOCO_PPMO, mujoco_config, protocol_seeds, state_dependence, stop_rule
-from paper_code.policies import Gaussian, RunningMeanStd, normalize_obs
-from paper_code.ppmo import PPMO, checkpoint_path, distill
+from paper_code.observations import RunningMeanStd, normalize_obs
+from paper_code.policies import Gaussian
+from paper_code.ppmo import PPMO
+from paper_code.presets import GAUSSIAN_LEARNER, MUJOCO, resolve
+from paper_code.protocol import protocol_seed
 from paper_code.rl import clipped_surrogate
+from paper_code.runs import scale_config, stop_rule
+from paper_code.state_dependence import state_dependence
+from paper_code.training import checkpoint_path, distill
 
 from gradcheck import assert_matches_finite_differences
 
@@ -161,6 +166,10 @@ def test_scaled_normalisation_is_frozen_and_applied(tmp_path):
                              label_kind="gaussian_mse", extra=ds.extra, normalization={**ds.normalization, "scale": bad})
 
 
+def mujoco_config(section, task, **overrides):
+    return scale_config(f"mujoco-{task}", section, **overrides)
+
+
 def test_ppmo_obs_scale_reaches_the_learner_the_critic_and_the_dataset(tmp_path):
     section = {"seed": 0, "size": 8, "eval_every": 0, "eval_learners": 1}
     with pytest.raises(ValueError, match="obs_scale must be positive"):
@@ -168,8 +177,7 @@ def test_ppmo_obs_scale_reaches_the_learner_the_critic_and_the_dataset(tmp_path)
     with pytest.raises(ValueError, match="needs normalize_obs"):
         mujoco_config(section, "InvertedPendulum-v5", obs_scale=0.5, normalize_obs=False)
     base = PPMO(mujoco_config(section, "InvertedPendulum-v5", num_envs=2, num_steps=20))
-    scaled = PPMO(mujoco_config({**section, "obs_scale": {"default": 1.0, "InvertedPendulum-v5": 0.5}},
-                                "InvertedPendulum-v5", num_envs=2, num_steps=20))
+    scaled = PPMO(mujoco_config(section, "InvertedPendulum-v5", num_envs=2, num_steps=20, obs_scale=0.5))
     assert scaled.cfg.obs_scale == 0.5
     for run in (base, scaled):
         run.meta_epoch_step()
@@ -260,36 +268,29 @@ def test_make_env_rejects_unknown_ids_and_wrong_learners():
                            learner=LearnerSpec()))
 
 
-def test_per_task_settings_of_the_mujoco_section():
-    section = {"seed": 0, "size": 4, "eval_every": 0, "eval_learners": 1,
-               "ent_coef": {"default": 0.0, "InvertedDoublePendulum-v5": 0.01},
-               "stop_at_return": {"default": None, "InvertedDoublePendulum-v5": 9300}, "stop_patience": {"default": 3, "InvertedDoublePendulum-v5": 1}}
-    assert mujoco_config(section, "InvertedDoublePendulum-v5").ent_coef == 0.01
-    assert mujoco_config(section, "Hopper-v5").ent_coef == 0.0
-    more = {**section, "inits_per_epoch": {"default": 1, "InvertedDoublePendulum-v5": 2},
-            "train_max_episode_steps": {"default": None, "InvertedDoublePendulum-v5": 200},
-            "init_state_std": {"default": 1.0, "InvertedDoublePendulum-v5": 0.1}}
-    idp, hopper = mujoco_config(more, "InvertedDoublePendulum-v5"), mujoco_config(more, "Hopper-v5")
-    assert (idp.inits_per_epoch, idp.train_max_episode_steps, idp.init_state_std) == (2, 200, 0.1)
+def test_per_task_settings_are_the_presets_and_a_scale_changes_only_counts():
+    idp, hopper, walker = (resolve(f"mujoco-{t}") for t in ("InvertedDoublePendulum-v5", "Hopper-v5", "Walker2d-v5"))
+    assert (idp.ent_coef, hopper.ent_coef, walker.ent_coef) == (0.01, MUJOCO["ent_coef"], 0.01)
+    assert (idp.inits_per_epoch, idp.train_max_episode_steps, idp.init_state_std, idp.obs_scale, idp.state_bound) == (
+        2, 200, 0.1, 0.3, 0.25)
     assert (hopper.inits_per_epoch, hopper.train_max_episode_steps, hopper.init_state_std) == (1, None, 1.0)
+    section = {"stop_at_return": {"default": None, "InvertedDoublePendulum-v5": 9300},
+               "stop_patience": {"default": 3, "InvertedDoublePendulum-v5": 1}}
     assert stop_rule(section, "InvertedDoublePendulum-v5") == {"stop_at_return": 9300.0, "stop_patience": 1}
     assert stop_rule(section, "Hopper-v5") == {"stop_at_return": None, "stop_patience": 3}
-    # sections without the keys: MUJOCO_PPMO's bonus (none), no early stop
-    bare = {k: section[k] for k in ("seed", "size", "eval_every", "eval_learners")}
-    assert mujoco_config(bare, "InvertedDoublePendulum-v5").ent_coef == MUJOCO_PPMO["ent_coef"]
-    assert mujoco_config(bare, "InvertedDoublePendulum-v5").train_max_episode_steps is None
-    assert stop_rule({**bare, "stop_at_return": 1000}, "InvertedPendulum-v5") == {"stop_at_return": 1000.0, "stop_patience": 1}
-    # notebook 02's evaluation seeds: by the task's index, distinct across tasks and purposes
-    tasks = {"tasks": ["Hopper-v5", "Ant-v5"]}
-    assert protocol_seeds(tasks, "Ant-v5") == {"protocol": 40_001, "baselines": 41_001, "ppo": 42_001}
-    with pytest.raises(ValueError, match="unknown MuJoCo task"):
-        protocol_seeds(tasks, "Hopper-v4")
-    # the paper scale's settings are valid for every task, and the quick scale distils with the same
-    # algorithm (it only evaluates less often)
+    assert stop_rule({"stop_at_return": 1000}, "InvertedPendulum-v5") == {"stop_at_return": 1000.0, "stop_patience": 1}
+    # notebook 02's evaluation seeds: by the task's index, distinct across purposes
+    assert [protocol_seed(m, 1) for m in ("mujoco", "mujoco_reference", "ppo_mujoco")] == [40_001, 41_001, 42_001]
+    with pytest.raises(ValueError, match="unknown measurement"):
+        protocol_seed("nope", 0)
+    # both scales distil with the presets' algorithm: the paper scale is the preset itself, the
+    # quick scale only evaluates less often
     paper, quick = load_scale("paper")["mujoco"], load_scale("quick")["mujoco"]
     for task in paper["tasks"]:
         stop_rule(paper, task)
-        p, q = mujoco_config(paper, task).to_dict(), mujoco_config(quick, task).to_dict()
+        p, q = scale_config(f"mujoco-{task}", paper), scale_config(f"mujoco-{task}", quick)
+        assert p == resolve(f"mujoco-{task}"), task
+        p, q = p.to_dict(), q.to_dict()
         assert {k for k in p if p[k] != q[k]} <= {"eval_every", "eval_learners"}, task
 
 

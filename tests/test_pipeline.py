@@ -42,10 +42,17 @@ def test_project_root_is_found_from_the_working_directory(tmp_path, monkeypatch)
 
 def test_every_stage_depends_on_the_whole_package():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert {n for n in stages if n.startswith("study-")} == {
+        "study-tune-mujoco-lr", "study-mujoco-variants", "study-idp-snapshots", "study-idp-step-size",
+        "study-idp-state-scale", "study-idp-obs-scale", "study-atari-ablation"}
     for name, stage in stages.items():
-        deps = [str(d).split("#")[0].strip() for d in stage["do"]["deps"]]
+        stage = stage.get("do", stage)  # foreach stages (notebooks at two scales) or single ones (studies)
+        deps = [str(d).split("#")[0].strip() for d in stage["deps"]]
         assert "paper_code" in deps, name
         assert not [d for d in deps if d.startswith("paper_code/")], f"{name}: a file list can miss an import"
+        if name.startswith("study-"):  # studies: hours of training, run on purpose (their tables are committed)
+            assert stage.get("frozen") is True and f"studies/{stage['deps'][0].split('/')[-1]}" in deps, name
+            assert all(next(iter(o.values())).get("persist") for o in stage["outs"]), name
     ignored = (ROOT / ".dvcignore").read_text()
     assert "__pycache__/" in ignored  # byte-code caches would make every stage look changed
 

@@ -15,8 +15,11 @@ from paper_code.dataset import DatasetError, DistilledDataset
 from paper_code.evaluation import evaluate_dataset
 from paper_code.inner import inner_step, inner_step_batch
 from paper_code.learners import LearnerSpec, batched_forward, forward, init_params, init_params_batch
-from paper_code.ppmo import PPMO, PPMOConfig, checkpoint_path, distill
+from paper_code.ppmo import PPMO
 from paper_code.rl import gae, ppo_policy_loss
+from paper_code.runs import FinishedRun, run_or_resume
+from paper_code.settings import PPMOConfig
+from paper_code.training import checkpoint_path, distill
 
 from gradcheck import assert_matches_finite_differences
 
@@ -342,7 +345,6 @@ def test_cli_ctrl_c_or_kill_writes_checkpoint_and_resume_continues(tmp_path, sig
 
 
 def test_stricter_stop_rule_continues_a_stopped_run_exactly(tmp_path):
-    from paper_code.experiment import run_or_resume
 
     cfg = PPMOConfig(**{**TINY, "eval_every": 1})
     a = run_or_resume(cfg, tmp_path / "a.safetensors", 10, stop_at_return=0.0, stop_patience=1, progress=False)
@@ -356,7 +358,8 @@ def test_stricter_stop_rule_continues_a_stopped_run_exactly(tmp_path):
 
 
 def test_ppo_cache_returns_the_same_result(tmp_path):
-    from paper_code.ppo import PPOConfig, train_ppo_cached
+    from paper_code.ppo import train_ppo_cached
+    from paper_code.settings import PPOConfig
 
     cfg = PPOConfig(num_envs=2, num_steps=16, minibatch_size=16, update_epochs=1)
     first = train_ppo_cached(cfg, 64, tmp_path / "p.safetensors", progress=False)
@@ -370,7 +373,6 @@ def test_ppo_cache_returns_the_same_result(tmp_path):
 
 
 def test_a_finished_run_without_checkpoint_is_read_from_its_files(tmp_path):
-    from paper_code.experiment import FinishedRun, run_or_resume
 
     cfg = PPMOConfig(size=8, num_envs=2, num_steps=16, eval_every=1, eval_learners=1, learner=SMALL)
     out = tmp_path / "d.safetensors"

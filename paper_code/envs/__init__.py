@@ -9,8 +9,8 @@ from typing import Any
 import gymnasium as gym
 
 from .. import checks
+from .atari import ATARI_GAMES, action_names, atari_id, check_game, is_atari
 from .cartpole import BatchedNDCartPole, BatchedStep, NDCartPoleEnv, validate_dof
-from .atari import ATARI_GAMES, atari_id, is_atari
 from .gym_vector import MUJOCO_TASKS, GymVectorEnv, action_space_kind
 
 ND_CARTPOLE_ID = "paper_code/NDCartPole-v0"
@@ -93,6 +93,8 @@ def make_env(env_id: str, num_envs: int, **kwargs: Any) -> BatchedNDCartPole | G
 __all__ = [
     "ATARI_GAMES",
     "atari_id",
+    "action_names",
+    "check_game",
     "is_atari",
     "MUJOCO_TASKS",
     "GymVectorEnv",

@@ -27,6 +27,21 @@ def is_atari(env_id: str) -> bool:
     return env_id.startswith("ALE/")
 
 
+def check_game(game: str) -> str:
+    """``game`` if it is one of :data:`ATARI_GAMES`, else a ``ValueError`` naming them."""
+    if game not in ATARI_GAMES:
+        raise ValueError(f"unknown game {game!r} (known: {', '.join(ATARI_GAMES)})")
+    return game
+
+
+def action_names(game: str) -> list[str]:
+    """The game's action meanings (NOOP, FIRE, RIGHT, ...), in action order."""
+    env = make_atari(atari_id(check_game(game)))
+    names = list(env.unwrapped.get_action_meanings())
+    env.close()
+    return names
+
+
 def make_atari(env_id: str, max_episode_steps: int | None = None, **kwargs: Any) -> gym.Env:
     """One preprocessed Atari env (see the module docstring)."""
     import ale_py

@@ -210,6 +210,17 @@ class BatchedNDCartPole:
         self._needs_reset = False
         return self._obs(self.state)
 
+    def checkpoint_state(self) -> dict[str, torch.Tensor]:
+        """Everything that determines the following steps (states, step counts, returns so far,
+        the reset generator): saved in a run's checkpoint so a resumed run continues exactly."""
+        return {"state": self.state, "elapsed": self.elapsed, "returns": self.returns, "generator": self._generator.get_state()}
+
+    def restore_state(self, sd: dict[str, torch.Tensor]) -> None:
+        """Continue from :meth:`checkpoint_state`'s result."""
+        self.state, self.elapsed, self.returns = sd["state"].clone(), sd["elapsed"].clone(), sd["returns"].clone()
+        self._generator.set_state(sd["generator"])
+        self._needs_reset = False
+
     # ------------------------------------------------------------------ stepping
     def _validate(self, actions: torch.Tensor) -> torch.Tensor:
         actions = torch.as_tensor(actions, device=self.device)

@@ -28,7 +28,7 @@ Variants, each with 3000 meta-epochs (notebook 02's budget for the task when the
   steps sees about two fresh initial states; truncated, it sees ten. ``ent0.01-k2-trunc200`` is
   that with the meta-gradient averaged over 2 inits x 10 envs, stopped at its first evaluation
   >= 9300: notebook 02's previous run (its files moved here when notebook 02's synthetic states
-  started small, ``benchmarks/idp_state_scale.py``); ``ent0.01-k4-trunc200`` is that with 4 inits
+  started small, ``studies/idp.py state-scale``); ``ent0.01-k4-trunc200`` is that with 4 inits
   x 10 envs, ``ent0.01-k2-trunc100`` with truncation after 100 steps and ``ent0.01-k2e20-trunc200``
   with 2 inits x 20 envs (2x the env steps).
 
@@ -37,10 +37,10 @@ resume and a finished one costs nothing; every run's evaluations (fresh learners
 sampled) go to ``results/mujoco/variants/{task}.csv``, and every final dataset is evaluated under
 notebook 02's protocol (20 learners x 3 episodes, its seed for the task) in ``{task}_summary``.
 
-    python benchmarks/mujoco_variants.py --task InvertedDoublePendulum-v5 ent0 k5e2 ent0.01 ent0.01-full \
+    python studies/mujoco_variants.py --task InvertedDoublePendulum-v5 ent0 k5e2 ent0.01 ent0.01-full \
         ent0.01-k5e2 ent0.01-k2e10 ent0.01-k4e10 ent0.01-trunc200 ent0.01-k2-trunc200 ent0.01-k4-trunc200 \
         ent0.01-k2-trunc100 ent0.01-k2e20-trunc200
-    python benchmarks/mujoco_variants.py --task Walker2d-v5 ent0 ent0.01-full
+    python studies/mujoco_variants.py --task Walker2d-v5 ent0 ent0.01-full
 """
 
 from __future__ import annotations
@@ -50,11 +50,13 @@ import argparse
 import pandas as pd
 
 from paper_code.config import load_scale, project_root
-from paper_code.experiment import run_or_resume
 from paper_code.dataset import DistilledDataset
-from paper_code.mujoco import (check_task, mujoco_config, mujoco_dataset_path, protocol_seeds, state_dependence, stop_rule,
-                               task_setting)
+from paper_code.envs import MUJOCO_TASKS
+from paper_code.layout import dataset_path
+from paper_code.protocol import protocol_seed
 from paper_code.reporting import write_table
+from paper_code.runs import run_or_resume, scale_config, setting, stop_rule
+from paper_code.state_dependence import state_dependence
 
 #: the settings before notebook 02 averaged InvertedDoublePendulum's meta-gradient over 2 inits
 #: and truncated its training episodes (params.yaml); the variants keep them as they first ran
@@ -97,7 +99,8 @@ def main() -> None:
     ap.add_argument("--task", default="InvertedDoublePendulum-v5")
     ap.add_argument("variants", nargs="+", help=f"any of {', '.join(VARIANTS)}")
     args = ap.parse_args()
-    check_task(args.task)
+    if args.task not in MUJOCO_TASKS:
+        raise SystemExit(f"error: unknown MuJoCo task {args.task!r}")
     unknown = set(args.variants) - set(VARIANTS)
     if unknown:
         ap.error(f"unknown variants {sorted(unknown)}; known: {', '.join(VARIANTS)}")
@@ -108,17 +111,17 @@ def main() -> None:
     results = project_root() / "results"
     out = results / "mujoco" / "variants"
     task = args.task
-    budget, rule = int(task_setting(section, "meta_epochs", task)), stop_rule(section, task)
+    budget, rule = int(setting(section, "meta_epochs", task)), stop_rule(section, task)
     target = VARIANT_TARGET.get(task, rule["stop_at_return"])
     rules = {"notebook": {"stop_at_return": target, "stop_patience": 1} if task in VARIANT_TARGET else rule,
              **{f"patience {p}": {"stop_at_return": target, "stop_patience": p} for p in (2, 3)},
              "none": {"stop_at_return": None}}
-    paper_cfg = mujoco_config(section, task)
-    paths = {"notebook 02": mujoco_dataset_path(results, task, paper_cfg.size)}
+    paper_cfg = scale_config(f"mujoco-{task}", section)
+    paths = {"notebook 02": dataset_path(results, f"mujoco-{task}", paper_cfg.size)}
     runs = {"notebook 02": run_or_resume(paper_cfg, paths["notebook 02"], budget, **rule)}
     for name in args.variants:
         overrides, stopping = VARIANTS[name]
-        cfg = mujoco_config(section, task, **overrides)
+        cfg = scale_config(f"mujoco-{task}", section, **overrides)
         variant_rule = normalized(rules[stopping])
         if cfg == paper_cfg and variant_rule == normalized(rule):
             print(f"{name} is notebook 02's setting for {task}")
@@ -132,7 +135,7 @@ def main() -> None:
                        for name, r in runs.items()], ignore_index=True)
     evals.to_csv(out / f"{task}.csv", index=False)
     # every run's final dataset under notebook 02's protocol (its learners and seed for the task)
-    seed = protocol_seeds(section, task)["protocol"]
+    seed = protocol_seed("mujoco", section["tasks"].index(task))
     rows = []
     for name, r in runs.items():
         sd = state_dependence(DistilledDataset.load(paths[name]), learners=int(section["learners"]),

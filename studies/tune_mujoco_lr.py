@@ -2,7 +2,7 @@
 meta-epochs with the cart-pole settings (dataset lr 2.5e-4, initial inner lr 0.02) and two
 variants, evaluated every 25 meta-epochs (5 fresh learners x 1 episode). One seed.
 
-    python benchmarks/tune_mujoco_lr.py [--meta-epochs 200]   # -> results/mujoco/tuning.csv
+    python studies/tune_mujoco_lr.py [--meta-epochs 200]   # -> results/mujoco/tuning.csv
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import argparse
 import pandas as pd
 
 from paper_code.config import project_root
-from paper_code.mujoco import mujoco_config
-from paper_code.ppmo import PPMO
 from paper_code.files import atomic_path
+from paper_code.ppmo import PPMO
+from paper_code.runs import scale_config
+from paper_code.training import train
 
 VARIANTS = {
     "cart-pole settings": {"dataset_lr": 2.5e-4, "init_inner_lr": 0.02},
@@ -30,8 +31,8 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     for name, setting in VARIANTS.items():
-        cfg = mujoco_config({"seed": 0, "size": 64, "eval_every": 25, "eval_learners": 5}, args.task, **setting)
-        run = PPMO(cfg).run(args.meta_epochs, progress=True)
+        cfg = scale_config(f"mujoco-{args.task}", {"seed": 0, "size": 64, "eval_every": 25, "eval_learners": 5}, **setting)
+        run = train(PPMO(cfg), args.meta_epochs, progress=True)
         rows += [{"task": args.task, "variant": name, **setting, **ev} for ev in run.evals]
     out = project_root() / "results" / "mujoco" / "tuning.csv"
     out.parent.mkdir(parents=True, exist_ok=True)

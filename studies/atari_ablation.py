@@ -12,12 +12,12 @@
 
 For each: rollout entropy and KL over the last 50 meta-epochs, the synthetic frames' feature size,
 the inner lr, and 20 fresh learners x 1 episode (greedy action shares; sampled, greedy and
-replayed returns: :func:`paper_code.atari.one_step_actions`) -> ``results/atari/ablation/ablation.{csv,md}``
+replayed returns: :func:`paper_code.state_dependence.one_step_actions`) -> ``results/atari/ablation/ablation.{csv,md}``
 and the per-meta-epoch curves ``curves.csv``. Runs 1 and 3 are the committed datasets (nothing to
 train); run 2 resumes or trains (about an hour on a core; its dataset and checkpoint are not
 committed, its log is).
 
-    python benchmarks/atari_ablation.py [--meta-epochs 700]  # -> results/atari/ablation/
+    python studies/atari_ablation.py [--meta-epochs 700]  # -> results/atari/ablation/
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ from dataclasses import replace
 import pandas as pd
 import torch
 
-from paper_code.atari import action_names, atari_config, atari_dataset_path, one_step_actions, one_step_summary
 from paper_code.config import load_scale, project_root
 from paper_code.dataset import DistilledDataset
-from paper_code.experiment import run_or_resume
+from paper_code.envs import action_names
+from paper_code.layout import dataset_path
 from paper_code.reporting import write_table
+from paper_code.runs import run_or_resume, scale_config
+from paper_code.state_dependence import one_step_actions, one_step_summary
 
 GAME, SPLIT = "Breakout", 4
 RAW_BUDGET = 679  # where the first raw-pixel run was stopped
@@ -65,16 +67,16 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     runs = []
-    raw = atari_config(section, GAME, SPLIT, normalize_obs=False, eval_every=50)  # as the raw-pixel runs were
+    raw = scale_config(f"atari-{GAME}-l{SPLIT}", section, normalize_obs=False, eval_every=50)  # as the raw-pixel runs were
     raw_path = out / "raw_pixels" / f"{GAME}_l{SPLIT}_b{raw.size}.safetensors"
     runs.append(("raw pixels, ent_coef 0.01 (first CPU-scale run)", raw, raw_path,
                  run_or_resume(raw, raw_path, RAW_BUDGET)))
     ent0 = replace(raw, ent_coef=0.0)
     ent0_path = out / f"{GAME}_l{SPLIT}_b{raw.size}_ent0.safetensors"
     runs.append(("raw pixels, no entropy bonus", ent0, ent0_path, run_or_resume(ent0, ent0_path, args.meta_epochs)))
-    norm = atari_config(section, GAME, SPLIT)
+    norm = scale_config(f"atari-{GAME}-l{SPLIT}", section)
     mb = section["meta_epochs"]
-    norm_path = atari_dataset_path(results, GAME, SPLIT, norm.size)
+    norm_path = dataset_path(results, f"atari-{GAME}-l{SPLIT}", norm.size)
     runs.append(("per-pixel normalisation (notebook 03)", norm, norm_path,
                  run_or_resume(norm, norm_path, int(mb[SPLIT] if isinstance(mb, dict) else mb))))
 

@@ -1,0 +1,233 @@
+"""Every setting of a run, in one place: documented dataclasses, validated when built.
+
+:class:`RLSettings` (environment, rollout, GAE, PPO) is shared by :class:`PPMOConfig` (a
+distillation run) and :class:`PPOConfig` (the plain PPO baseline); :class:`EvalProtocol` is how a
+dataset is scored. Each field's docstring is its documentation: ``python -m paper_code distill
+--help`` prints it (:func:`field_docs`), and named settings for every paper run are in
+:mod:`paper_code.presets`. Defaults are the paper's cart-pole setting.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from dataclasses import asdict, dataclass, field, fields
+from functools import cache
+from typing import Any
+
+from . import checks
+from .dataset import MAX_ABS, MAX_LR
+from .envs import check_env_kwargs
+from .learners import PAPER_LEARNER, LearnerSpec
+
+
+@dataclass
+class RLSettings:
+    """What PPMO and plain PPO share: environment, rollout, GAE and PPO settings (CleanRL names)."""
+
+    env_id: str = "paper_code/NDCartPole-v0"
+    """gymnasium id (or this package's paper_code/NDCartPole-v0)."""
+    env_kwargs: dict[str, Any] = field(default_factory=lambda: {"dof": 1})
+    """keyword arguments of the environment (e.g. {"dof": N} for N-D cart-pole, {"max_episode_steps": T})."""
+    seed: int = 0
+    """seed of every random stream of the run (learner inits, actions, minibatches, dataset, critic, envs)."""
+    num_envs: int = 10
+    """environments stepped together (per learner init, in PPMO)."""
+    num_steps: int = 200
+    """rollout steps per environment per iteration (PPMO: per meta-epoch)."""
+    update_epochs: int = 4
+    """passes over each rollout."""
+    minibatch_size: int = 512
+    """transitions per PPO minibatch."""
+    gamma: float = 0.99
+    """discount factor."""
+    gae_lambda: float = 0.95
+    """GAE's lambda."""
+    clip_coef: float = 0.2
+    """PPO's ratio clip."""
+    ent_coef: float = 0.01
+    """entropy bonus."""
+    vf_coef: float = 0.5
+    """weight of the critic's loss: PPO adds vf_coef / 2 x its mean squared error to the policy loss (CleanRL's); PPMO's separate critic is trained on vf_coef x its mean squared error."""
+    adam_eps: float = 1e-5
+    """Adam's epsilon (every optimiser of the run)."""
+    max_grad_norm: float = 0.5
+    """gradient-norm clip (PPMO: of the dataset and of the critic, separately)."""
+    critic_hidden: tuple[int, ...] = (64, 64)
+    """hidden widths of the critic MLP (a Nature-CNN critic for Atari ignores it)."""
+    normalize_obs: bool = False
+    """normalise observations by running mean/std (frozen into the dataset file)."""
+    normalize_reward: bool = False
+    """scale rewards by the running std of the discounted return (critic and advantages only)."""
+    device: str = "cpu"
+    """torch device (cpu, cuda, cuda:N)."""
+
+    def __post_init__(self) -> None:
+        """Every setting checked up front (one clear ``ValueError``), before anything is built."""
+
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise ValueError(f"env_id must be a gymnasium id, got {self.env_id!r}")
+        self.env_kwargs = check_env_kwargs(self.env_id, self.env_kwargs)
+        self.seed = checks.seed("seed", self.seed)
+        for name in ("num_envs", "num_steps", "update_epochs", "minibatch_size"):
+            setattr(self, name, checks.integer(name, getattr(self, name)))
+        self.gamma = checks.number("gamma", self.gamma, lo=0.0, hi=1.0)
+        self.gae_lambda = checks.number("gae_lambda", self.gae_lambda, lo=0.0, hi=1.0)
+        self.clip_coef = checks.positive("clip_coef", self.clip_coef, hi=1e3)
+        self.ent_coef = checks.number("ent_coef", self.ent_coef, lo=0.0, hi=1e3)
+        self.vf_coef = checks.number("vf_coef", self.vf_coef, lo=0.0, hi=1e3)
+        self.adam_eps = checks.positive("adam_eps", self.adam_eps, hi=1.0)
+        self.max_grad_norm = checks.positive("max_grad_norm", self.max_grad_norm, hi=1e6)
+        if isinstance(self.critic_hidden, (str, bytes)) or not hasattr(self.critic_hidden, "__iter__"):
+            raise ValueError(f"critic_hidden must be a list of layer widths, got {self.critic_hidden!r}")
+        self.critic_hidden = tuple(checks.integer("critic_hidden width", h, hi=checks.MAX_WIDTH) for h in self.critic_hidden)
+        for name in ("normalize_obs", "normalize_reward"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        self.device = checks.device("device", self.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (lists for tuples, dicts for learner specs): what files record."""
+        d = asdict(self)
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, LearnerSpec):
+                d[f.name] = v.to_dict()
+            elif isinstance(v, tuple):
+                d[f.name] = [s.to_dict() if isinstance(s, LearnerSpec) else s for s in v]
+        return d
+
+
+@dataclass
+class PPMOConfig(RLSettings):
+    """A distillation run (PPMO): the shared RL settings plus the dataset, its optimiser and the
+    learner it is distilled for. Defaults: the paper's cart-pole setting."""
+
+    size: int = 512
+    """B, synthetic instances in the dataset."""
+    learner: LearnerSpec = PAPER_LEARNER
+    """the learner trained one step on the dataset (JSON: {"kind", "hidden", "activation", "policy", "split", ...})."""
+    learner_pool: tuple[LearnerSpec, ...] = ()
+    """beyond the paper: if not empty, each meta-epoch draws its learner's architecture from this pool (uniformly)."""
+    inits_per_epoch: int = 1
+    """K learner inits per meta-epoch, their meta-gradients averaged (vmap); 1 is the paper's setting."""
+    train_max_episode_steps: int | None = None
+    """beyond the paper: truncate training episodes (bootstrapped) after this many steps; evaluation keeps the task's limit."""
+    norm_adv: bool = True
+    """normalise advantages per minibatch."""
+    dataset_lr: float = 2.5e-4
+    """Adam's learning rate on states, labels and the log inner lr (gradient norm clipped by max_grad_norm)."""
+    critic_lr: float = 2.5e-4
+    """Adam's learning rate on the critic (its own gradient-norm clip)."""
+    init_inner_lr: float = 0.02
+    """the inner SGD step's learning rate at the start (learned in log space)."""
+    init_state_std: float = 1.0
+    """synthetic states start as N(0, std^2) (raw Atari frames start uniform in [0, 1] and need 1)."""
+    obs_scale: float = 1.0
+    """beyond the paper: normalised observations are multiplied by this for learner and critic (needs normalize_obs)."""
+    state_bound: float | None = None
+    """beyond the paper: clamp synthetic states to [-bound, bound] after every dataset update."""
+    ratio_mode: str = "logprob"
+    """PPO ratio from log-probabilities; raw_logits reproduces the authors' defect (categorical ablation)."""
+    eval_every: int = 25
+    """meta-epochs between evaluations of the dataset during training (0: never)."""
+    eval_learners: int = 10
+    """fresh learners x 1 episode per evaluation during training (sampled and greedy)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("size", "inits_per_epoch", "eval_learners"):
+            setattr(self, name, checks.integer(name, getattr(self, name)))
+        if self.train_max_episode_steps is not None:
+            try:
+                self.train_max_episode_steps = checks.integer("train_max_episode_steps", self.train_max_episode_steps)
+            except ValueError:
+                raise ValueError(f"train_max_episode_steps must be None or a positive integer, got "
+                                 f"{self.train_max_episode_steps!r}") from None
+        self.eval_every = checks.integer("eval_every", self.eval_every, lo=0)
+        if not isinstance(self.norm_adv, bool):
+            raise ValueError(f"norm_adv must be true or false, got {self.norm_adv!r}")
+        self.dataset_lr = checks.positive("dataset_lr", self.dataset_lr, hi=1e3)
+        self.critic_lr = checks.positive("critic_lr", self.critic_lr, hi=1e3)
+        self.init_inner_lr = checks.positive("init_inner_lr", self.init_inner_lr, hi=MAX_LR)
+        self.init_state_std = checks.positive("init_state_std", self.init_state_std, hi=1e3)
+        self.obs_scale = checks.positive("obs_scale", self.obs_scale, hi=1e3)
+        if self.obs_scale != 1.0 and not self.normalize_obs:
+            raise ValueError("obs_scale scales normalised observations: it needs normalize_obs")
+        if self.state_bound is not None:
+            self.state_bound = checks.positive("state_bound", self.state_bound, hi=MAX_ABS)
+        if self.ratio_mode not in ("logprob", "raw_logits"):
+            raise ValueError(f"ratio_mode must be 'logprob' or 'raw_logits', got {self.ratio_mode!r}")
+        self.learner = LearnerSpec.coerce(self.learner, "learner")
+        if isinstance(self.learner_pool, (str, bytes, dict)) or not hasattr(self.learner_pool, "__iter__"):
+            raise ValueError(f"learner_pool must be a list of learner specs, got {self.learner_pool!r}")
+        self.learner_pool = tuple(LearnerSpec.coerce(s, "learner_pool entry") for s in self.learner_pool)
+        if any(s.policy != self.learner.policy for s in self.learner_pool):
+            raise ValueError("every learner of learner_pool must have the learner's policy kind")
+        if self.learner.policy != "categorical" and self.ratio_mode != "logprob":
+            raise ValueError("ratio_mode='raw_logits' is an ablation for categorical policies only")
+        if self.learner.kind == "nature_cnn":
+            if not self.normalize_obs and self.init_state_std != 1.0:
+                raise ValueError("init_state_std needs normalize_obs with a Nature-CNN (raw synthetic frames start "
+                                 "uniform in [0, 1])")
+            if self.inits_per_epoch != 1:
+                raise ValueError("the Nature-CNN learner supports inits_per_epoch = 1 only")
+
+
+@dataclass
+class PPOConfig(RLSettings):
+    """Plain PPO (the baseline): the shared RL settings plus the actor and its optimiser."""
+
+    learner: LearnerSpec = PAPER_LEARNER
+    """the actor: the same network as PPMO's learner."""
+    lr: float = 2.5e-4
+    """Adam's learning rate (actor and critic, one optimiser)."""
+    anneal_lr: bool = False
+    """decay the learning rate linearly to 0 over the run."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.learner = LearnerSpec.coerce(self.learner, "learner")
+        self.lr = checks.positive("lr", self.lr, hi=1e3)
+        if not isinstance(self.anneal_lr, bool):
+            raise ValueError(f"anneal_lr must be true or false, got {self.anneal_lr!r}")
+
+
+@dataclass
+class EvalProtocol:
+    """How a dataset is scored: fresh learners, each trained on it and run for some episodes."""
+
+    learners: int = 100
+    """fresh learner initialisations."""
+    episodes: int = 5
+    """episodes per learner."""
+    seed: int = 0
+    """seed of the learner inits, the action sampling and the environments."""
+    greedy: bool = False
+    """argmax / mean actions instead of sampled ones (the paper's protocol samples)."""
+    steps: int = 1
+    """SGD steps on the dataset (the paper's: one)."""
+
+    def __post_init__(self) -> None:
+        self.learners = checks.integer("learners", self.learners)
+        self.episodes = checks.integer("episodes", self.episodes)
+        self.seed = checks.seed("seed", self.seed)
+        self.steps = checks.integer("steps", self.steps)
+        if not isinstance(self.greedy, bool):
+            raise ValueError(f"greedy must be true or false, got {self.greedy!r}")
+
+
+@cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Each dataclass field's docstring (the string literal under it), base classes included."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is object or not hasattr(klass, "__dataclass_fields__"):
+            continue
+        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        for node, nxt in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
+                    and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs

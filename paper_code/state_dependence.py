@@ -1,0 +1,135 @@
+"""Do one-step learners use the state? Controls that replay their actions without it.
+
+A dataset could score by teaching a good *constant* behaviour (one action everywhere, or one
+action distribution) rather than a state-dependent policy. Each function here runs fresh one-step
+learners and the state-blind version of their own behaviour under the same protocol:
+:func:`state_dependence` for continuous actions (the learner's average action replayed as a
+constant), :func:`one_step_actions` for discrete ones (its sampled actions' frequencies replayed,
+and the greedy-action histogram), summarised by :func:`one_step_summary`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .dataset import DistilledDataset
+from .envs import make_env
+from .evaluation import first_episode_returns, learner_policy, trained_learners
+from .policies import Categorical, sample
+from .reference_policies import ConstantPolicy
+
+
+@torch.no_grad()
+def state_dependence(ds: DistilledDataset, *, learners: int, episodes: int, seed: int = 0) -> pd.DataFrame:
+    """Does a one-step learner use the state? Per learner: its return (sampled actions, the paper's
+    protocol) and the return of its own average action (clipped, over those episodes) replayed as
+    a constant in every state, plus the std of its actions across states (greedy means).
+
+    One row per learner: ``learner``, ``return``, ``constant return``, ``action std``."""
+    env = make_env(ds.env_id, learners * episodes, seed=seed, **ds.env_kwargs)
+    ds.check_env(env.observation_shape, env.num_actions)
+    g = torch.Generator().manual_seed(seed)
+    params = trained_learners(ds, learners, observation_shape=env.observation_shape, num_actions=env.num_actions, generator=g)
+    act = learner_policy(params, learners, ds.learner.activation, greedy=False, generator=g, policy=ds.learner.policy,
+                         normalize=ds.normalize)
+    mean_fn = learner_policy(params, learners, ds.learner.activation, greedy=True, generator=None,
+                             policy=ds.learner.policy, normalize=ds.normalize)
+    low, high = torch.as_tensor(env.action_low, dtype=torch.float32), torch.as_tensor(env.action_high, dtype=torch.float32)
+    sums = torch.zeros(learners * episodes, env.num_actions)
+    sq_means: list[torch.Tensor] = []
+    steps = torch.zeros(())
+
+    def recording(obs: torch.Tensor) -> torch.Tensor:
+        nonlocal sums, steps
+        a = act(obs)
+        sums += a.clamp(low, high)
+        steps += 1
+        sq_means.append(mean_fn(obs))
+        return a
+
+    returns, _ = first_episode_returns(env, recording, seed=seed)
+    avg = (sums / steps).view(learners, episodes, -1).mean(1)  # [L, A]
+    means = torch.stack(sq_means).view(len(sq_means), learners, episodes, -1)  # [T, L, E, A]
+    action_std = means.permute(1, 0, 2, 3).reshape(learners, -1, means.shape[-1]).std(1).mean(-1)  # across states
+    const = ConstantPolicy(avg.repeat_interleave(episodes, 0))
+    const_returns, _ = first_episode_returns(env, const, seed=seed)
+    env.close()
+    return pd.DataFrame({
+        "learner": range(learners),
+        "return": returns.view(learners, episodes).mean(1).numpy(),
+        "constant return": const_returns.view(learners, episodes).mean(1).numpy(),
+        "action std": action_std.numpy(),
+    })
+
+
+@torch.no_grad()
+def one_step_actions(ds: DistilledDataset, *, learners: int, seed: int = 0) -> pd.DataFrame:
+    """One episode per fresh one-step learner: greedy, sampled, and its sampled actions *replayed*.
+
+    "replayed" is the state-dependence control: each learner's sampled actions' frequencies become
+    a state-independent policy (every step draws from them, whatever the frame), run for one
+    episode on the same reset seed. A learner that uses the state does better than its replay; one
+    whose action distribution is the same everywhere does as well.
+
+    Returns one row per (learner, mode): ``learner``, ``mode`` ("greedy", "sampled", "replayed"),
+    ``return``, ``steps`` and ``action_counts`` (a list: how often each action was chosen until
+    the episode ended)."""
+    rows = []
+    env = make_env(ds.env_id, learners, seed=seed, **ds.env_kwargs)
+    ds.check_env(env.observation_shape, env.num_actions)
+    frequencies = None
+    for mode in ("greedy", "sampled", "replayed"):
+        g = torch.Generator().manual_seed(seed)
+        if mode == "replayed":
+            freq = frequencies
+
+            def act(obs: torch.Tensor) -> torch.Tensor:
+                return sample(Categorical, freq.log(), g)
+        else:
+            params = trained_learners(ds, learners, observation_shape=env.observation_shape, num_actions=env.num_actions,
+                                      generator=g)
+            act = learner_policy(params, learners, ds.learner.activation, greedy=mode == "greedy", generator=g,
+                                 policy=ds.learner.policy, normalize=lambda o: ds.features(ds.normalize(o)))
+        counts = torch.zeros(learners, env.num_actions, dtype=torch.long)
+        active = torch.ones(learners, dtype=torch.bool)
+
+        def recording(obs: torch.Tensor) -> torch.Tensor:
+            a = act(obs)
+            counts[torch.arange(learners)[active], a[active]] += 1
+            return a
+
+        def step_hook(out) -> None:  # stop counting an env once its first episode has ended
+            active.logical_and_(~(out.terminated | out.truncated))
+
+        returns, lengths = first_episode_returns(env, recording, seed=seed, on_step=step_hook)
+        if mode == "sampled":
+            frequencies = (counts.double() + 1e-12) / (counts.sum(-1, keepdim=True) + 1e-12)
+        for i in range(learners):
+            rows.append({"learner": i, "mode": mode, "return": float(returns[i]), "steps": int(lengths[i]),
+                         "action_counts": counts[i].tolist()})
+    env.close()
+    return pd.DataFrame(rows)
+
+
+def one_step_summary(ev: pd.DataFrame, names: list[str]) -> dict[str, Any]:
+    """One dataset's numbers from :func:`one_step_actions` (``names``: the game's actions).
+
+    ``sampled - replayed`` is the mean over learners of (sampled return - its replay's return) and
+    ``diff s.e.`` its standard error: the sampled policy uses the state if the difference is above
+    twice its standard error (``uses state``). ``top action share`` is over all greedy steps."""
+    by = {m: ev[ev["mode"] == m].sort_values("learner") for m in ("greedy", "sampled", "replayed")}
+    counts = np.sum(list(by["greedy"]["action_counts"]), axis=0)
+    share = counts / max(int(counts.sum()), 1)
+    diff = by["sampled"]["return"].to_numpy() - by["replayed"]["return"].to_numpy()
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+    return {
+        "sampled mean": float(by["sampled"]["return"].mean()), "sampled std": float(by["sampled"]["return"].std()),
+        "greedy mean": float(by["greedy"]["return"].mean()), "replayed mean": float(by["replayed"]["return"].mean()),
+        "sampled - replayed": float(diff.mean()), "diff s.e.": se, "uses state": bool(diff.mean() > 2 * se),
+        "top greedy action": names[int(np.argmax(share))], "top action share": float(share.max()),
+        "greedy shares": {a: float(x) for a, x in zip(names, share)},
+    }
