@@ -3,6 +3,7 @@ equals the one in its provenance), the CLI prints and lists them, and overrides 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -110,3 +111,47 @@ def test_bad_preset_or_override_is_one_error_line(args, match, capsys):
         rc = e.code
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: ") and match in err[0], err
+
+
+def _study(name: str):
+    """A study script of studies/ as a module (they are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"study_{name}", package_root() / "studies" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _study_configs() -> dict[Path, PPMOConfig]:
+    """What each study's committed dataset was made with, as the study resolves it today: its
+    preset at paper scale plus the study's own overrides."""
+    paper = load_scale("paper", package_root() / "params.yaml")
+    variants_dir, ablation_dir = RESULTS / "mujoco" / "variants", RESULTS / "atari" / "ablation"
+    out: dict[Path, PPMOConfig] = {}
+    mv, idp = _study("mujoco_variants"), _study("idp")
+    for task in ("InvertedDoublePendulum-v5", "Walker2d-v5"):
+        for name, (overrides, _) in mv.VARIANTS.items():
+            out[variants_dir / f"{task}_b64_{name}.safetensors"] = scale_config(f"mujoco-{task}", paper["mujoco"], **overrides)
+    task = idp.TASK
+    for name, overrides in idp.SNAPSHOT_VARIANTS.items():
+        out[variants_dir / f"{task}_{name}_snapshot-best.safetensors"] = scale_config(f"mujoco-{task}", paper["mujoco"],
+                                                                                     **overrides)
+    for std in (0.1, *idp.STDS):
+        out[variants_dir / f"{task}_b64_states{std:g}.safetensors"] = scale_config(
+            f"mujoco-{task}", paper["mujoco"], init_state_std=std, obs_scale=1.0, state_bound=None)
+    for name in idp.RUN_HERE:
+        scale, bound = idp.OBS_VARIANTS[name]
+        out[variants_dir / f"{task}_b64_states0.1-{name}.safetensors"] = scale_config(
+            f"mujoco-{task}", paper["mujoco"], obs_scale=scale, state_bound=bound)
+    for split in (3, 4):  # the first CPU-scale runs: raw pixels (studies/atari_ablation.py's recipe)
+        out[ablation_dir / "raw_pixels" / f"Breakout_l{split}_b4.safetensors"] = scale_config(
+            f"atari-Breakout-l{split}", paper["atari"], normalize_obs=False, eval_every=50)
+    return out
+
+
+@pytest.mark.skipif(not DATASETS, reason="no committed datasets in this checkout")
+def test_every_committed_study_dataset_is_its_studys_config():
+    made = _study_configs()
+    committed = sorted(p for d in ("mujoco/variants", "atari/ablation") for p in (RESULTS / d).rglob("*.safetensors"))
+    assert committed and set(committed) <= set(made), sorted(set(committed) - set(made))
+    for path in committed:
+        assert made[path].to_dict() == _recorded(DistilledDataset.load(path)), path.name
