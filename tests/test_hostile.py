@@ -522,6 +522,15 @@ def test_a_lock_left_by_a_killed_run_is_not_held(tmp_path, capsys):
 META_EPOCHS = 6
 
 
+@pytest.fixture(autouse=True)
+def sigint_as_in_a_terminal():
+    """Ctrl-C's default handler for the test, even where pytest itself was started in the
+    background (a shell then ignores SIGINT in it, and distill keeps an ignored SIGINT ignored)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     """An uninterrupted run of TINY for META_EPOCHS (evaluations every 2)."""
