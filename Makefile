@@ -34,15 +34,17 @@ reproduce: setup
 reproduce-paper: setup
 	dvc repro --glob '*@paper'
 
+# the notebooks first (nbval, at quick scale: they write results-quick/), then the unit tests and the
+# checks of the notebooks' quick outputs (tests/test_notebooks.py, which require them here)
 test: setup
-	python -m pytest
+	PAPER_CODE_QUICK_OUTPUTS=required python -m pytest --nbval-lax notebooks tests
 
 bench: setup
 	python benchmarks/bench_envs.py --out results/benchmarks/env_steps
 	python benchmarks/bench_ppmo.py --inits 1 4 --profile 5 --out results/benchmarks/ppmo
 
 lab: setup
-	jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,)
+	jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks/README.md $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 clean-quick:
 	rm -rf results-quick

@@ -42,6 +42,16 @@ def package_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
+def relative(path: str | Path) -> str:
+    """``path`` relative to the project root where it lies inside it (what notebooks print: no
+    absolute paths of this machine in their outputs), else unchanged."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(project_root()))
+    except ValueError:
+        return str(path)
+
+
 def load_scale(scale: str, params_file: str | Path | None = None) -> dict[str, Any]:
     """The settings of one scale (``quick`` or ``paper``) from the project's ``params.yaml``."""
     if scale not in SCALES:

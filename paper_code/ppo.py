@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from .envs import make_env
 from .evaluation import first_episode_returns
@@ -39,8 +40,6 @@ def train_ppo(cfg: PPOConfig, total_env_steps: int, *, progress: bool = True) ->
     CleanRL's ``ppo_continuous_action.py``). With ``normalize_obs`` the actor's observation
     statistics are returned in ``PPOResult.obs_mean``/``obs_var``.
     """
-    from tqdm.auto import tqdm
-
     dev = cfg.device
     env = make_env(cfg.env_id, cfg.num_envs, device=dev, seed=cfg.seed, check_actions=False, **cfg.env_kwargs)
     g = torch.Generator(device=dev)

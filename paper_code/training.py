@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the plain bar: no widget warnings in notebooks without ipywidgets
 
 from . import checks
 from .dataset import DistilledDataset, git_revision

@@ -329,3 +329,32 @@ def test_controller_balances_every_dof():
         returns, lengths = first_episode_returns(BatchedNDCartPole(20, dof, seed=dof), CartPoleController(dof), seed=dof)
         assert torch.equal(returns, lengths.to(returns))
         assert returns.mean().item() > 400
+
+
+def test_gymnasium_face_renders_passes_check_env_and_has_a_vector_entry_point():
+    spec = gym.spec(ND_CARTPOLE_ID)
+    assert spec.reward_threshold == 475.0 and spec.max_episode_steps == 500
+    env = gym.make(ND_CARTPOLE_ID, dof=3, render_mode="rgb_array")
+    check_env(env.unwrapped)
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (300, 400, 3) and frame.dtype == np.uint8 and (frame < 255).any()
+    env.unwrapped.set_state(np.zeros((3, 4)))
+    centred = env.render()
+    env.unwrapped.set_state(np.array([[1.0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]))
+    moved = env.render()
+    assert (centred[:100] != moved[:100]).any() and (centred[100:] == moved[100:]).all()  # one panel per axis
+    with pytest.raises(ValueError, match="rgb_array"):
+        NDCartPoleEnv(2, render_mode="human")
+    venv = gym.make_vec(ND_CARTPOLE_ID, num_envs=8, dof=2)
+    assert type(venv).__name__ == "NDCartPoleVectorEnv" and venv.single_action_space.n == 4
+    obs, _ = venv.reset(seed=0)
+    assert obs.shape == (8, 8) and obs.dtype == np.float32
+    ended = 0
+    for _ in range(100):
+        obs, reward, term, trunc, info = venv.step(venv.action_space.sample())
+        done = term | trunc
+        if done.any():  # same-step autoreset: the ended episode's last observation is in the infos
+            assert (info["_final_obs"] == done).all() and np.abs(info["final_obs"][done]).max() > 0
+        ended += int(done.sum())
+    assert ended > 0 and (reward == 1.0).all()

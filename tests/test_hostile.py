@@ -1,4 +1,4 @@
-"""Hostile probes of ``distill`` and ``evaluate``: every promise of the README's "Guarantees".
+"""Hostile probes of ``distill`` and ``evaluate``: every promise of "Guarantees" in docs/reference.md.
 
 * bad input (options, dataset files, checkpoints, output paths, a locked output): exit code 2,
   exactly one stderr line, starting with ``error:``, no traceback, and no file created or changed;

@@ -104,3 +104,18 @@ def test_dvc_exp_run_temp_with_an_override(tmp_path):
     assert status.stdout.strip() == "" and not (proj / "results-quick").exists()
     assert yaml.safe_load((proj / "params.yaml").read_text())["quick"]["environment"]["episodes"] == \
         load_scale("quick")["environment"]["episodes"]
+
+
+def test_dvc_metrics_fit_a_terminal_and_plots_are_declared():
+    """`dvc metrics show` lines of at most 200 characters; every plot declared in dvc.yaml reads
+    committed paper-scale CSVs (at least five plots)."""
+    shown = subprocess.run([sys.executable, "-m", "dvc", "metrics", "show"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout
+    assert shown.strip() and max(len(line) for line in shown.splitlines()) <= 200, shown
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    assert len(plots) >= 5
+    for plot in plots:
+        (name, spec), = plot.items()
+        for path, column in spec["y"].items():
+            header = (ROOT / path).read_text().splitlines()[0].split(",")
+            assert column in header and spec["x"] in header, (name, path)

@@ -10,7 +10,8 @@ import gymnasium as gym
 
 from .. import checks
 from .atari import ATARI_GAMES, action_names, atari_id, check_game, is_atari
-from .cartpole import BatchedNDCartPole, BatchedStep, NDCartPoleEnv, validate_dof
+from .cartpole import BatchedNDCartPole, BatchedStep, validate_dof
+from .cartpole_gym import NDCartPoleEnv, NDCartPoleVectorEnv
 from .gym_vector import MUJOCO_TASKS, GymVectorEnv, action_space_kind
 
 ND_CARTPOLE_ID = "paper_code/NDCartPole-v0"
@@ -18,7 +19,9 @@ ND_CARTPOLE_ID = "paper_code/NDCartPole-v0"
 if ND_CARTPOLE_ID not in gym.registry:
     gym.register(
         id=ND_CARTPOLE_ID,
-        entry_point="paper_code.envs.cartpole:NDCartPoleEnv",
+        entry_point="paper_code.envs.cartpole_gym:NDCartPoleEnv",
+        vector_entry_point="paper_code.envs.cartpole_gym:NDCartPoleVectorEnv",
+        reward_threshold=475.0,
         max_episode_steps=500,
         kwargs={"dof": 1},
     )
@@ -106,6 +109,7 @@ __all__ = [
     "BatchedNDCartPole",
     "BatchedStep",
     "NDCartPoleEnv",
+    "NDCartPoleVectorEnv",
     "has_batched",
     "make_batched",
     "validate_dof",

@@ -48,6 +48,7 @@ def make_atari(env_id: str, max_episode_steps: int | None = None, **kwargs: Any)
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, TimeLimit
 
     gym.register_envs(ale_py)
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no banner on stderr
     try:
         env = gym.make(env_id, frameskip=1, repeat_action_probability=STICKY_ACTIONS, **kwargs)
     except gym.error.Error as e:

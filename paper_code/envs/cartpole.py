@@ -4,9 +4,9 @@ One implementation, two faces:
 
 * :class:`BatchedNDCartPole` steps ``B`` environments x ``N`` axes as one torch tensor
   ``[B, N, 4]`` on any device, with same-step auto-reset (no phantom transitions);
-* :class:`NDCartPoleEnv` is a gymnasium ``Env`` on a numpy ``[N, 4]`` array, registered as
-  ``paper_code/NDCartPole-v0`` (keyword ``dof``), so ``gymnasium.make`` and gymnasium's vector
-  envs work.
+* :class:`~paper_code.envs.cartpole_gym.NDCartPoleEnv` is a gymnasium ``Env`` on a numpy
+  ``[N, 4]`` array, registered as ``paper_code/NDCartPole-v0`` (keyword ``dof``), with a vector
+  entry point on the batched face (:mod:`paper_code.envs.cartpole_gym`).
 
 Both faces call the same physics (:func:`integrate`, :func:`failed`, :func:`push`), written once
 for numpy arrays and torch tensors alike. For ``N = 1`` they reproduce gymnasium's
@@ -25,10 +25,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium import spaces
 
 
 @dataclass(frozen=True)
@@ -260,64 +258,3 @@ class BatchedNDCartPole:
 # --------------------------------------------------------------------------------------------
 # Face 2: gymnasium.
 # --------------------------------------------------------------------------------------------
-class NDCartPoleEnv(gym.Env[np.ndarray, np.int64]):
-    """Gymnasium face, registered as ``paper_code/NDCartPole-v0`` (TimeLimit 500 via ``make``).
-
-    The state is float64 (as gymnasium's CartPole), observations float32 of size 4N.
-    """
-
-    metadata = {"render_modes": [], "render_fps": 50}
-
-    def __init__(self, dof: int = 1, render_mode: str | None = None) -> None:
-        if render_mode is not None:
-            raise ValueError(f"NDCartPoleEnv has no render modes, got render_mode={render_mode!r}")
-        self.dof = validate_dof(dof)
-        self.c = CONSTANTS
-        high = observation_bounds(self.dof, self.c)
-        self.observation_space = spaces.Box(-high, high, dtype=np.float32)
-        self.action_space = spaces.Discrete(2 * self.dof)
-        self.state: np.ndarray | None = None
-        self._axis_ids = np.arange(self.dof)
-        self._steps_beyond_terminated: int | None = None
-
-    def _obs(self) -> np.ndarray:
-        assert self.state is not None
-        return self.state.reshape(-1).astype(np.float32)
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
-        b = self.c.reset_bound
-        self.state = self.np_random.uniform(low=-b, high=b, size=(self.dof, 4))
-        self._steps_beyond_terminated = None
-        return self._obs(), {}
-
-    def set_state(self, state: np.ndarray) -> np.ndarray:
-        """Put the environment in a given state ([N, 4] or [4N]); returns the observation."""
-        state = np.asarray(state, dtype=np.float64)
-        if state.size != 4 * self.dof:
-            raise ValueError(f"state must have {4 * self.dof} elements for dof={self.dof}, got shape {state.shape}")
-        self.state = state.reshape(self.dof, 4).copy()
-        self._steps_beyond_terminated = None
-        return self._obs()
-
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
-        if self.state is None:
-            raise RuntimeError("call reset() before step()")
-        a = np.asarray(action)
-        if a.ndim != 0 or not np.issubdtype(a.dtype, np.integer):
-            raise TypeError(f"action must be an integer in [0, {2 * self.dof}), got {action!r}")
-        if not 0 <= int(a) < 2 * self.dof:
-            raise ValueError(f"action {int(a)} out of range: actions must be in [0, {2 * self.dof}) for dof={self.dof}")
-        axis, direction = push(int(a))
-        force = (self._axis_ids == axis) * float(direction * self.c.force_mag)
-        self.state = integrate(self.state, force, np, self.c)
-        terminated = bool(failed(self.state, self.c))
-        if not terminated:
-            reward = 1.0
-        elif self._steps_beyond_terminated is None:
-            self._steps_beyond_terminated = 0
-            reward = 1.0
-        else:  # stepping after termination, as gymnasium's CartPole: no reward
-            self._steps_beyond_terminated += 1
-            reward = 0.0
-        return self._obs(), reward, terminated, False, {}

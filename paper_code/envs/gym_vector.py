@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .atari import ATARI_GAMES, is_atari, make_atari
+from .atari import is_atari, make_atari
 from .cartpole import BatchedStep
 
 #: the gymnasium MuJoCo v5 tasks (notebook 02)
