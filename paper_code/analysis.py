@@ -11,6 +11,8 @@ from .dataset import DistilledDataset
 from .evaluation import evaluate_dataset
 from .inner import inner_step
 from .learners import init_params
+from .ppmo import PPMO
+from .settings import PPMOConfig
 
 
 def one_step_training_seconds(ds: DistilledDataset, repeats: int = 50) -> float:
@@ -54,3 +56,9 @@ def kshot_returns(ds: DistilledDataset, ks: list[int], *, learners: int, episode
             rows.append({"k": k, "lr mode": mode, "lr": lr, "sampled mean": r.mean, "sampled std": r.std,
                          "% at 500": 100 * r.solved_fraction})
     return pd.DataFrame(rows)
+
+
+def initial_states(ds: DistilledDataset) -> torch.Tensor:
+    """The synthetic states a PPMO dataset started from: its run's initial dataset, rebuilt from
+    the configuration and seed in its provenance (the dataset generator is seeded by the run)."""
+    return PPMO(PPMOConfig(**ds.provenance["config"])).states.detach()

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+import torch
 
 #: one colour per method, the same in every figure
 COLOURS = {
@@ -68,6 +69,7 @@ def trajectory_angles(theta: pd.DataFrame, *, threshold: float, title: str | Non
     ax.text(1.0, threshold, f" failure at ±{math.degrees(threshold):.0f}°", transform=ax.get_yaxis_transform(),
             va="center", ha="left", fontsize="small", color="grey")
     ax.set_ylabel("pole angle θ (rad)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), title="axis")
     if title:
         ax.set_title(title)
     fig.tight_layout()
@@ -200,5 +202,97 @@ def return_by_size(by_size: pd.DataFrame, reference_size: int):
     ax.set_ylim(0, 520)
     ax.legend(ncol=len(ns), loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize="small")
     ax.set_title("Return against dataset size (bands: 95% CI over learners)", pad=24)
+    fig.tight_layout()
+    return fig
+
+
+#: readable names of studies/mujoco_variants.py's variants (notebook 02's variants figure)
+VARIANT_LABELS = {
+    "notebook 02": "notebook 02's run (its current setting)", "ent0": "no entropy bonus", "k5e2": "no bonus, K = 5 inits x 2 envs",
+    "ent0.01": "bonus 0.01, stopped at 9300", "ent0.01-full": "bonus 0.01",
+    "ent0.01-k5e2": "bonus, K = 5 x 2 envs", "ent0.01-k2e10": "bonus, K = 2 x 10 envs",
+    "ent0.01-k4e10": "bonus, K = 4 x 10 envs", "ent0.01-trunc200": "bonus, training episodes cut at 200",
+    "ent0.01-k2-trunc200": "bonus, K = 2, cut at 200", "ent0.01-k4-trunc200": "bonus, K = 4, cut at 200",
+    "ent0.01-k2-trunc100": "bonus, K = 2, cut at 100", "ent0.01-k2e20-trunc200": "bonus, K = 2 x 20 envs, cut at 200",
+}
+#: the variants' themes, one panel each
+VARIANT_GROUPS = {
+    "entropy bonus": ["ent0", "ent0.01-full", "ent0.01"],
+    "K learner inits per meta-epoch": ["k5e2", "ent0.01-k5e2", "ent0.01-k2e10", "ent0.01-k4e10"],
+    "training episodes cut short": ["ent0.01-trunc200", "ent0.01-k2-trunc200", "ent0.01-k4-trunc200",
+                                    "ent0.01-k2-trunc100", "ent0.01-k2e20-trunc200"],
+}
+
+
+def variant_curves(curves: dict[str, pd.DataFrame], *, smooth: int = 4):
+    """Settings tried besides notebook 02's (studies/mujoco_variants.py): per task and theme, the
+    evaluations (fresh learners x 1 episode, sampled; rolling mean of ``smooth`` evaluations)
+    against meta-epochs, notebook 02's run in black in every panel. ``curves``: task -> the
+    study's CSV (columns variant, meta_epoch, sampled_return)."""
+    panels = []
+    for task, df in curves.items():
+        present = set(df["variant"])
+        for theme, names in VARIANT_GROUPS.items():
+            names = [n for n in names if n in present]
+            if names:
+                panels.append((task, theme, names))
+    ncol = 2
+    nrow = math.ceil(len(panels) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(11, 4.3 * nrow), squeeze=False, sharey=False)
+    for ax, (task, theme, names) in zip(axes.flat, panels):
+        df = curves[task]
+        palette = dict(zip(names, sns.color_palette("tab10", len(names))))
+        for name in ["notebook 02", *names]:
+            s = df[df.variant == name].sort_values("meta_epoch")
+            if s.empty:
+                continue
+            ax.plot(s["meta_epoch"], s["sampled_return"].rolling(smooth, min_periods=1).mean(),
+                    color="black" if name == "notebook 02" else palette[name], lw=2 if name == "notebook 02" else 1.2,
+                    label=VARIANT_LABELS.get(name, name))
+        ax.set_title(f"{task.removesuffix('-v5')}: {theme}")
+        ax.set_xlabel("meta-epoch")
+        ax.set_ylabel("return (sampled)")
+        ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(f"Settings tried besides notebook 02's (evaluations of fresh one-step learners, mean of {smooth})",
+                 fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
+def atari_instances(ds, initial: torch.Tensor | None, names: list[str], title: str):
+    """A Nature-CNN dataset's instances, one row each: its newest frame (normalised pixels mapped
+    back to [0, 1]), how far the instance moved from its initial values during distillation
+    (mean |change| over the 4 stacked frames, with a colour scale), and softmax(label) over the
+    game's actions."""
+    B = ds.size
+    frames = ds.denormalize(ds.states).clamp(0, 1)
+    fig, axes = plt.subplots(B, 3, figsize=(9, 2.3 * B + 0.6), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1.15, 1.1]})
+    change = None if initial is None else (ds.states - initial).abs().mean(1)  # [B, 84, 84]
+    vmax = float(change.max()) if change is not None else 1.0
+    for b in range(B):
+        axes[b, 0].imshow(frames[b, -1].numpy(), cmap="gray", vmin=0, vmax=1)
+        axes[b, 0].set_ylabel(f"instance {b}", fontsize="small")
+        axes[b, 0].set_xticks([]); axes[b, 0].set_yticks([])
+        if change is not None:
+            im = axes[b, 1].imshow(change[b].numpy(), cmap="magma", vmin=0, vmax=vmax)
+            fig.colorbar(im, ax=axes[b, 1], fraction=0.046, pad=0.04)
+        axes[b, 1].axis("off")
+        p = ds.labels[b].softmax(-1).numpy()
+        axes[b, 2].barh(range(len(names)), p, color=COLOURS["PPMO"])
+        axes[b, 2].set_yticks(range(len(names)), names, fontsize="x-small")
+        axes[b, 2].invert_yaxis()
+        axes[b, 2].set_xlim(0, 1)
+        axes[b, 2].tick_params(axis="x", labelsize="x-small")
+    axes[0, 0].set_title("newest frame", fontsize="small")
+    axes[0, 1].set_title("|change| from the initial values\n(normalised pixels, mean over 4 frames)", fontsize="small")
+    axes[0, 2].set_title("softmax(label)", fontsize="small")
+    moved = "" if change is None else (f" (mean |change| {float(change.mean()):.3f} against a mean |initial value| of "
+                                       f"{float(initial.abs().mean()):.2f}: the instances barely moved)"
+                                       if float(change.mean()) < 0.05 * float(initial.abs().mean()) else
+                                       f" (mean |change| {float(change.mean()):.3f})")
+    fig.suptitle(title + moved, fontsize="medium")
     fig.tight_layout()
     return fig
