@@ -34,10 +34,13 @@ LABELS = {
 
 
 def use_style() -> None:
-    """The project's figure style: seaborn's whitegrid, paper context, 150 dpi, no top/right spines."""
+    """The project's figure style (seaborn's whitegrid, paper context, 150 dpi, no top/right spines)
+    and how notebooks show tables (floats with two decimals)."""
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.15)
     mpl.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.spines.top": False, "axes.spines.right": False,
                          "legend.frameon": False, "axes.titleweight": "bold", "axes.titlesize": "medium"})
+    # tables shown in notebooks: thousands separators and two decimals, not raw floats
+    pd.set_option("display.float_format", "{:,.2f}".format)
 
 
 def label(name: str) -> str:
