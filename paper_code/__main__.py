@@ -69,7 +69,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     if args.out is None:
         raise ValueError("--out is required (the dataset file to write), unless --print-config")
     run = distill(cfg, args.out, args.meta_epochs, resume=args.resume, force=args.force, progress=not args.quiet,
-                  checkpoint_every_s=args.checkpoint_every)
+                  checkpoint_every_s=args.checkpoint_every, live=args.live)
     what = (f"{run.meta_epoch} meta-epochs, {run.env_steps:,} env steps, {run.wall_time:.1f} s, "
             f"lr {float(run.lr.detach()):.4g}")
     if run.files_written:
@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="start over even if the output or its checkpoint exists")
     run.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--live", default=None, metavar="DIR",
+                     help="also log the run's progress to DIR with DVCLive (metrics.json, plots/metrics/*.tsv)")
     short = d.add_argument_group("shorthands")
     short.add_argument("--env", "--env-id", dest="env_id", default=None,
                        help="gymnasium id: paper_code/NDCartPole-v0, CartPole-v1, a MuJoCo v5 task (Hopper-v5), an "

@@ -23,6 +23,7 @@ from . import checks
 from .dataset import DistilledDataset, git_revision
 from .files import OutputLock, atomic_path, check_writable, lock_path, remove_stale_temporaries
 from .interrupts import RunInterrupted, deferred_interrupts
+from .live import LiveLog
 from .ppmo import PPMO
 from .run_state import load_checkpoint, save_checkpoint
 from .settings import PPMOConfig
@@ -30,7 +31,8 @@ from .settings import PPMOConfig
 
 def train(run: PPMO, meta_epochs: int, *, progress: bool = True, checkpoint: str | Path | None = None,
           checkpoint_every_s: float = 180.0, stop_when: Callable[[list[dict[str, float]]], bool] | None = None,
-          stop_rule: str | None = None, on_checkpoint: Callable[[PPMO], None] | None = None) -> PPMO:
+          stop_rule: str | None = None, on_checkpoint: Callable[[PPMO], None] | None = None,
+          on_meta_epoch: Callable[[dict[str, float], dict[str, float] | None], None] | None = None) -> PPMO:
     """Train until ``meta_epochs`` meta-epochs in total (counting resumed ones).
 
     Writes ``checkpoint`` every ``checkpoint_every_s`` seconds (0: after every meta-epoch) and
@@ -44,6 +46,8 @@ def train(run: PPMO, meta_epochs: int, *, progress: bool = True, checkpoint: str
     finished when resumed with the same ``stop_rule`` (a name for the rule). Resumed with a
     different rule it continues: training does not depend on the rule (evaluations use their
     own random streams), so the result equals an uninterrupted run under the new rule.
+    ``on_meta_epoch(row, evaluation)`` is called after each meta-epoch with its history row and
+    its evaluation (``None`` when none was made), e.g. by :class:`~paper_code.live.LiveLog`.
     """
     cfg = run.cfg
     bar = tqdm(total=meta_epochs, initial=run.meta_epoch, disable=not progress, unit="meta-epoch",
@@ -96,12 +100,15 @@ def train(run: PPMO, meta_epochs: int, *, progress: bool = True, checkpoint: str
                 if not math.isnan(row["train_return"]):
                     recent = (recent + [row["train_return"]])[-20:]
                 stop = False
+                ev = None
                 if cfg.eval_every and (run.meta_epoch % cfg.eval_every == 0 or run.meta_epoch == meta_epochs):
                     ev = run.evaluate()
                     run.evals.append(ev)
                     bar.set_postfix_str(f"eval sampled {ev['sampled_return']:.0f} greedy {ev['greedy_return']:.0f}",
                                         refresh=False)
                     stop = stop_when is not None and stop_when(run.evals)
+                if on_meta_epoch is not None:
+                    on_meta_epoch(row, ev)
                 bar.set_description(
                     f"{run.env_steps / max(run.wall_time, 1e-9):,.0f} env-steps/s, "
                     f"train return {sum(recent) / max(len(recent), 1):.1f}, lr {row['lr']:.3g}", refresh=False)
@@ -170,8 +177,12 @@ def _log_current(run: PPMO, out: Path) -> bool:
 
 def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool = False, force: bool = False,
             progress: bool = True, checkpoint_every_s: float = 180.0,
-            stop_when: Callable[[list[dict[str, float]]], bool] | None = None, stop_rule: str | None = None) -> PPMO:
+            stop_when: Callable[[list[dict[str, float]]], bool] | None = None, stop_rule: str | None = None,
+            live: str | Path | None = None) -> PPMO:
     """Run PPMO and write the dataset to ``out`` (with its checkpoint and log beside it).
+
+    ``live``: a folder for DVCLive metrics and plots of the run's progress
+    (:class:`~paper_code.live.LiveLog`; rewritten from the checkpoint's history on resume).
 
     Everything is checked before anything is written: the settings, the environment, that the
     output, its checkpoint and its log can be written, and the checkpoint to resume from. The run
@@ -192,7 +203,8 @@ def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool 
         raise ValueError("resume continues a run and force starts it over: pass one of them")
     out = Path(out)
     ckpt = checkpoint_path(out)
-    for p in (out, ckpt, log_path(out), lock_path(out)):
+    live_files = [] if live is None else [Path(live) / "metrics.json", Path(live) / "plots" / "metrics" / "lr.tsv"]
+    for p in (out, ckpt, log_path(out), lock_path(out), *live_files):
         check_writable(p)
     OutputLock(out).check_free()
     if resume and not ckpt.is_file():
@@ -218,8 +230,17 @@ def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool 
             write_log(r, out)
             written = True
 
-        train(run, meta_epochs, progress=progress, checkpoint=ckpt, checkpoint_every_s=checkpoint_every_s,
-              stop_when=stop_when, stop_rule=stop_rule, on_checkpoint=on_checkpoint)
+        live_log = None
+        if live is not None:
+            live_log = LiveLog(live)
+            live_log.start(run.history, run.evals)
+        try:
+            train(run, meta_epochs, progress=progress, checkpoint=ckpt, checkpoint_every_s=checkpoint_every_s,
+                  stop_when=stop_when, stop_rule=stop_rule, on_checkpoint=on_checkpoint,
+                  on_meta_epoch=None if live_log is None else live_log.log)
+        finally:
+            if live_log is not None:
+                live_log.close()
         # a finished run's dataset and log: written if missing or older than the checkpoint (a run
         # killed between writing its checkpoint and its dataset, or a deleted file)
         if not _dataset_current(run, out):

@@ -333,3 +333,16 @@ def test_cli_distills_and_evaluates_a_mujoco_task(tmp_path):
     r = subprocess.run([sys.executable, "-m", "paper_code", "distill", "--env", "Nope-v5", "--out", str(tmp_path / "x")],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "error: unknown environment 'Nope-v5'" in r.stderr and "Hopper" in r.stderr
+
+
+def test_halfcheetah_deprecation_warning_is_silenced_and_other_warnings_pass(capsys):
+    """gymnasium's half_cheetah.xml uses MuJoCo's deprecated `settotalmass`; MuJoCo prints that from C
+    (file descriptor 2), so a subprocess tells whether it still reaches stderr."""
+    code = ("from paper_code.envs.gym_vector import GymVectorEnv\n"
+            "GymVectorEnv('HalfCheetah-v5', 1).close()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "settotalmass" not in proc.stderr, proc.stderr
+    from paper_code.envs.gym_vector import _mujoco_warning
+    _mujoco_warning("Nan, Inf or huge value in QACC at DOF 0. The simulation is unstable.")
+    assert "WARNING: Nan, Inf or huge value in QACC" in capsys.readouterr().err

@@ -10,6 +10,7 @@ own (unclipped) samples are what PPO's log-probabilities are computed on.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import gymnasium as gym
@@ -28,6 +29,28 @@ MUJOCO_TASKS = (
 
 #: the most copies of a gymnasium environment stepped together
 MAX_ENVS = 10_000
+
+#: MuJoCo warnings not passed on: gymnasium's HalfCheetah model still uses a compiler attribute
+#: that MuJoCo 3.3+ deprecates (nothing a user of this package can act on)
+SILENCED_MUJOCO_WARNINGS = ("compiler attribute 'settotalmass' is deprecated",)
+
+
+def _mujoco_warning(message: str) -> None:
+    """MuJoCo's warning handler: the silenced deprecations dropped, any other warning printed to
+    stderr as MuJoCo's own handler prints it (which also appends it to ./MUJOCO_LOG.TXT)."""
+    if not any(s in message for s in SILENCED_MUJOCO_WARNINGS):
+        sys.stderr.write(f"WARNING: {message}\n")
+
+
+def _install_mujoco_warning_handler() -> None:
+    try:
+        import mujoco
+    except ImportError:  # MuJoCo tasks are then unavailable anyway
+        return
+    mujoco.set_mju_user_warning(_mujoco_warning)
+
+
+_install_mujoco_warning_handler()
 
 
 class GymVectorEnv:
