@@ -3,6 +3,7 @@
     distill   distil an environment into a one-batch dataset (PPMO), from a preset
     presets   list the named settings of every paper run
     evaluate  train fresh learners one step on a dataset and run them in the real environment
+    import-reference  convert the authors' published datasets to this package's format
     notebook  execute a notebook at a scale (what the DVC stages run)
 """
 
@@ -14,12 +15,15 @@ import math
 import os
 import sys
 from dataclasses import fields
+from pathlib import Path
 
+from .authors_datasets import convert, not_evaluable, published_files, reference_name
 from .cli_settings import add_config_arguments
 from .config import ROOT_ENV, project_root
 from .dataset import DistilledDataset
 from .envs import ND_CARTPOLE_ID
 from .evaluation import evaluate_dataset
+from .files import check_writable
 from .interrupts import RunInterrupted
 from .notebooks import run_notebook
 from .presets import FAMILIES, atari_learner, preset_for_env, preset_names, resolve
@@ -120,6 +124,40 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_reference(args: argparse.Namespace) -> int:
+    src = Path(args.src)
+    if args.out is None:
+        raise ValueError("--out is required: the dataset file to write (a folder when SRC is a folder)")
+    if src.is_dir():
+        if args.env is not None or args.split is not None or args.encoder is not None:
+            raise ValueError("--env, --split and --encoder name one file: not with a folder")
+        files = published_files(src)
+        if not files:
+            raise ValueError(f"{src}: no published dataset files (distiller_sd*.pt, <task>_b<B>_state.ckpt) under it")
+        plans, skipped = [], []
+        for f in files:  # everything is converted and checked before anything is written
+            why = not_evaluable(f)
+            if why is not None:
+                skipped.append(why)
+                continue
+            ds = convert(f)
+            plans.append((ds, Path(args.out) / reference_name(ds)))
+    else:
+        plans, skipped = [(convert(src, env=args.env, split=args.split, encoder=args.encoder), Path(args.out))], []
+    for _, out in plans:
+        check_writable(out)
+        if out.exists() and not args.force:
+            raise FileExistsError(f"{out} exists: overwrite it with --force")
+    for ds, out in plans:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ds.save(out)
+        print(f"wrote {out} ({ds.env_id} {ds.env_kwargs or ''}, B = {ds.size}, lr {float(ds.lr):.4g}; "
+              f"from {ds.provenance['file']})")
+    for why in skipped:
+        print(f"skipped {why}")
+    return 0
+
+
 class _DefaultsFormatter(argparse.HelpFormatter):
     """Shows a flag's default where it has one (not for flags whose default is "the preset's")."""
 
@@ -189,6 +227,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--per-episode", action="store_true", help="with --json: include every episode's return")
     e.add_argument("--device", default="cpu")
     e.set_defaults(func=_cmd_evaluate)
+
+    r = sub.add_parser("import-reference", formatter_class=_DefaultsFormatter,
+                       help="convert the authors' published datasets to this package's format",
+                       description="Convert a dataset the paper's authors published (github.com/wconnorr/"
+                                   "RL-to-SL_Distillation, distilled_envs/, MIT licence) into a dataset file that "
+                                   "evaluates as their validation did: cart-pole N = 1 on CartPole-v1, N >= 2 on the "
+                                   "N-D cart-pole; MuJoCo v4 tasks, raw observations, Gaussian learner; Atari "
+                                   "NoFrameskip-v4 settings with the published encoder. Loads with "
+                                   "torch.load(weights_only=True) only. SRC may be a folder (e.g. distilled_envs/): "
+                                   "every evaluable file is converted into --out/<family>/<name>.safetensors.")
+    r.add_argument("src", help="a published file (distiller_sd_*.pt, <task>_b64_state.ckpt) or a folder of them")
+    r.add_argument("--out", default=None, help="the dataset file to write (a folder when SRC is a folder)")
+    r.add_argument("--env", default=None,
+                   help="the environment, when the file's path does not tell it: CartPole-v1, "
+                        f"{ND_CARTPOLE_ID}, a MuJoCo v4 task (Hopper-v4) or <Game>NoFrameskip-v4")
+    r.add_argument("--split", type=int, default=None, help="Atari: the encoder level l (default: from the folder name)")
+    r.add_argument("--encoder", default=None, help="Atari l >= 1: the encoder file (default: encoder_sd.pt beside SRC)")
+    r.add_argument("--force", action="store_true", help="overwrite existing output files")
+    r.set_defaults(func=_cmd_import_reference)
 
     nb = sub.add_parser("notebook", help="execute a notebook at a scale (what the DVC stages run)")
     nb.add_argument("name", help="notebook name, e.g. 00_environment")

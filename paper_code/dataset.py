@@ -245,6 +245,7 @@ class DistilledDataset:
             metadata["normalization"] = json.dumps(self.normalization, sort_keys=True)
         with atomic_path(path) as tmp:
             save_file(tensors, tmp, metadata=metadata)
+            _canonical_header(tmp)
         return path
 
     @classmethod
@@ -287,6 +288,18 @@ class DistilledDataset:
             )
         except DatasetError as e:
             raise DatasetError(f"{path}: {e}") from None
+
+
+def _canonical_header(path: str | Path) -> None:
+    """Rewrite a safetensors file's JSON header with sorted keys: safetensors writes its entries in
+    hash-map order, so the same dataset would give different bytes on each save. The tensor data
+    (laid out deterministically, offsets relative to its start) is kept as it is."""
+    path = Path(path)
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the data stays 8-byte aligned, as safetensors pads it
+    path.write_bytes(len(header).to_bytes(8, "little") + header + raw[8 + n:])
 
 
 def git_revision() -> str:

@@ -4,7 +4,9 @@
 (up to 30 no-op actions at reset, frame skip 4 with max-pooling of the last two frames, 84x84
 grayscale, uint8) and ``FrameStackObservation(4)``: observations are uint8 [4, 84, 84]; the
 learners scale them to [0, 1]. Sticky actions: ALE v5's default, repeat_action_probability 0.25
-(the previous action is repeated with probability 0.25 at every emulator frame). Full games, no
+(the previous action is repeated with probability 0.25 at every emulator frame); env_kwargs
+``repeat_action_probability=0`` gives the older ``<Game>NoFrameskip-v4`` settings (no sticky actions),
+under which the authors' published datasets were made. Full games, no
 end of episode at a life loss. ``max_episode_steps`` (agent steps) caps an episode (ALE v5's own
 cap is 108,000 frames = 27,000 agent steps).
 """
@@ -50,7 +52,7 @@ def make_atari(env_id: str, max_episode_steps: int | None = None, **kwargs: Any)
     gym.register_envs(ale_py)
     ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no banner on stderr
     try:
-        env = gym.make(env_id, frameskip=1, repeat_action_probability=STICKY_ACTIONS, **kwargs)
+        env = gym.make(env_id, frameskip=1, **{"repeat_action_probability": STICKY_ACTIONS, **kwargs})
     except gym.error.Error as e:
         raise ValueError(f"unknown environment {env_id!r} ({e})") from None
     env = AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True, scale_obs=False)

@@ -11,6 +11,7 @@ own (unclipped) samples are what PPO's log-probabilities are computed on.
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -80,9 +81,12 @@ class GymVectorEnv:
                     spec = gym.spec(env_id)
                 except gym.error.Error as e:
                     raise ValueError(f"unknown environment {env_id!r} ({e})") from None
-                self.env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
-                                        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
-                                        **env_kwargs)
+                with warnings.catch_warnings():  # MuJoCo v4 on purpose: the authors' datasets were made on it
+                    warnings.filterwarnings("ignore", message=r".*is out of date\. You should consider upgrading",
+                                            category=DeprecationWarning)
+                    self.env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
+                                            vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+                                            **env_kwargs)
         except (TypeError, gym.error.Error) as e:  # keyword arguments the environment does not take
             msg = " ".join(str(e).split())
             raise ValueError(f"cannot build {env_id} with env_kwargs {env_kwargs}: {msg}") from None
