@@ -39,10 +39,10 @@ def first_reach(curve: pd.DataFrame, column: str, target: float, *, window: int 
     return {"env_steps": float(row["env_steps"]), "wall_time_s": float(row["wall_time_s"])}
 
 
-def smallest_sufficient_size(returns: pd.DataFrame, reference_ci_low: float) -> float:
-    """Smallest B whose sampled mean return reaches ``reference_ci_low`` (the lower end of the
-    B = 512 dataset's 95% CI); NaN if none does. ``returns`` has columns B and 'sampled mean'."""
-    ok = returns[returns["sampled mean"] >= reference_ci_low]
+def smallest_sufficient_size(returns: pd.DataFrame, bar: float) -> float:
+    """Smallest B whose sampled return clears ``bar`` with the lower end of its 95% CI (not its
+    mean); NaN if none does. ``returns`` has columns B and 'ci95 low'."""
+    ok = returns[returns["ci95 low"] >= bar]
     return float(ok["B"].min()) if not ok.empty else float("nan")
 
 

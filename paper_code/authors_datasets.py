@@ -39,6 +39,7 @@ from typing import Any
 
 import torch
 
+from .config import project_root
 from .dataset import DatasetError, DistilledDataset
 from .envs import ND_CARTPOLE_ID, make_env
 from .envs.atari import atari_id
@@ -259,6 +260,32 @@ def reference_name(ds: DistilledDataset) -> str:
     if ds.env_id in ("CartPole-v1", ND_CARTPOLE_ID):
         return f"cartpole/nd{ds.env_kwargs.get('dof', 1)}_b{ds.size}.safetensors"
     return f"mujoco/{ds.env_id}_b{ds.size}.safetensors"
+
+
+def reference_dir() -> Path:
+    """The project's ``reference/`` folder: the converted files, committed with their licence."""
+    return project_root() / "reference"
+
+
+def _committed(name: str) -> Path | None:
+    path = reference_dir() / name
+    return path if path.is_file() else None
+
+
+def authors_cartpole(n: int, size: int) -> Path | None:
+    """The authors' N-D cart-pole dataset of ``size`` instances in ``reference/`` (None if they published none)."""
+    return _committed(f"cartpole/nd{int(n)}_b{int(size)}.safetensors")
+
+
+def authors_mujoco(task: str) -> Path | None:
+    """The authors' 64-instance dataset for a MuJoCo task (``Hopper-v5`` or ``Hopper-v4``: theirs is v4), or None."""
+    return _committed(f"mujoco/{task.rsplit('-', 1)[0]}-v4_b64.safetensors")
+
+
+def authors_atari(game: str, split: int) -> Path | None:
+    """The authors' dataset for an Atari game at encoder level ``split`` (any size), or None."""
+    found = sorted((reference_dir() / "atari").glob(f"{game}_l{int(split)}_b*.safetensors"))
+    return found[0] if found else None
 
 
 def published_files(folder: str | Path) -> list[Path]:

@@ -182,14 +182,48 @@ def ppmo_and_ppo(curves: pd.DataFrame, ppo: pd.DataFrame, *, learners: int):
     return fig
 
 
-def return_by_size(by_size: pd.DataFrame, reference_size: int):
+def greedy_action_shares(hist: pd.DataFrame, title: str):
+    """Per (game, l): the share of greedy steps on each action (``hist``: columns game, l, action,
+    share), one horizontal bar chart each."""
+    pairs = list(dict.fromkeys(zip(hist["game"], hist["l"])))
+    ncol = min(5, len(pairs))
+    nrow = -(-len(pairs) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(2.6 * ncol, 0.9 + 2.4 * nrow), squeeze=False)
+    for ax, (game, l) in zip(axes.flat, pairs):
+        h = hist[(hist.game == game) & (hist.l == l)]
+        ax.barh(h["action"], 100 * h["share"], color=COLOURS["PPMO"])
+        ax.invert_yaxis()
+        ax.set_xlim(0, 100)
+        ax.tick_params(axis="y", labelsize="x-small")
+        ax.set_title(f"{game}, l = {l}", fontsize="small")
+        ax.set_xlabel("% of greedy steps")
+    for ax in list(axes.flat)[len(pairs):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
+def return_by_size(by_size: pd.DataFrame, reference_size: int, *, authors: pd.DataFrame | None = None,
+                   bar: float | None = None):
     """One-step return against B per N (mean and 95% CI over learners), and each N's B =
-    ``reference_size`` dataset as a marker at the right edge."""
+    ``reference_size`` dataset as a marker at the right edge; ``authors`` (columns N, B, sampled
+    mean, ci95 low/high): the authors' published datasets as hollow markers at their B; ``bar``: a
+    dotted line (the return a minimal dataset must clear with its CI's lower end)."""
     ns = sorted(by_size["N"].unique())
     palette = dict(zip(ns, sns.color_palette("viridis", len(ns))))
     fig, ax = plt.subplots(figsize=(7, 3.8))
     small = by_size[by_size.B != reference_size]
     right = small["B"].max() + 1.5
+    if bar is not None:
+        ax.axhline(bar, color="grey", ls=":", lw=1, label=f"bar {bar:g}")
+    if authors is not None and not authors.empty:
+        for n in ns:
+            a = authors[authors.N == n]
+            x = [right + 0.12 * (n - (len(ns) + 1) / 2) + 0.06 if b == reference_size else b + 0.12 for b in a["B"]]
+            ax.errorbar(x, a["sampled mean"], yerr=[a["sampled mean"] - a["ci95 low"], a["ci95 high"] - a["sampled mean"]],
+                        fmt="s", mfc="white", color=palette[n], capsize=2, lw=1,
+                        label="authors' published" if n == ns[0] else None)
     for n in ns:
         s = small[small.N == n].sort_values("B")
         ax.plot(s["B"], s["sampled mean"], marker="o", color=palette[n], label=f"N = {n}")
@@ -203,8 +237,9 @@ def return_by_size(by_size: pd.DataFrame, reference_size: int):
     ax.set_xlabel("B (synthetic instances)")
     ax.set_ylabel("one-step return (sampled)")
     ax.set_ylim(0, 520)
-    ax.legend(ncol=len(ns), loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize="small")
-    ax.set_title("Return against dataset size (bands: 95% CI over learners)", pad=24)
+    rows = 1 if len(ns) <= 5 and authors is None and bar is None else 2
+    ax.legend(ncol=-(-(len(ns) + 2) // rows), loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize="small")
+    ax.set_title("Return against dataset size (bands and bars: 95% CI over learners)", pad=14 + 12 * rows)
     fig.tight_layout()
     return fig
 

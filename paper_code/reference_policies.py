@@ -8,6 +8,8 @@ protocol as the one-step learners (:func:`~paper_code.evaluation.first_episode_r
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import torch
 
@@ -104,10 +106,11 @@ def continuous_reference_returns(task: str, episodes: int, seed: int = 0) -> pd.
 
 
 @torch.no_grad()
-def atari_reference_returns(game: str, *, episodes: int, max_episode_steps: int, seed: int = 0) -> pd.DataFrame:
+def atari_reference_returns(game: str, *, episodes: int, seed: int = 0, **env_kwargs: Any) -> pd.DataFrame:
     """Return of pressing one action all the time, for every action (``episodes`` each), and of a
-    uniformly random policy. One row per (policy, episode)."""
-    env = make_env(atari_id(check_game(game)), episodes, seed=seed, max_episode_steps=max_episode_steps)
+    uniformly random policy, under ``env_kwargs`` (e.g. a dataset's: ``max_episode_steps``,
+    ``repeat_action_probability``). One row per (policy, episode)."""
+    env = make_env(atari_id(check_game(game)), episodes, seed=seed, **env_kwargs)
     names = env.env.envs[0].unwrapped.get_action_meanings()
     policies = {"random": RandomPolicy(env.num_actions, torch.Generator().manual_seed(seed))}
     policies.update({name: ConstantPolicy(a) for a, name in enumerate(names)})

@@ -126,8 +126,11 @@ def one_step_summary(ev: pd.DataFrame, names: list[str]) -> dict[str, Any]:
     share = counts / max(int(counts.sum()), 1)
     diff = by["sampled"]["return"].to_numpy() - by["replayed"]["return"].to_numpy()
     se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+    sampled = by["sampled"]["return"].to_numpy()
+    half = 1.96 * float(sampled.std(ddof=1)) / np.sqrt(len(sampled)) if len(sampled) > 1 else 0.0
     return {
-        "sampled mean": float(by["sampled"]["return"].mean()), "sampled std": float(by["sampled"]["return"].std()),
+        "sampled mean": float(sampled.mean()), "sampled std": float(by["sampled"]["return"].std()),
+        "sampled CI low": float(sampled.mean()) - half, "sampled CI high": float(sampled.mean()) + half,
         "greedy mean": float(by["greedy"]["return"].mean()), "replayed mean": float(by["replayed"]["return"].mean()),
         "sampled - replayed": float(diff.mean()), "diff s.e.": se, "uses state": bool(diff.mean() > 2 * se),
         "top greedy action": names[int(np.argmax(share))], "top action share": float(share.max()),

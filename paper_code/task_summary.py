@@ -1,6 +1,11 @@
 """One continuous-control task's numbers for notebook 02's table: the one-step learners beside
-every reference (random policy, zero action, their own average action, the authors' datasets,
-plain PPO) and the learning curves of PPMO and PPO, under the pipeline's protocol."""
+every reference (random policy, zero action, their own average action, the authors' published
+dataset, plain PPO) and the learning curves of PPMO and PPO, under the pipeline's protocol.
+
+The authors' dataset (``reference/mujoco/<Task>-v4_b64``) is evaluated with the same learners,
+episodes and seed as ours, on the gymnasium **v4** task it was made for (ours are v5: the v4
+observations of Ant, Humanoid and HumanoidStandup differ in size, and the dynamics and rewards of
+the two versions differ in details, so the two columns are close but not identical tasks)."""
 
 from __future__ import annotations
 
@@ -10,13 +15,17 @@ from typing import Any
 
 import pandas as pd
 
+import math
+
 from .analysis import first_reach
+from .authors_datasets import authors_mujoco
 from .dataset import DistilledDataset
 from .envs import make_env
 from .layout import dataset_path, ppo_baseline_path
 from .ppo import ppo_baseline
 from .presets import resolve_ppo
-from .protocol import AUTHORS_DATASET_RETURNS, protocol_seed
+from .evaluation import evaluate_dataset
+from .protocol import protocol_seed
 from .reference_policies import continuous_reference_returns
 from .runs import setting
 from .state_dependence import state_dependence
@@ -46,15 +55,25 @@ def summarize_task(task: str, section: dict[str, Any], out_root: Path, run: Any,
                                     seed=ppo_seed + 1)
     ppo_curve = pd.DataFrame(ppo.history)
     one_step = float(sd["return"].mean())
+    half = 1.96 * float(sd["return"].std()) / math.sqrt(len(sd)) if len(sd) > 1 else 0.0
+    authors = {"authors' (v4) mean": float("nan"), "authors' (v4) CI low": float("nan"),
+               "authors' (v4) CI high": float("nan")}
+    theirs = authors_mujoco(task)
+    if theirs is not None:  # same learners, episodes and seed as ours
+        a = evaluate_dataset(DistilledDataset.load(theirs), learners=section["learners"], episodes=section["episodes"],
+                             seed=protocol_seed("mujoco", i))
+        authors = {"authors' (v4) mean": a.mean, "authors' (v4) CI low": a.ci95[0], "authors' (v4) CI high": a.ci95[1]}
     reach = first_reach(ppo_curve, "train_return", one_step, window=3)
     row = {
         "task": task, "obs": obs_size, "act": num_actions, "B": ds.size, "scale": scale,
         "meta-epochs": run.meta_epoch, "env steps": run.env_steps, "wall time s": run.wall_time,
+        "learners x episodes": f"{section['learners']} x {section['episodes']}",
         "one-step mean": one_step, "one-step std": float(sd["return"].std()),
+        "one-step CI low": one_step - half, "one-step CI high": one_step + half,
         "constant own action": float(sd["constant return"].mean()), "action std": float(sd["action std"].mean()),
         "random": float(base[base.policy == "random"]["return"].mean()),
         "zero action": float(base[base.policy == "zero action"]["return"].mean()),
-        "authors' datasets": AUTHORS_DATASET_RETURNS.get(task, float("nan")),
+        **authors,
         "PPO return": float(ppo_returns.mean()), "PPO env steps": int(ppo_curve["env_steps"].iloc[-1]),
         "PPO wall time s": float(ppo_curve["wall_time_s"].iloc[-1]),
         "PPO env steps to one-step return": reach["env_steps"], "PPO s to one-step return": reach["wall_time_s"],

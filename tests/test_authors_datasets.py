@@ -5,6 +5,7 @@ what cannot be evaluated as published, never runs code from a file, and the comm
 from __future__ import annotations
 
 import filecmp
+import math
 import os
 import shutil
 from pathlib import Path
@@ -205,3 +206,32 @@ def test_converting_the_published_originals_reproduces_the_committed_files(tmp_p
         assert filecmp.cmp(tmp_path / f, COMMITTED / f, shallow=False), f"{f} differs from the committed file"
     # the four l4 datasets without encoders are reported, not converted
     assert sum("cannot be evaluated as published" in ln for ln in out.splitlines()) == 4
+
+
+# ------------------------------------------------------------------------- the evaluation protocol
+def test_minimal_size_needs_the_ci_lower_end_not_the_mean_to_clear_the_bar():
+    import pandas as pd
+
+    from paper_code.analysis import smallest_sufficient_size
+    from paper_code.protocol import SOLVED_RETURN
+    sizes = pd.DataFrame({"B": [1, 2, 3], "sampled mean": [300.0, 480.0, 499.0], "ci95 low": [250.0, 470.0, 497.0]})
+    assert smallest_sufficient_size(sizes, SOLVED_RETURN) == 3  # B = 2's mean clears 475, its CI does not
+    assert math.isnan(smallest_sufficient_size(sizes.iloc[:2], SOLVED_RETURN))
+
+
+def test_table1_targets_are_the_authors_returns_under_the_same_protocol():
+    import pandas as pd
+
+    from paper_code.protocol import table1_targets
+    ours = pd.DataFrame({"N": [1, 4], "sampled mean": [499.0, 120.0], "greedy mean": [480.0, 130.0]})
+    authors = pd.DataFrame({"N": [1, 4], "sampled mean": [499.5, 110.0]})
+    check = table1_targets(ours, authors).set_index("N")
+    assert check.loc[1, "target sampled"] == 499.5 and not check.loc[1, "met"]  # below the authors' by 0.5
+    assert check.loc[4, "met"] and check.loc[4, "sampled - target"] == 10.0
+
+
+def test_the_committed_authors_sets_are_found_by_task_and_level():
+    from paper_code.authors_datasets import authors_atari, authors_cartpole, authors_mujoco
+    assert authors_cartpole(3, 4).name == "nd3_b4.safetensors" and authors_cartpole(3, 7) is None
+    assert authors_mujoco("Hopper-v5").name == "Hopper-v4_b64.safetensors" and authors_mujoco("Swimmer-v5") is None
+    assert authors_atari("Centipede", 2).name == "Centipede_l2_b10.safetensors" and authors_atari("Pong", 4) is None

@@ -4,6 +4,7 @@ wrote to results-quick/ has the expected tables, datasets, figures and metrics."
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import nbformat
@@ -66,6 +67,11 @@ def test_quick_outputs_of(name):
         assert json.loads((cart / "summary.json").read_text())["scale"] == "quick"
         assert set(json.loads((tmp_path / "metrics" / "cartpole.json").read_text())) == {"t1_min", "t1_mean"}
         assert (cart / "balancing.png").stat().st_size > 0
+        # the authors' B = 512 and N + 1 datasets beside ours, same protocol
+        cmp = pd.read_csv(cart / "ours_vs_authors.csv")
+        for n in range(1, 6):
+            assert sorted(cmp[cmp.N == n]["dataset"]) == sorted(["ours B = 512", "authors' B = 512", f"authors' B = {n + 1}"])
+        assert (cmp["sampled CI low"] <= cmp["sampled mean"]).all() and cmp["learners x episodes"].nunique() == 1
 
     if name == "02_mujoco":
         report = tmp_path / "mujoco" / "report"
@@ -80,6 +86,9 @@ def test_quick_outputs_of(name):
         assert set(metrics) == set(table["task"])
         headline = json.loads((tmp_path / "metrics" / "mujoco.json").read_text())
         assert headline["beat_random"] == int((table["one-step mean"] > table["random"]).sum())
+        # the authors' v4 datasets, computed by the pipeline for the 8 tasks they published
+        authors = table.set_index("task")["authors' (v4) mean"]
+        assert authors.notna().sum() == 8 and authors[["InvertedPendulum-v5", "Pusher-v5", "Swimmer-v5"]].isna().all()
     if name == "03_atari":
         report = tmp_path / "atari" / "report"
         table = pd.read_csv(report / "table.csv")
@@ -90,8 +99,11 @@ def test_quick_outputs_of(name):
             assert len(ds.encoder) == 2 * r.l and ds.states.shape[1:] == (4, 84, 84)
         hist = pd.read_csv(report / "greedy_actions.csv")
         assert hist.groupby(["game", "l"])["share"].sum().round(6).eq(1).all()
-        for f in ["table.md", "greedy_actions.png", "constant_actions.csv"]:
+        for f in ["table.md", "greedy_actions.png", "constant_actions.csv", "authors.md", "authors_greedy_actions.png"]:
             assert (report / f).stat().st_size > 0, f
+        authors = pd.read_csv(report / "authors.csv")
+        assert sorted(zip(authors["game"], authors["l"])) == [("Centipede", 0), ("Centipede", 1), ("Centipede", 2),
+                                                              ("Centipede", 3), ("SpaceInvaders", 3)]
     if name == "04_architecture_generalization":
         arch = pd.read_csv(tmp_path / "cartpole" / "architectures" / "architectures.csv")
         assert sorted(arch["N"].unique()) == [1, 2, 3, 4, 5]
@@ -104,6 +116,12 @@ def test_quick_outputs_of(name):
         sizes = pd.read_csv(tmp_path / "cartpole" / "minimal" / "return_by_size.csv")
         for n in range(1, 6):
             assert sorted(sizes[sizes.N == n]["B"]) == [*range(1, 2 * n + 2), 512]
+        authors = pd.read_csv(tmp_path / "cartpole" / "minimal" / "authors.csv")
+        assert sorted(zip(authors["N"], authors["B"])) == sorted([(n, b) for n in range(1, 6) for b in (n + 1, 512)])
+        for _, m in mini.iterrows():  # a minimal B's CI lower end clears the bar
+            if not math.isnan(m["minimal B"]):
+                row = sizes[(sizes.N == m["N"]) & (sizes.B == m["minimal B"])].iloc[0]
+                assert row["ci95 low"] >= m["bar (CI low >=)"]
         kshot = pd.read_csv(tmp_path / "cartpole" / "minimal" / "kshot.csv")
         assert set(kshot["lr mode"]) == {"learned lr", "lr / k"}
 
