@@ -47,13 +47,15 @@ def smallest_sufficient_size(returns: pd.DataFrame, bar: float) -> float:
 
 
 def kshot_returns(ds: DistilledDataset, ks: list[int], *, learners: int, episodes: int, seed: int = 0) -> pd.DataFrame:
-    """Return after k SGD steps on the same batch, with the learned lr and with lr / k (sampled actions)."""
+    """Return after k SGD steps on the same batch, with the learned lr and with lr / k (sampled
+    actions; mean and 95% CI over learners)."""
 
     rows = []
     for k in ks:
         for mode, lr in (("learned lr", float(ds.lr)), ("lr / k", float(ds.lr) / k)):
             r = evaluate_dataset(ds, learners=learners, episodes=episodes, seed=seed, steps=k, lr=lr)
-            rows.append({"k": k, "lr mode": mode, "lr": lr, "sampled mean": r.mean, "sampled std": r.std,
+            rows.append({"k": k, "lr mode": mode, "lr": lr, "learners x episodes": f"{learners} x {episodes}",
+                         "sampled mean": r.mean, "sampled std": r.std, "ci95 low": r.ci95[0], "ci95 high": r.ci95[1],
                          "% at 500": 100 * r.solved_fraction})
     return pd.DataFrame(rows)
 

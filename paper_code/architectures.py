@@ -39,7 +39,7 @@ def evaluate_architectures(ds: DistilledDataset, specs: dict[tuple[str, str], Le
     """One-step returns (sampled and greedy) of every architecture in ``specs`` on one dataset."""
     rows = []
     for (family, name), spec in specs.items():
-        row = {"family": family, "variant": name, "learner": spec.to_json()}
+        row = {"family": family, "variant": name, "learner": spec.to_json(), "learners x episodes": f"{learners} x {episodes}"}
         for greedy in (False, True):
             r = evaluate_dataset(ds, learners=learners, episodes=episodes, greedy=greedy, seed=seed, learner=spec)
             key = "greedy" if greedy else "sampled"

@@ -204,6 +204,29 @@ def greedy_action_shares(hist: pd.DataFrame, title: str):
     return fig
 
 
+def kshot(table: pd.DataFrame):
+    """Return after k SGD steps on the same batch per N (``table``: columns N, k, lr mode, sampled
+    mean, ci95 low/high): one panel per lr mode, bands the 95% CI over learners."""
+    ns = sorted(table["N"].unique())
+    modes = list(dict.fromkeys(table["lr mode"]))
+    palette = dict(zip(ns, sns.color_palette("viridis", len(ns))))
+    fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.4), sharey=True, squeeze=False)
+    for ax, mode in zip(axes[0], modes):
+        for n in ns:
+            t = table[(table.N == n) & (table["lr mode"] == mode)].sort_values("k")
+            ax.plot(t["k"], t["sampled mean"], marker="o", ms=3, color=palette[n], label=f"N = {n}")
+            ax.fill_between(t["k"], t["ci95 low"], t["ci95 high"], color=palette[n], alpha=0.15, lw=0)
+        ax.set_title(f"step size: {mode}", fontsize="medium")
+        ax.set_xlabel("k (SGD steps on the same batch)")
+        ax.set_xticks(sorted(table["k"].unique()))
+    axes[0, 0].set_ylabel("return (sampled)")
+    axes[0, 0].set_ylim(0, 520)
+    axes[0, -1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
+    fig.suptitle("k-shot learning on the B = 512 datasets (bands: 95% CI over learners)", fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
 def return_by_size(by_size: pd.DataFrame, reference_size: int, *, authors: pd.DataFrame | None = None,
                    bar: float | None = None):
     """One-step return against B per N (mean and 95% CI over learners), and each N's B =
