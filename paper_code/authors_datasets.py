@@ -127,12 +127,12 @@ def identify(src: str | Path, *, env: str | None = None, split: int | None = Non
         if level > 0:
             enc = Path(encoder) if encoder is not None else path.with_name("encoder_sd.pt")
             if not enc.is_file():
+                why = " (the authors published no l4 encoders)" if level == 4 else ""
                 raise DatasetError(f"{path}: an Atari l{level} dataset needs its published encoder, and {enc} does not "
-                                   f"exist: the dataset cannot be evaluated as published (the authors published no "
-                                   f"l4 encoders)")
+                                   f"exist: the dataset cannot be evaluated as published{why}")
         return PublishedFile(path, "atari", atari_id(game), dict(ATARI_ENV_KWARGS), atari_learner(level), enc)
     if m_mj:
-        task = MUJOCO_NAMES[m_mj.group(1)] if not isinstance(m_mj, bool) else None
+        task = MUJOCO_NAMES.get(m_mj.group(1)) if not isinstance(m_mj, bool) else None
         if env is not None:
             task = MUJOCO_NAMES[env[:-3].lower()]
         if task is None:

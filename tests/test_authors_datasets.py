@@ -171,6 +171,18 @@ def test_cli_bad_files_are_one_error_line(tmp_path, capsys, content, match):
     assert not (tmp_path / "d.safetensors").exists()
 
 
+def test_cli_unknown_mujoco_task_and_a_missing_l1_encoder_are_one_error_line(tmp_path, capsys):
+    rc, _, err = cli("import-reference", mujoco_file(tmp_path, "spaceship", 11, 3), "--out", tmp_path / "d.safetensors",
+                     capsys=capsys)
+    assert rc == 2 and len(err) == 1 and "unknown MuJoCo task 'spaceship'" in err[0] and "--env" in err[0], err
+    rc, _, err = cli("import-reference", mujoco_file(tmp_path / "b", "spaceship", 11, 3), "--env", "Hopper-v4",
+                     "--out", tmp_path / "d.safetensors", capsys=capsys)
+    assert rc == 0, err
+    rc, _, err = cli("import-reference", atari_file(tmp_path, "Pong", "l1", 4, 6, None), "--out", tmp_path / "p.safetensors",
+                     capsys=capsys)
+    assert rc == 2 and len(err) == 1 and "needs its published encoder" in err[0] and "l4" not in err[0], err
+
+
 def test_cli_unknown_file_name_asks_for_env(tmp_path, capsys):
     path = tmp_path / "mystery.pt"
     torch.save({"x": torch.zeros(2, 8), "y": torch.zeros(2, 4), "inner_lr": torch.tensor(0.1)}, path)
