@@ -124,6 +124,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compress(args: argparse.Namespace) -> int:
+    from .compress import compress, load_teacher
+
+    if args.out is None:
+        raise ValueError("--out is required: the dataset file to write")
+    out = Path(args.out)
+    check_writable(out)
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} exists: overwrite it with --force")
+    teacher = load_teacher(args.teacher)
+    result = compress(teacher, args.size, steps=args.steps, inits=args.inits, batch_states=args.batch_states,
+                      pool=args.pool, lr=args.adam_lr, init_lr=args.init_lr, seed=args.seed, progress=not args.quiet)
+    result.dataset.save(out)
+    kl = result.history[-1]["kl"] if result.history else float("nan")
+    print(f"wrote {out} ({teacher.env_id} {teacher.env_kwargs or ''}, B = {args.size}, lr {float(result.dataset.lr):.4g}; "
+          f"{teacher.kind} teacher {args.teacher}; final KL {kl:.4g} after {args.steps} steps)")
+    return 0
+
+
 def _cmd_import_reference(args: argparse.Namespace) -> int:
     src = Path(args.src)
     if args.out is None:
@@ -227,6 +246,28 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--per-episode", action="store_true", help="with --json: include every episode's return")
     e.add_argument("--device", default="cpu")
     e.set_defaults(func=_cmd_evaluate)
+
+    c = sub.add_parser("compress", formatter_class=_DefaultsFormatter,
+                       help="fit a small dataset whose one-step learners act like a teacher (a dataset or a policy)",
+                       description="Distillation from a teacher: fit B synthetic instances (states, labels, lr) so that "
+                                   "the one-step learners of fresh inits match the teacher's action distribution "
+                                   "(KL) on real states the teacher visits. TEACHER is a dataset file (its one-step "
+                                   "learner for the same init is the teacher) or a PPO policy file "
+                                   "(results/*/baselines/ppo_*.safetensors).")
+    c.add_argument("teacher", help="a dataset file or a PPO policy file")
+    c.add_argument("--size", type=int, required=True, help="B, the instances of the new dataset")
+    c.add_argument("--out", default=None, help="the dataset file to write")
+    c.add_argument("--steps", type=int, default=800, help="Adam steps of the fit")
+    c.add_argument("--inits", type=int, default=8, help="K fresh learner inits per step")
+    c.add_argument("--batch-states", type=int, default=2048, help="real states per step")
+    c.add_argument("--pool", type=int, default=20_000, help="real states collected from the teacher before the fit")
+    c.add_argument("--adam-lr", type=float, default=1e-2, help="Adam's learning rate on states, labels and log lr")
+    c.add_argument("--init-lr", type=float, default=None,
+                   help="the inner lr the fit starts from (default: a dataset teacher's lr; 1 for a policy teacher)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--force", action="store_true", help="overwrite an existing output")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(func=_cmd_compress)
 
     r = sub.add_parser("import-reference", formatter_class=_DefaultsFormatter,
                        help="convert the authors' published datasets to this package's format",
