@@ -3,6 +3,7 @@
     distill   distil an environment into a one-batch dataset (PPMO), from a preset
     presets   list the named settings of every paper run
     evaluate  train fresh learners one step on a dataset and run them in the real environment
+    compress  fit a small dataset whose one-step learners act like a teacher (a dataset or a PPO policy)
     import-reference  convert the authors' published datasets to this package's format
     notebook  execute a notebook at a scale (what the DVC stages run)
 """
@@ -27,7 +28,7 @@ from .files import check_writable
 from .interrupts import RunInterrupted
 from .notebooks import run_notebook
 from .presets import FAMILIES, atari_learner, preset_for_env, preset_names, resolve
-from .settings import PPMOConfig
+from .settings import CompressConfig, PPMOConfig
 from .training import DivergenceError, checkpoint_path, distill
 
 
@@ -125,21 +126,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
-    from .compress import compress, load_teacher
+    from .compress import compress_run
 
     if args.out is None:
         raise ValueError("--out is required: the dataset file to write")
-    out = Path(args.out)
-    check_writable(out)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} exists: overwrite it with --force")
-    teacher = load_teacher(args.teacher)
-    result = compress(teacher, args.size, steps=args.steps, inits=args.inits, batch_states=args.batch_states,
-                      pool=args.pool, lr=args.adam_lr, init_lr=args.init_lr, seed=args.seed, progress=not args.quiet)
-    result.dataset.save(out)
-    kl = result.history[-1]["kl"] if result.history else float("nan")
-    print(f"wrote {out} ({teacher.env_id} {teacher.env_kwargs or ''}, B = {args.size}, lr {float(result.dataset.lr):.4g}; "
-          f"{teacher.kind} teacher {args.teacher}; final KL {kl:.4g} after {args.steps} steps)")
+    if args.size is None:
+        raise ValueError("--size is required: B, the instances of the new dataset")
+    cfg = CompressConfig(**{f.name: getattr(args, f.name) for f in fields(CompressConfig) if getattr(args, f.name) is not None})
+    done = compress_run(args.teacher, args.out, cfg, resume=args.resume, force=args.force, progress=not args.quiet,
+                        checkpoint_every_s=args.checkpoint_every)
+    comp, run = done["fit"], done["run"]
+    kl = comp.history[-1]["kl"] if comp.history else float("nan")
+    t = comp.teacher
+    print(f"{'wrote' if comp.files_written else 'up to date:'} {done['fit_out']} ({t.env_id} {t.env_kwargs or ''}, "
+          f"B = {cfg.size}, lr {float(comp.log_lr.detach().exp()):.4g}; {t.kind} teacher {args.teacher}; final KL {kl:.4g} "
+          f"after {comp.step_count} steps, {comp.wall_time + comp.collect_s:.1f} s)")
+    if run is not None:
+        print(f"{'wrote' if run.files_written else 'up to date:'} {args.out} (PPMO fine-tune from it: {run.meta_epoch} "
+              f"meta-epochs, {run.env_steps:,} env steps, {run.wall_time:.1f} s, lr {float(run.lr.detach()):.4g})")
     return 0
 
 
@@ -253,20 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the one-step learners of fresh inits match the teacher's action distribution "
                                    "(KL) on real states the teacher visits. TEACHER is a dataset file (its one-step "
                                    "learner for the same init is the teacher) or a PPO policy file "
-                                   "(results/*/baselines/ppo_*.safetensors).")
+                                   "(results/*/baselines/ppo_*.safetensors). With --finetune M, PPMO continues for M "
+                                   "meta-epochs from the fitted dataset (written to X.fit.safetensors) and writes X.")
     c.add_argument("teacher", help="a dataset file or a PPO policy file")
-    c.add_argument("--size", type=int, required=True, help="B, the instances of the new dataset")
-    c.add_argument("--out", default=None, help="the dataset file to write")
-    c.add_argument("--steps", type=int, default=800, help="Adam steps of the fit")
-    c.add_argument("--inits", type=int, default=8, help="K fresh learner inits per step")
-    c.add_argument("--batch-states", type=int, default=2048, help="real states per step")
-    c.add_argument("--pool", type=int, default=20_000, help="real states collected from the teacher before the fit")
-    c.add_argument("--adam-lr", type=float, default=1e-2, help="Adam's learning rate on states, labels and log lr")
-    c.add_argument("--init-lr", type=float, default=None,
-                   help="the inner lr the fit starts from (default: a dataset teacher's lr; 1 for a policy teacher)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--force", action="store_true", help="overwrite an existing output")
-    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    run = c.add_argument_group("the run")
+    run.add_argument("--out", default=None, help="the dataset file to write (checkpoint and log go beside it)")
+    run.add_argument("--resume", action="store_true", help="continue the fit (and the fine-tune) from its checkpoint")
+    run.add_argument("--force", action="store_true", help="start over even if the output or its checkpoint exists")
+    run.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_arguments(c.add_argument_group("settings (CompressConfig)"), CompressConfig)
     c.set_defaults(func=_cmd_compress)
 
     r = sub.add_parser("import-reference", formatter_class=_DefaultsFormatter,

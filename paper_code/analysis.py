@@ -64,3 +64,43 @@ def initial_states(ds: DistilledDataset) -> torch.Tensor:
     """The synthetic states a PPMO dataset started from: its run's initial dataset, rebuilt from
     the configuration and seed in its provenance (the dataset generator is seeded by the run)."""
     return PPMO(PPMOConfig(**ds.provenance["config"])).states.detach()
+
+
+@torch.no_grad()
+def logit_map(ds: DistilledDataset | None, states: torch.Tensor, *, learners: int = 32, seed: int = 0,
+              rel_tol: float = 0.05, policy: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+    """The one-step learner's action preferences on real ``states`` [n, D], read as a linear map.
+
+    The softmax is shift-invariant (adding one number to every logit of a state changes nothing),
+    so the logits are centred over actions first: P [n, A]. Per fresh learner, the least-squares
+    affine fit P ≈ (S − mean S) W + b gives ``r2`` (the variance of P it explains, mean over
+    learners) and ``rank``: the number of singular values of W above ``rel_tol`` × the largest
+    (median over learners), i.e. how many independent state directions the policy's preferences
+    follow; ``bias``: the size of the state-independent part of P (its mean over states) against
+    the spread of its state-dependent part (both root-mean-square over actions; mean over learners),
+    a preference for some actions whatever the state. ``policy``: a fixed actor's parameters (e.g.
+    the PPO teacher) instead of a dataset.
+    """
+    from .inner import inner_step_batch
+    from .learners import batched_forward, forward, init_params_batch
+
+    s = states.float()
+    if policy is not None:
+        logits = forward({k: v for k, v in policy.items() if k != "log_std"}, s, "tanh")[None]
+    else:
+        g = torch.Generator().manual_seed(seed)
+        theta0 = init_params_batch(ds.learner, s.shape[1], ds.labels.shape[1], learners, g)
+        theta1 = inner_step_batch(theta0, ds.features(ds.states), ds.labels, ds.lr.reshape(()), ds.learner.activation,
+                                  ds.log_std)
+        logits = batched_forward(theta1, s.expand(learners, *s.shape), ds.learner.activation)
+    p = logits - logits.mean(-1, keepdim=True)  # [K, n, A]
+    x = s - s.mean(0)
+    w = torch.linalg.lstsq(x.expand(len(p), *x.shape), p - p.mean(1, keepdim=True)).solution  # [K, D, A]
+    resid = p - p.mean(1, keepdim=True) - x @ w
+    total = (p - p.mean(1, keepdim=True)).pow(2).sum((1, 2)).clamp_min(1e-30)
+    r2 = 1 - resid.pow(2).sum((1, 2)) / total
+    sv = torch.linalg.svdvals(w)  # [K, min(D, A)]
+    rank = (sv >= rel_tol * sv[:, :1]).sum(-1).float()
+    bias = p.mean(1).pow(2).mean(-1).sqrt() / (total / (p.shape[1] * p.shape[2])).sqrt()
+    return {"r2": float(r2.mean()), "rank": float(rank.median()), "bias": float(bias.mean()),
+            "sv": [float(v) for v in (sv / sv[:, :1]).mean(0)]}

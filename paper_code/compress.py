@@ -9,14 +9,22 @@ states are collected once, before it.
 A teacher is either a **dataset file** — its own one-step learner for the *same* θ0 is the teacher,
 so a large dataset is compressed into a small one — or a **policy file** in the PPO baselines'
 format (``results/*/baselines/ppo_*.safetensors``: the actor's tensors, ``__obs_mean``/``__obs_var``
-when it normalised observations, and its configuration as metadata). A Gaussian teacher's frozen
-observation statistics become the student dataset's (its states then live in normalised space).
+when it normalised observations, and its configuration as metadata). A normalising teacher's frozen
+observation statistics become the student dataset's; the student's states live in the coordinates of
+the environment's PPMO preset (its ``obs_scale``, and ``state_bound`` clamps them), so that PPMO can
+continue from the fitted dataset (``finetune``: :func:`compress_run`, ``PPMOConfig.init_dataset``).
+
+:class:`Compression` is one fit's complete state (checkpointed; a resumed fit equals an
+uninterrupted one); :func:`compress_file` is its run lifecycle (lock, checkpoint, interrupts, the
+dataset and log written atomically), as :func:`~paper_code.training.distill` is PPMO's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -25,15 +33,22 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import checks
-from .dataset import DatasetError, DistilledDataset
-from .envs import make_env
+from .config import relative
+from .checkpoints import CheckpointError, read_checkpoint, write_checkpoint
+from .dataset import DatasetError, DistilledDataset, git_revision
+from .envs import ND_CARTPOLE_ID, make_env
+from .files import OutputLock, atomic_path, check_writable, lock_path, remove_stale_temporaries
 from .inner import inner_step_batch
+from .interrupts import RunInterrupted, deferred_interrupts
 from .learners import LearnerSpec, batched_forward, forward, init_params_batch
 from .observations import NORM_CLIP, NORM_EPS, prepare
-from .policies import Categorical, Gaussian, head, sample
+from .policies import head, sample
+from .presets import preset_for_env, resolve
+from .settings import CompressConfig, PPMOConfig
+from .training import DivergenceError, distill
 
 Params = dict[str, torch.Tensor]
+METHOD = "compression: KL(teacher || one-step learner) on the teacher's visited states"
 
 
 @dataclass
@@ -50,15 +65,30 @@ class Teacher:
     lr: float  # the student's initial inner lr
     obs_mean: torch.Tensor | None = None
     obs_var: torch.Tensor | None = None
+    scale: float = 1.0  # the teacher's normalised-observation scale (a dataset teacher's normalization scale)
     source: str = ""
+    sha256: str = ""
+    cost: dict[str, Any] | None = None  # what making the teacher cost (env steps, wall time), where recorded
 
     @property
     def gaussian(self) -> bool:
         return self.learner.policy == "gaussian"
 
     def prepare(self, obs: torch.Tensor) -> torch.Tensor:
-        """Real observations as the student's learners (and the teacher) see them."""
-        return prepare(obs, self.obs_mean, self.obs_var)
+        """Real observations as the teacher sees them."""
+        return prepare(obs, self.obs_mean, self.obs_var, scale=self.scale)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the project when inside one (portable provenance), else as given."""
+    try:
+        return relative(path)
+    except (ValueError, OSError):  # outside any project
+        return str(path)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_teacher(path: str | Path) -> Teacher:
@@ -92,15 +122,18 @@ def load_teacher(path: str | Path) -> Teacher:
         return inner_step_batch(theta0, x, y, t_lr, ds.learner.activation, t_log_std)["log_std"]
 
     norm = ds.normalization or {}
-    if norm and (norm.get("clip", NORM_CLIP) != NORM_CLIP or norm.get("eps", NORM_EPS) != NORM_EPS or norm.get("scale", 1.0) != 1.0):
-        raise DatasetError(f"{path}: compression keeps the default normalisation (clip {NORM_CLIP}, eps {NORM_EPS}, scale 1)")
+    if norm and (norm.get("clip", NORM_CLIP) != NORM_CLIP or norm.get("eps", NORM_EPS) != NORM_EPS):
+        raise DatasetError(f"{path}: compression keeps the default normalisation (clip {NORM_CLIP}, eps {NORM_EPS})")
+    cost = {k: ds.provenance[k] for k in ("env_steps", "wall_time_s", "meta_epochs") if k in ds.provenance}
     return Teacher("dataset", ds.env_id, dict(ds.env_kwargs), ds.learner, outputs, log_std, float(ds.lr),
-                   ds.extra.get("obs_mean"), ds.extra.get("obs_var"), source=str(path))
+                   ds.extra.get("obs_mean"), ds.extra.get("obs_var"), float(norm.get("scale", 1.0)),
+                   source=_shown(path), sha256=_sha256(path), cost=cost)
 
 
 def _policy_teacher(path: Path, meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> Teacher:
     try:
-        cfg = json.loads(meta["key"])["config"]
+        key = json.loads(meta["key"])
+        cfg = key["config"]
         learner = LearnerSpec(**{k: tuple(v) if k == "hidden" else v for k, v in cfg["learner"].items()})
         env_id, env_kwargs = cfg["env_id"], dict(cfg.get("env_kwargs") or {})
     except (KeyError, TypeError, ValueError) as e:
@@ -119,8 +152,9 @@ def _policy_teacher(path: Path, meta: dict[str, str], tensors: dict[str, torch.T
         ls = actor.get("log_std")
         return None if ls is None else ls.reshape(1, -1)
 
+    cost = {"env_steps": key["total_env_steps"]} if "total_env_steps" in key else None
     return Teacher("policy", env_id, env_kwargs, learner, outputs, log_std, 1.0,
-                   obs_mean, obs_var, source=str(path))
+                   obs_mean, obs_var, source=_shown(path), sha256=_sha256(path), cost=cost)
 
 
 def theta0_count(theta0: Params | None) -> int:
@@ -129,8 +163,8 @@ def theta0_count(theta0: Params | None) -> int:
 
 @torch.no_grad()
 def visited_states(teacher: Teacher, count: int, *, seed: int, num_envs: int = 64) -> torch.Tensor:
-    """``count`` real observations (prepared) from episodes of the teacher acting with sampled actions
-    (a dataset teacher acts as one fresh one-step learner per env)."""
+    """``count`` real observations (as the teacher sees them) from episodes of the teacher acting
+    with sampled actions (a dataset teacher acts as one fresh one-step learner per env)."""
     env = make_env(teacher.env_id, num_envs, seed=seed, check_actions=False, **teacher.env_kwargs)
     g = torch.Generator().manual_seed(seed)
     theta0 = init_params_batch(teacher.learner, env.observation_size, env.num_actions, num_envs, g) \
@@ -138,8 +172,7 @@ def visited_states(teacher: Teacher, count: int, *, seed: int, num_envs: int = 6
     dist = head(teacher.learner.policy)
     obs = env.reset(seed=seed)
     out: list[torch.Tensor] = []
-    steps = math.ceil(count / num_envs)
-    for _ in range(steps):
+    for _ in range(math.ceil(count / num_envs)):
         s = teacher.prepare(obs)
         out.append(s)
         o = teacher.outputs(theta0, s[:, None, :] if theta0 is not None else s[None])  # env i acts with learner i
@@ -163,70 +196,249 @@ def kl_divergence(teacher: torch.Tensor, student: torch.Tensor, t_log_std: torch
     return kl.sum(-1).mean()
 
 
-@dataclass
-class CompressResult:
-    dataset: DistilledDataset
-    history: list[dict[str, float]]
+def student_coordinates(teacher: Teacher) -> tuple[float, float | None]:
+    """The student's ``(obs_scale, state_bound)``: the environment's PPMO preset's for a policy
+    teacher (so PPMO can continue from the fit), the teacher's own scale for a dataset teacher."""
+    preset = resolve(preset_for_env(teacher.env_id, dof=teacher.env_kwargs.get("dof")))
+    if teacher.kind == "dataset":
+        return teacher.scale, preset.state_bound
+    scale = preset.obs_scale if teacher.obs_mean is not None else 1.0
+    return scale, preset.state_bound
 
 
-def compress(teacher: Teacher, size: int, *, steps: int = 800, inits: int = 8, batch_states: int = 2048,
-             pool: int = 20_000, lr: float = 1e-2, init_lr: float | None = None, seed: int = 0,
-             progress: bool = True) -> CompressResult:
-    """Fit a dataset of ``size`` instances to ``teacher`` (see the module docstring)."""
-    size = checks.integer("size", size, lo=1, hi=100_000)
-    steps = checks.integer("steps", steps, lo=0)
-    inits = checks.integer("inits", inits, lo=1, hi=1024)
-    g = torch.Generator().manual_seed(seed)
-    states = visited_states(teacher, pool, seed=seed)
-    obs_size = states.shape[1]
-    probe = make_env(teacher.env_id, 1, **teacher.env_kwargs)
-    num_actions = probe.num_actions
-    if hasattr(probe, "close"):
-        probe.close()
-    x = states[torch.randperm(len(states), generator=g)[:size]].clone().requires_grad_(True)
-    y = torch.zeros(size, num_actions, requires_grad=True)
-    log_lr = torch.tensor(math.log(teacher.lr if init_lr is None else checks.number("init_lr", init_lr, lo=1e-8)),
-                          requires_grad=True)
-    params = [x, y, log_lr]
-    target_log_std = None
-    if teacher.gaussian:
-        target_log_std = torch.zeros(num_actions, requires_grad=True)
-        params.append(target_log_std)
-    opt = torch.optim.Adam(params, lr=lr)
-    spec, history = teacher.learner, []
-    bar = tqdm(range(steps), disable=not progress, unit="step", mininterval=1.0)
-    for step in bar:
-        theta0 = init_params_batch(spec, obs_size, num_actions, inits, g)
-        s = states[torch.randint(len(states), (batch_states,), generator=g)]
-        theta1 = inner_step_batch(theta0, x, y, log_lr.exp(), spec.activation, target_log_std)
-        student = batched_forward(theta1, s.expand(inits, *s.shape), spec.activation)
+class Compression:
+    """One fit's complete state: the dataset tensors, Adam, the random stream, the step count and
+    the history. ``step()`` is one Adam step; ``dataset()`` the current dataset."""
+
+    def __init__(self, teacher: Teacher, cfg: CompressConfig) -> None:
+        self.teacher, self.cfg = teacher, cfg
+        self.obs_scale, self.state_bound = student_coordinates(teacher)
+        t0 = time.perf_counter()
+        self.pool = visited_states(teacher, cfg.pool, seed=cfg.seed) * (self.obs_scale / teacher.scale)
+        self.collect_s = time.perf_counter() - t0
+        probe = make_env(teacher.env_id, 1, **teacher.env_kwargs)
+        self.num_actions = probe.num_actions
+        if hasattr(probe, "close"):
+            probe.close()
+        self.g = torch.Generator().manual_seed(cfg.seed)
+        x = self.pool[torch.randperm(len(self.pool), generator=self.g)[:cfg.size]].clone()
+        if len(x) < cfg.size:  # a pool smaller than B: repeat it
+            x = x.repeat(math.ceil(cfg.size / len(x)), 1)[:cfg.size].clone()
+        if self.state_bound is not None:
+            x.clamp_(-self.state_bound, self.state_bound)
+        self.x = x.requires_grad_(True)
+        self.y = torch.zeros(cfg.size, self.num_actions, requires_grad=True)
+        self.log_lr = torch.tensor(math.log(teacher.lr if cfg.init_lr is None else cfg.init_lr), requires_grad=True)
+        self.params = [self.x, self.y, self.log_lr]
+        self.log_std_target = None
+        if teacher.gaussian:
+            self.log_std_target = torch.full((self.num_actions,), float(teacher.learner.init_log_std), requires_grad=True)
+            self.params.append(self.log_std_target)
+        self.opt = torch.optim.Adam(self.params, lr=cfg.adam_lr)
+        self.step_count = 0
+        self.wall_time = 0.0
+        self.history: list[dict[str, float]] = []
+
+    def step(self) -> dict[str, float]:
+        cfg, spec, teacher = self.cfg, self.teacher.learner, self.teacher
+        t0 = time.perf_counter()
+        theta0 = init_params_batch(spec, self.pool.shape[1], self.num_actions, cfg.inits, self.g)
+        s = self.pool[torch.randint(len(self.pool), (cfg.batch_states,), generator=self.g)]
+        theta1 = inner_step_batch(theta0, self.x, self.y, self.log_lr.exp(), spec.activation, self.log_std_target)
+        student = batched_forward(theta1, s.expand(cfg.inits, *s.shape), spec.activation)
         with torch.no_grad():
-            t_out = teacher.outputs(theta0, s[None])
+            t_out = teacher.outputs(theta0, s[None] * (teacher.scale / self.obs_scale))
             t_ls = teacher.log_std(theta0)
-        if t_out.shape[0] == 1 and inits > 1:
-            t_out = t_out.expand(inits, *t_out.shape[1:])
-            t_ls = None if t_ls is None else t_ls.expand(inits, -1)
+        if t_out.shape[0] == 1 and cfg.inits > 1:
+            t_out = t_out.expand(cfg.inits, *t_out.shape[1:])
+            t_ls = None if t_ls is None else t_ls.expand(cfg.inits, -1)
         loss = kl_divergence(t_out, student, t_ls, theta1.get("log_std"))
-        opt.zero_grad()
+        self.opt.zero_grad()
         loss.backward()
-        opt.step()
-        history.append({"step": step + 1, "kl": float(loss.detach()), "lr": float(log_lr.detach().exp())})
-        bar.set_postfix_str(f"KL {history[-1]['kl']:.4f}, lr {history[-1]['lr']:.3g}", refresh=False)
-    bar.close()
-    extra: dict[str, torch.Tensor] = {}
-    normalization = None
-    if target_log_std is not None:
-        extra["log_std"] = target_log_std.detach().clone()
-    if teacher.obs_mean is not None:
-        extra["obs_mean"], extra["obs_var"] = teacher.obs_mean.clone(), teacher.obs_var.clone()
-        normalization = {"kind": "running_mean_std", "clip": NORM_CLIP, "eps": NORM_EPS}
-    provenance = {"method": "compression: KL(teacher || one-step learner) on the teacher's visited states",
-                  "teacher": teacher.source, "teacher_kind": teacher.kind,
-                  "settings": {"size": size, "steps": steps, "inits": inits, "batch_states": batch_states, "pool": pool,
-                               "adam_lr": lr, "seed": seed},
-                  "final_kl": history[-1]["kl"] if history else None, "meta_epochs": 0, "env_steps": len(states)}
-    ds = DistilledDataset(states=x.detach().clone(), labels=y.detach().clone(), lr=log_lr.detach().exp(),
-                          env_id=teacher.env_id, env_kwargs=teacher.env_kwargs, learner=spec,
-                          label_kind="gaussian_mse" if teacher.gaussian else "logits_mse", provenance=provenance,
-                          extra=extra, normalization=normalization)
-    return CompressResult(ds, history)
+        self.opt.step()
+        if self.state_bound is not None:
+            with torch.no_grad():
+                self.x.clamp_(-self.state_bound, self.state_bound)
+        self.step_count += 1
+        self.wall_time += time.perf_counter() - t0
+        row = {"step": self.step_count, "kl": float(loss.detach()), "lr": float(self.log_lr.detach().exp()),
+               "wall_time_s": self.wall_time}
+        self.history.append(row)
+        return row
+
+    def dataset(self) -> DistilledDataset:
+        teacher, cfg = self.teacher, self.cfg
+        extra: dict[str, torch.Tensor] = {}
+        normalization = None
+        if self.log_std_target is not None:
+            extra["log_std"] = self.log_std_target.detach().clone()
+        if teacher.obs_mean is not None:
+            extra["obs_mean"], extra["obs_var"] = teacher.obs_mean.float().clone(), teacher.obs_var.float().clone()
+            normalization = {"kind": "running_mean_std", "clip": NORM_CLIP, "eps": NORM_EPS}
+            if self.obs_scale != 1.0:
+                normalization["scale"] = self.obs_scale
+        provenance = {"method": METHOD, "teacher": teacher.source, "teacher_kind": teacher.kind,
+                      "teacher_sha256": teacher.sha256, "teacher_cost": teacher.cost, "settings": cfg.to_dict(),
+                      "obs_scale": self.obs_scale, "state_bound": self.state_bound, "steps": self.step_count,
+                      "final_kl": self.history[-1]["kl"] if self.history else None, "meta_epochs": 0,
+                      "env_steps": len(self.pool), "collect_s": round(self.collect_s, 3),
+                      "wall_time_s": round(self.wall_time + self.collect_s, 3), "git_revision": git_revision(),
+                      "torch": torch.__version__}
+        return DistilledDataset(states=self.x.detach().clone(), labels=self.y.detach().clone(),
+                                lr=self.log_lr.detach().exp(), env_id=teacher.env_id, env_kwargs=dict(teacher.env_kwargs),
+                                learner=teacher.learner, label_kind="gaussian_mse" if teacher.gaussian else "logits_mse",
+                                provenance=provenance, extra=extra, normalization=normalization)
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": "compression", "config": self.cfg.to_dict(), "teacher_sha256": self.teacher.sha256,
+                "step": self.step_count, "wall_time": self.wall_time, "collect_s": self.collect_s,
+                "params": [p.detach().clone() for p in self.params], "opt": self.opt.state_dict(),
+                "rng": self.g.get_state(), "history": list(self.history)}
+
+    def load_state_dict(self, sd: dict[str, Any], where: str) -> None:
+        if sd.get("kind") != "compression":
+            raise CheckpointError(f"{where}: not a compression checkpoint")
+        same = lambda c: {k: v for k, v in (c or {}).items() if k not in ("steps", "finetune")}  # noqa: E731  (a longer fit continues)
+        if not isinstance(sd.get("config"), dict) or same(sd["config"]) != same(self.cfg.to_dict()):
+            raise CheckpointError(f"{where}: made with other settings ({sd.get('config')}); start over with --force")
+        if sd.get("teacher_sha256") != self.teacher.sha256:
+            raise CheckpointError(f"{where}: made with another teacher file (its contents changed); start over with --force")
+        params = sd.get("params")
+        if not isinstance(params, list) or len(params) != len(self.params) or any(
+                not isinstance(a, torch.Tensor) or a.shape != b.shape or not torch.isfinite(a).all()
+                for a, b in zip(params, self.params)):
+            raise CheckpointError(f"{where}: damaged (the dataset tensors do not match the settings)")
+        try:
+            with torch.no_grad():
+                for p, v in zip(self.params, params):
+                    p.copy_(v)
+            self.opt.load_state_dict(sd["opt"])
+            self.g.set_state(sd["rng"])
+            self.step_count, self.wall_time = int(sd["step"]), float(sd["wall_time"])
+            self.collect_s = float(sd["collect_s"])
+            self.history = [dict(r) for r in sd["history"]]
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{where}: damaged ({type(e).__name__})") from None
+        if len(self.history) != self.step_count:
+            raise CheckpointError(f"{where}: damaged (history of {len(self.history)} steps at step {self.step_count})")
+
+
+def checkpoint_path(out: str | Path) -> Path:
+    """The checkpoint of the fit that writes ``out`` (beside it, as :func:`~paper_code.training.distill`'s)."""
+    out = Path(out)
+    return out.with_name(out.name + ".ckpt.pt")
+
+
+def log_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".log.json")
+
+
+def fit_path(out: str | Path) -> Path:
+    """With a fine-tune, where the fitted dataset (the warm start) goes: ``X.fit.safetensors`` beside ``X``."""
+    out = Path(out)
+    return out.with_name(out.name.removesuffix(".safetensors") + ".fit.safetensors")
+
+
+def _write(comp: Compression, out: Path) -> None:
+    comp.dataset().save(out)
+    with atomic_path(log_path(out)) as tmp:
+        Path(tmp).write_text(json.dumps({"settings": comp.cfg.to_dict(), "teacher": comp.teacher.source,
+                                         "history": comp.history}) + "\n")
+
+
+def compress_file(teacher_path: str | Path, out: str | Path, cfg: CompressConfig, *, resume: bool = False,
+                  force: bool = False, progress: bool = True, checkpoint_every_s: float = 180.0) -> Compression:
+    """Fit ``cfg.size`` instances to the teacher and write the dataset to ``out`` (its checkpoint
+    and a JSON log of the KL per step beside it).
+
+    The lifecycle is :func:`~paper_code.training.distill`'s: everything is checked before anything is
+    written; an exclusive lock on ``out``; the checkpoint every ``checkpoint_every_s`` seconds and at
+    the end; Ctrl-C or SIGTERM stop at a step boundary after writing it (``RunInterrupted``), and
+    ``resume`` continues from it (the same result as an uninterrupted fit). Without ``resume`` a
+    finished checkpoint only has a missing dataset or log rewritten (``comp.files_written``); an
+    unfinished one, or an output without a checkpoint, is an error unless ``force``.
+    """
+    if resume and force:
+        raise ValueError("resume continues a fit and force starts it over: pass one of them")
+    out, ckpt = Path(out), checkpoint_path(out)
+    for p in (out, ckpt, log_path(out), lock_path(out)):
+        check_writable(p)
+    OutputLock(out).check_free()
+    if resume and not ckpt.is_file():
+        raise FileNotFoundError(f"no checkpoint {ckpt} to resume from")
+    if not (resume or force) and out.exists() and not ckpt.exists():
+        raise FileExistsError(f"{out} exists and has no checkpoint: start over with --force (force=True)")
+    comp = Compression(load_teacher(teacher_path), cfg)
+    comp.files_written = False  # type: ignore[attr-defined]
+    with deferred_interrupts() as interrupts, OutputLock(out):
+        remove_stale_temporaries(out)
+        if (resume or not force) and ckpt.exists():
+            comp.load_state_dict(read_checkpoint(ckpt), str(ckpt))
+            if not resume and comp.step_count < cfg.steps:
+                raise FileExistsError(f"{ckpt} holds an unfinished fit (step {comp.step_count} of {cfg.steps}): "
+                                      f"continue it with --resume (resume=True) or start over with --force (force=True)")
+        saved_at = comp.step_count if ckpt.exists() and not force else None
+
+        def save() -> None:
+            nonlocal saved_at
+            if saved_at == comp.step_count:
+                return
+            write_checkpoint(comp.state_dict(), ckpt)
+            _write(comp, out)
+            comp.files_written = True  # type: ignore[attr-defined]
+            saved_at = comp.step_count
+
+        bar = tqdm(total=cfg.steps, initial=comp.step_count, disable=not progress, unit="step", mininterval=1.0,
+                   dynamic_ncols=True, desc=f"compress B={cfg.size}")
+        last = time.perf_counter()
+        try:
+            while comp.step_count < cfg.steps:
+                if interrupts.signal is not None:
+                    save()
+                    raise RunInterrupted(interrupts.signal, comp.step_count, str(ckpt), unit="step")
+                row = comp.step()
+                if not math.isfinite(row["kl"]):
+                    raise DivergenceError(f"the KL became {row['kl']} at step {comp.step_count}: nothing written "
+                                             f"after the last checkpoint; try a smaller --adam-lr or --init-lr")
+                bar.set_postfix_str(f"KL {row['kl']:.4f}, lr {row['lr']:.3g}", refresh=False)
+                bar.update(1)
+                if time.perf_counter() - last >= checkpoint_every_s:
+                    save()
+                    last = time.perf_counter()
+            save()
+        finally:
+            bar.close()
+        if not out.exists() or not log_path(out).exists():
+            _write(comp, out)
+            comp.files_written = True  # type: ignore[attr-defined]
+    return comp
+
+
+def finetune_config(dataset: str | Path, seed: int, **overrides: Any) -> PPMOConfig:
+    """The PPMO run that continues from a fitted dataset: the environment's preset with its B, the
+    given seed and ``init_dataset`` (``overrides`` as in :func:`~paper_code.presets.resolve`)."""
+    ds = DistilledDataset.load(dataset)
+    preset = preset_for_env(ds.env_id, dof=ds.env_kwargs.get("dof"))
+    kwargs: dict[str, Any] = {"size": ds.size, "seed": seed, "init_dataset": str(dataset)}
+    if ds.env_id == ND_CARTPOLE_ID or ds.env_kwargs != resolve(preset).env_kwargs:
+        kwargs["env_kwargs"] = dict(ds.env_kwargs)
+    return resolve(preset, **{**kwargs, **overrides})
+
+
+def compress_run(teacher_path: str | Path, out: str | Path, cfg: CompressConfig, *, resume: bool = False,
+                 force: bool = False, progress: bool = True, checkpoint_every_s: float = 180.0) -> dict[str, Any]:
+    """``compress`` from the command line: the fit (to ``out``, or with ``cfg.finetune`` to
+    :func:`fit_path` ``(out)``), then ``cfg.finetune`` PPMO meta-epochs from it to ``out``."""
+    fit_out = fit_path(out) if cfg.finetune else Path(out)
+    if cfg.finetune:
+        check_writable(out)
+    comp = compress_file(teacher_path, fit_out, cfg, resume=resume and checkpoint_path(fit_out).exists(),
+                         force=force, progress=progress, checkpoint_every_s=checkpoint_every_s)
+    done: dict[str, Any] = {"fit": comp, "fit_out": fit_out, "run": None}
+    if cfg.finetune:
+        ppmo_cfg = finetune_config(fit_out, cfg.seed)
+        done["run"] = distill(ppmo_cfg, out, cfg.finetune, resume=resume and checkpoint_path(out).exists(),
+                              force=force, progress=progress, checkpoint_every_s=checkpoint_every_s)
+    return done

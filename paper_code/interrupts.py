@@ -26,9 +26,9 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class RunInterrupted(KeyboardInterrupt):
     """A run stopped by a signal at a meta-epoch boundary, after writing its checkpoint."""
 
-    def __init__(self, signum: int, meta_epoch: int, checkpoint: str | None) -> None:
+    def __init__(self, signum: int, meta_epoch: int, checkpoint: str | None, unit: str = "meta-epoch") -> None:
         super().__init__(signum, meta_epoch, checkpoint)
-        self.signum, self.meta_epoch, self.checkpoint = signum, meta_epoch, checkpoint
+        self.signum, self.meta_epoch, self.checkpoint, self.unit = signum, meta_epoch, checkpoint, unit
 
     @property
     def exit_code(self) -> int:
@@ -36,8 +36,8 @@ class RunInterrupted(KeyboardInterrupt):
 
     def __str__(self) -> str:
         where = f"checkpoint {self.checkpoint} and dataset" if self.checkpoint else "nothing"
-        return (f"interrupted ({signal.Signals(self.signum).name}) at meta-epoch {self.meta_epoch}: {where} written at "
-                f"that meta-epoch boundary; continue with --resume")
+        return (f"interrupted ({signal.Signals(self.signum).name}) at {self.unit} {self.meta_epoch}: {where} written at "
+                f"that {self.unit} boundary; continue with --resume")
 
 
 class Interrupts:

@@ -232,38 +232,49 @@ def return_by_size(by_size: pd.DataFrame, reference_size: int, *, authors: pd.Da
     """One-step return against B per N (mean and 95% CI over learners), and each N's B =
     ``reference_size`` dataset as a marker at the right edge; ``authors`` (columns N, B, sampled
     mean, ci95 low/high): the authors' published datasets as hollow markers at their B; ``bar``: a
-    dotted line (the return a minimal dataset must clear with its CI's lower end)."""
+    dotted line (the return a minimal dataset must clear with its CI's lower end). With a
+    ``method`` column, one panel per method (in order of appearance), the same references in each."""
+    methods = list(dict.fromkeys(by_size["method"])) if "method" in by_size else [None]
     ns = sorted(by_size["N"].unique())
     palette = dict(zip(ns, sns.color_palette("viridis", len(ns))))
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    small = by_size[by_size.B != reference_size]
-    right = small["B"].max() + 1.5
-    if bar is not None:
-        ax.axhline(bar, color="grey", ls=":", lw=1, label=f"bar {bar:g}")
-    if authors is not None and not authors.empty:
+    fig, axes = plt.subplots(1, len(methods), figsize=(7 if len(methods) == 1 else 4.6 * len(methods), 3.8),
+                             sharey=True, squeeze=False)
+    ref_all = by_size[by_size.B == reference_size]
+    for ax, method in zip(axes[0], methods):
+        rows = by_size if method is None else by_size[by_size.method == method]
+        small = rows[rows.B != reference_size]
+        right = small["B"].max() + 1.5
+        if bar is not None:
+            ax.axhline(bar, color="grey", ls=":", lw=1, label=f"bar {bar:g}")
+        if authors is not None and not authors.empty:
+            for n in ns:
+                a = authors[authors.N == n]
+                x = [right + 0.12 * (n - (len(ns) + 1) / 2) + 0.06 if b == reference_size else b + 0.12 for b in a["B"]]
+                ax.errorbar(x, a["sampled mean"], yerr=[a["sampled mean"] - a["ci95 low"], a["ci95 high"] - a["sampled mean"]],
+                            fmt="s", mfc="white", color=palette[n], capsize=2, lw=1,
+                            label="authors' published" if n == ns[0] else None)
         for n in ns:
-            a = authors[authors.N == n]
-            x = [right + 0.12 * (n - (len(ns) + 1) / 2) + 0.06 if b == reference_size else b + 0.12 for b in a["B"]]
-            ax.errorbar(x, a["sampled mean"], yerr=[a["sampled mean"] - a["ci95 low"], a["ci95 high"] - a["sampled mean"]],
-                        fmt="s", mfc="white", color=palette[n], capsize=2, lw=1,
-                        label="authors' published" if n == ns[0] else None)
-    for n in ns:
-        s = small[small.N == n].sort_values("B")
-        ax.plot(s["B"], s["sampled mean"], marker="o", color=palette[n], label=f"N = {n}")
-        ax.fill_between(s["B"], s["ci95 low"], s["ci95 high"], color=palette[n], alpha=0.15, lw=0)
-        ref = by_size[(by_size.N == n) & (by_size.B == reference_size)]
-        if not ref.empty:
-            ax.errorbar(right + 0.12 * (n - (len(ns) + 1) / 2), ref["sampled mean"].iloc[0], yerr=[[ref["sampled mean"].iloc[0] - ref["ci95 low"].iloc[0]],
-                        [ref["ci95 high"].iloc[0] - ref["sampled mean"].iloc[0]]], fmt="D", color=palette[n], capsize=2)
-    ticks = list(range(1, int(small["B"].max()) + 1))
-    ax.set_xticks([*ticks, right], [*map(str, ticks), f"B = {reference_size}"])
-    ax.set_xlabel("B (synthetic instances)")
-    ax.set_ylabel("one-step return (sampled)")
-    ax.set_ylim(0, 520)
-    rows = 1 if len(ns) <= 5 and authors is None and bar is None else 2
-    ax.legend(ncol=-(-(len(ns) + 2) // rows), loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize="small")
-    ax.set_title("Return against dataset size (bands and bars: 95% CI over learners)", pad=14 + 12 * rows)
-    fig.tight_layout()
+            s = small[small.N == n].sort_values("B")
+            ax.plot(s["B"], s["sampled mean"], marker="o", ms=4, color=palette[n], label=f"N = {n}")
+            ax.fill_between(s["B"], s["ci95 low"], s["ci95 high"], color=palette[n], alpha=0.15, lw=0)
+            ref = ref_all[ref_all.N == n]
+            if not ref.empty:
+                ax.errorbar(right + 0.12 * (n - (len(ns) + 1) / 2), ref["sampled mean"].iloc[0], yerr=[[ref["sampled mean"].iloc[0] - ref["ci95 low"].iloc[0]],
+                            [ref["ci95 high"].iloc[0] - ref["sampled mean"].iloc[0]]], fmt="D", color=palette[n], capsize=2)
+        ticks = list(range(1, int(small["B"].max()) + 1))
+        ax.set_xticks([*ticks, right], [*map(str, ticks), f"B = {reference_size}"])
+        ax.set_xlabel("B (synthetic instances)")
+        ax.set_ylim(0, 520)
+        if method is not None:
+            ax.set_title(method, fontsize="medium")
+    axes[0][0].set_ylabel("one-step return (sampled)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    rows_ = 1 if len(methods) > 1 or (len(ns) <= 5 and authors is None and bar is None) else 2
+    fig.legend(handles, labels, ncol=-(-(len(ns) + 2) // rows_), loc="upper center", bbox_to_anchor=(0.5, 1.0),
+               fontsize="small", frameon=False)
+    fig.suptitle("Return against dataset size (bands and bars: 95% CI over learners)", y=1.0 + 0.05 * rows_,
+                 fontsize="medium")
+    fig.tight_layout(rect=(0, 0, 1, 0.93 if rows_ == 1 else 0.87))
     return fig
 
 

@@ -24,10 +24,12 @@ same dataset as an uninterrupted one. The loop that runs meta-epochs, checkpoint
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
 from . import checks
+from .config import project_root
 from .dataset import MAX_ABS, MAX_LR, DistilledDataset, git_revision
 from .envs import GymVectorEnv, has_batched, make_env
 from .evaluation import evaluate_dataset
@@ -100,11 +102,19 @@ class PPMO:
         if self.gaussian:
             self.log_std_target = torch.full((self.num_actions,), float(cfg.learner.init_log_std), device=dev).requires_grad_()
             self.data_params.append(self.log_std_target)
-        self.data_opt = torch.optim.Adam(self.data_params, lr=cfg.dataset_lr, eps=cfg.adam_eps,
-                                         fused=self.env.device.type == "cpu")
         # observation statistics (identity until the first update) and reward scaling
         # per input element: per pixel for frames (what moves stands out from the static background)
         self.obs_rms = RunningMeanStd(self.obs_shape, dev) if cfg.normalize_obs else None
+        if cfg.init_dataset is not None:
+            path = Path(cfg.init_dataset)
+            if not path.is_absolute() and not path.exists():  # a project-relative path (as the pipeline records it)
+                try:
+                    path = project_root() / path
+                except (ValueError, OSError):
+                    pass  # not in a project: the load below names the missing file
+            self._warm_start(DistilledDataset.load(path))
+        self.data_opt = torch.optim.Adam(self.data_params, lr=cfg.dataset_lr, eps=cfg.adam_eps,
+                                         fused=self.env.device.type == "cpu")
         self.ret_rms = RunningMeanStd((), dev) if cfg.normalize_reward else None
         self.ret_acc = torch.zeros(K * E, device=dev)
         if self.cnn:  # a separate Nature-CNN
@@ -128,6 +138,37 @@ class PPMO:
         self.health: dict[str, float] = {}  # largest magnitudes after the last meta-epoch (divergence checks)
         self.files_written = False  # set by distill(): whether it wrote the dataset
         self._eval_env_cache: GymVectorEnv | None = None
+
+    #: how many observations a warm start's frozen statistics count as in the running ones
+    WARM_START_OBS_COUNT = 1e6
+
+    def _warm_start(self, ds: DistilledDataset) -> None:
+        """Start from ``ds`` (``cfg.init_dataset``): its states, labels, lr and log-std target; its
+        observation statistics as the running ones, weighted as ``WARM_START_OBS_COUNT`` observations
+        (so the coordinates the states live in move slowly)."""
+        cfg = self.cfg
+        where = f"init_dataset {cfg.init_dataset}"
+        made = (ds.env_id, ds.env_kwargs, ds.size, ds.learner.to_json())
+        want = (cfg.env_id, dict(cfg.env_kwargs), cfg.size, cfg.learner.to_json())
+        if made != want:
+            raise ValueError(f"{where} was made for {made}, this run is {want} (env, env_kwargs, B, learner)")
+        if self.encoder or ds.encoder:
+            raise ValueError(f"{where}: warm starts support learners without a persistent encoder")
+        norm = ds.normalization or {}
+        if bool(norm) != cfg.normalize_obs or (norm and float(norm.get("scale", 1.0)) != cfg.obs_scale):
+            raise ValueError(f"{where}: its observation normalisation ({norm or 'none'}) is not this run's "
+                             f"(normalize_obs {cfg.normalize_obs}, obs_scale {cfg.obs_scale})")
+        dev = self.states.device
+        with torch.no_grad():
+            self.states.copy_(ds.states.to(dev))
+            self.labels.copy_(ds.labels.to(dev))
+            self.log_lr.copy_(ds.lr.reshape(()).log().to(dev))
+            if self.log_std_target is not None:
+                self.log_std_target.copy_(ds.log_std.to(dev))
+        if self.obs_rms is not None:
+            self.obs_rms.load_state_dict({"mean": ds.extra["obs_mean"].to(dev, torch.float64),
+                                          "var": ds.extra["obs_var"].to(dev, torch.float64),
+                                          "count": torch.tensor(self.WARM_START_OBS_COUNT, dtype=torch.float64, device=dev)})
 
     # ------------------------------------------------------------------------------ pieces
     @property

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import relative
 from .dataset import DistilledDataset
-from .layout import dataset_path
+from .layout import compressed_path, dataset_path, ppo_baseline_path, warm_start_path
 from .presets import resolve
 from .settings import PPMOConfig
 from .training import PPMO, checkpoint_path, distill, log_path
@@ -129,3 +130,82 @@ def run_minimal_sweep(section: dict[str, Any], dof: int, out_root: Path, *, prog
     resumable, early stop at the cap); ``section["meta_epochs"]``: an int, or a mapping N -> int."""
     return {b: run_preset(f"cartpole-nd{dof}-b{b}", section, out_root, name=dof, progress=progress)
             for b in minimal_sizes(dof)}
+
+
+# ------------------------------------------------------------------------- distillation from a teacher
+#: the teachers of the compression sweep: the plain PPO policy, and notebook 01's B = 512 dataset
+COMPRESSION_TEACHERS = {"ppo": "PPO policy", "b512": "B = 512 dataset"}
+
+
+def compression_config(section: dict[str, Any], size: int, **overrides: Any) -> "CompressConfig":
+    """The :class:`~paper_code.settings.CompressConfig` of a scale's ``compression`` section at size B."""
+    from .settings import CompressConfig
+
+    keys = ("steps", "inits", "batch_states", "pool", "adam_lr", "init_lr", "seed")
+    return CompressConfig(size=size, **{**{k: section[k] for k in keys if k in section}, **overrides})
+
+
+def teacher_path(out_root: Path, teacher: str, env_name: str, size_ref: int = 512) -> Path:
+    """The teacher file: ``ppo`` -> the PPO baseline of ``env_name`` (``nd{N}`` or a MuJoCo task);
+    ``b512`` -> notebook 01's B = ``size_ref`` cart-pole dataset."""
+    if teacher == "ppo":
+        return ppo_baseline_path(out_root, env_name)
+    if teacher == "b512" and env_name.startswith("nd"):
+        return dataset_path(out_root, f"cartpole-{env_name}", size_ref)
+    raise ValueError(f"unknown teacher {teacher!r} for {env_name} (one of {', '.join(COMPRESSION_TEACHERS)})")
+
+
+def run_compression(teacher_file: Path, out: Path, cfg: Any, *, progress: bool = False) -> Any:
+    """:func:`~paper_code.compress.compress_file`, resumed from its checkpoint when there is one
+    (a finished fit costs nothing)."""
+    from .compress import checkpoint_path as fit_checkpoint, compress_file
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return compress_file(teacher_file, out, cfg, resume=fit_checkpoint(out).exists(), progress=progress)
+
+
+def run_compression_sweep(section: dict[str, Any], dof: int, teacher: str, out_root: Path, *, size_ref: int = 512,
+                          progress: bool = False) -> dict[int, Any]:
+    """Fit N-D cart-pole datasets of every size of :func:`minimal_sizes` to ``teacher``
+    (:data:`COMPRESSION_TEACHERS`) into :func:`~paper_code.layout.compressed_path`; resumable."""
+    src = teacher_path(out_root, teacher, f"nd{dof}", size_ref)
+    return {b: run_compression(src, compressed_path(out_root, teacher, f"nd{dof}", b), compression_config(section, b),
+                               progress=progress)
+            for b in minimal_sizes(dof)}
+
+
+def run_warm_start(section: dict[str, Any], mujoco_section: dict[str, Any], task: str, out_root: Path, *,
+                   progress: bool = False) -> tuple[Any, PPMO | FinishedRun]:
+    """MuJoCo: fit the task's B = 64 dataset to its PPO baseline, then PPMO from it (the task's
+    preset at the scale of ``mujoco_section``, ``section["warm_start_meta_epochs"]`` meta-epochs)."""
+    preset = f"mujoco-{task}"
+    size = scale_config(preset, mujoco_section).size
+    fit_out = compressed_path(out_root, "ppo", task, size)
+    comp = run_compression(ppo_baseline_path(out_root, task), fit_out,
+                           compression_config(section, size, steps=int(section["mujoco_steps"])), progress=progress)
+    cfg = scale_config(preset, mujoco_section, init_dataset=relative(fit_out))  # a path inside the project: portable
+    run = run_or_resume(cfg, warm_start_path(out_root, task, size), int(section["warm_start_meta_epochs"]),
+                        progress=progress, stop_at_return=None, stop_patience=1)
+    return comp, run
+
+
+def publish_minimal(out_root: Path, dof: int, teacher: str) -> Path:
+    """Publish ``teacher``'s B = N + 1 fit as the minimal dataset ``cartpole/datasets/nd{N}_b{N+1}``
+    (a byte copy, written only when it differs)."""
+    from .files import atomic_path
+    from .layout import minimal_dataset_path
+
+    src, dst = compressed_path(out_root, teacher, f"nd{dof}", dof + 1), minimal_dataset_path(out_root, dof)
+    data = src.read_bytes()
+    if not dst.exists() or dst.read_bytes() != data:
+        with atomic_path(dst) as tmp:
+            Path(tmp).write_bytes(data)
+    return dst
+
+
+def eval_curve(dataset: Path) -> "pd.DataFrame":
+    """A PPMO run's evaluations during training (meta-epoch, env steps, wall time, sampled and
+    greedy return) from the log beside its dataset."""
+    import pandas as pd
+
+    return pd.DataFrame(json.loads(log_path(dataset).read_text())["evals"])

@@ -124,6 +124,8 @@ class PPMOConfig(RLSettings):
     """the inner SGD step's learning rate at the start (learned in log space)."""
     init_state_std: float = 1.0
     """synthetic states start as N(0, std^2) (raw Atari frames start uniform in [0, 1] and need 1)."""
+    init_dataset: str | None = None
+    """beyond the paper: a warm start. A dataset file (e.g. from `compress`) whose states, labels, lr and log-std target the run starts from instead of random ones; its frozen observation statistics seed the running ones. It must be made for this env, B, learner and obs_scale."""
     obs_scale: float = 1.0
     """beyond the paper: normalised observations are multiplied by this for learner and critic (needs normalize_obs)."""
     state_bound: float | None = None
@@ -152,6 +154,8 @@ class PPMOConfig(RLSettings):
         self.critic_lr = checks.positive("critic_lr", self.critic_lr, hi=1e3)
         self.init_inner_lr = checks.positive("init_inner_lr", self.init_inner_lr, hi=MAX_LR)
         self.init_state_std = checks.positive("init_state_std", self.init_state_std, hi=1e3)
+        if self.init_dataset is not None and (not isinstance(self.init_dataset, str) or not self.init_dataset.strip()):
+            raise ValueError(f"init_dataset must be a dataset file's path or None, got {self.init_dataset!r}")
         self.obs_scale = checks.positive("obs_scale", self.obs_scale, hi=1e3)
         if self.obs_scale != 1.0 and not self.normalize_obs:
             raise ValueError("obs_scale scales normalised observations: it needs normalize_obs")
@@ -192,6 +196,46 @@ class PPOConfig(RLSettings):
         self.lr = checks.positive("lr", self.lr, hi=1e3)
         if not isinstance(self.anneal_lr, bool):
             raise ValueError(f"anneal_lr must be true or false, got {self.anneal_lr!r}")
+
+
+@dataclass
+class CompressConfig:
+    """Distillation from a teacher (``python -m paper_code compress``, :mod:`paper_code.compress`):
+    fit B instances so that one-step learners match the teacher's action distribution."""
+
+    size: int = 2
+    """B, synthetic instances in the dataset."""
+    steps: int = 800
+    """Adam steps of the fit (no environment interaction during them)."""
+    inits: int = 8
+    """K fresh learner inits per step (vmap); the KL is averaged over them."""
+    batch_states: int = 2048
+    """real states per step, drawn from the pool."""
+    pool: int = 20_000
+    """real states collected once, before the fit, from episodes of the teacher acting (sampled actions)."""
+    adam_lr: float = 1e-2
+    """Adam's learning rate on states, labels and the log inner lr."""
+    init_lr: float | None = None
+    """the inner lr the fit starts from (None: a dataset teacher's lr; 1 for a policy teacher, where 0.02 stalls)."""
+    seed: int = 0
+    """seed of the teacher's episodes, the initial states, the learner inits and the state batches."""
+    finetune: int = 0
+    """beyond the fit: PPMO meta-epochs from the fitted dataset (a warm start, the env's preset with this B and seed; 0: none)."""
+
+    def __post_init__(self) -> None:
+        self.size = checks.integer("size", self.size, hi=100_000)
+        self.steps = checks.integer("steps", self.steps, lo=0)
+        self.inits = checks.integer("inits", self.inits, hi=1024)
+        self.batch_states = checks.integer("batch_states", self.batch_states, hi=1_000_000)
+        self.pool = checks.integer("pool", self.pool, hi=10_000_000)
+        self.adam_lr = checks.positive("adam_lr", self.adam_lr, hi=1e3)
+        if self.init_lr is not None:
+            self.init_lr = checks.positive("init_lr", self.init_lr, hi=MAX_LR)
+        self.seed = checks.seed("seed", self.seed)
+        self.finetune = checks.integer("finetune", self.finetune, lo=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass

@@ -1,44 +1,95 @@
-"""``compress``: a small fit lowers the KL to the teacher and writes a valid dataset; a Gaussian
-teacher's frozen observation statistics become the dataset's; bad teacher files are one error line."""
+"""``compress``: a small fit lowers the KL and writes a valid dataset; a Gaussian teacher's frozen
+observation statistics become the dataset's; a fit resumed from its checkpoint equals an
+uninterrupted one; ``--finetune`` continues with PPMO from the fitted dataset (a warm start); bad
+teacher files and mismatched warm starts are one error line."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from paper_code.__main__ import main
-from paper_code.compress import compress, load_teacher
+from paper_code.compress import Compression, compress_file, fit_path, load_teacher
 from paper_code.config import project_root
 from paper_code.dataset import DistilledDataset
+from paper_code.ppmo import PPMO
+from paper_code.presets import resolve
+from paper_code.settings import CompressConfig
 
 RESULTS = project_root() / "results"
-SMALL = dict(inits=2, batch_states=256, pool=512, seed=0, progress=False)
+SMALL = dict(inits=2, batch_states=256, pool=512, seed=0)
+ND2 = RESULTS / "cartpole" / "datasets" / "nd2_b512.safetensors"
+
+
+def _fit(teacher, steps: int, size: int = 3) -> Compression:
+    comp = Compression(teacher, CompressConfig(size=size, steps=steps, **SMALL))
+    for _ in range(steps):
+        comp.step()
+    return comp
 
 
 def test_a_small_fit_lowers_the_kl_and_writes_a_valid_dataset(tmp_path):
-    teacher = load_teacher(RESULTS / "cartpole" / "datasets" / "nd2_b512.safetensors")
-    result = compress(teacher, 3, steps=40, **SMALL)
-    kl = [h["kl"] for h in result.history]
+    comp = _fit(load_teacher(ND2), 40)
+    kl = [h["kl"] for h in comp.history]
     assert sum(kl[-5:]) / 5 < 0.8 * sum(kl[:5]) / 5, kl
-    path = result.dataset.save(tmp_path / "d.safetensors")
+    path = comp.dataset().save(tmp_path / "d.safetensors")
     ds = DistilledDataset.load(path)
     assert ds.size == 3 and ds.env_kwargs == {"dof": 2} and ds.provenance["teacher_kind"] == "dataset"
-    assert ds.provenance["settings"]["steps"] == 40
+    assert ds.provenance["settings"]["steps"] == 40 and ds.provenance["teacher"].endswith("nd2_b512.safetensors")
 
 
-def test_a_gaussian_policy_teacher_keeps_its_frozen_normalisation(tmp_path):
-    path = RESULTS / "mujoco" / "baselines" / "ppo_Hopper-v5.safetensors"
+def test_a_gaussian_policy_teacher_keeps_its_frozen_normalisation_and_the_presets_coordinates(tmp_path):
+    path = RESULTS / "mujoco" / "baselines" / "ppo_InvertedDoublePendulum-v5.safetensors"
     teacher = load_teacher(path)
     assert teacher.kind == "policy" and teacher.gaussian
-    ds = compress(teacher, 4, steps=3, **SMALL).dataset
+    ds = _fit(teacher, 3, size=4).dataset()
     saved = load_file(str(path))
-    assert ds.normalization is not None and ds.label_kind == "gaussian_mse" and tuple(ds.log_std.shape) == (3,)
+    preset = resolve("mujoco-InvertedDoublePendulum-v5")  # obs_scale 0.3, state_bound 0.25
+    assert ds.normalization["scale"] == preset.obs_scale and ds.states.abs().max() <= preset.state_bound
+    assert ds.label_kind == "gaussian_mse" and tuple(ds.log_std.shape) == (1,)
     assert torch.equal(ds.extra["obs_mean"], saved["__obs_mean"]) and torch.equal(ds.extra["obs_var"], saved["__obs_var"])
     DistilledDataset.load(ds.save(tmp_path / "h.safetensors"))
 
 
-def _refused(capsys, *args) -> str:
-    rc = main(["compress", *map(str, args), "--quiet"])
+def test_a_resumed_fit_equals_an_uninterrupted_one(tmp_path):
+    cfg = CompressConfig(size=2, steps=8, **SMALL)
+    whole = compress_file(ND2, tmp_path / "whole.safetensors", cfg, progress=False)
+    part = tmp_path / "part.safetensors"
+    compress_file(ND2, part, CompressConfig(size=2, steps=5, **SMALL), progress=False)
+    with pytest.raises(FileExistsError, match="unfinished fit"):
+        compress_file(ND2, part, cfg, progress=False)
+    resumed = compress_file(ND2, part, cfg, resume=True, progress=False)
+    assert resumed.step_count == 8 and [h["kl"] for h in resumed.history] == [h["kl"] for h in whole.history]
+    a, b = DistilledDataset.load(part), DistilledDataset.load(tmp_path / "whole.safetensors")
+    assert torch.equal(a.states, b.states) and torch.equal(a.labels, b.labels) and torch.equal(a.lr, b.lr)
+    again = compress_file(ND2, part, cfg, progress=False)  # finished: nothing to do
+    assert not again.files_written
+    log = json.loads((tmp_path / "part.safetensors.log.json").read_text())
+    assert len(log["history"]) == 8
+
+
+def test_finetune_continues_with_ppmo_from_the_fitted_dataset(tmp_path, capsys):
+    out = tmp_path / "ft.safetensors"
+    teacher = RESULTS / "cartpole" / "baselines" / "ppo_nd1.safetensors"
+    assert main(["compress", str(teacher), "--size", "2", "--out", str(out), "--steps", "3", "--pool", "256",
+                 "--batch-states", "64", "--inits", "2", "--finetune", "2", "--quiet"]) == 0
+    fit = DistilledDataset.load(fit_path(out))
+    tuned = DistilledDataset.load(out)
+    assert tuned.provenance["method"] == "ppmo" and tuned.provenance["meta_epochs"] == 2
+    assert tuned.provenance["config"]["init_dataset"] == str(fit_path(out)) and tuned.size == 2
+    # meta-epoch 0 of the warm-started run is the fitted dataset
+    run = PPMO(resolve("cartpole-nd1-b2", init_dataset=str(fit_path(out))))
+    start = run.dataset()
+    assert torch.equal(start.states, fit.states) and torch.equal(start.labels, fit.labels)
+    assert torch.allclose(start.lr, fit.lr)
+    assert not torch.equal(tuned.states, fit.states)  # PPMO moved it
+
+
+def _refused(capsys, command, *args) -> str:
+    rc = main([command, *map(str, args), "--quiet"])
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: "), err
     return err[0]
@@ -46,13 +97,89 @@ def _refused(capsys, *args) -> str:
 
 def test_bad_teachers_are_one_error_line(tmp_path, capsys):
     out = tmp_path / "d.safetensors"
-    assert "no such file" in _refused(capsys, tmp_path / "missing.safetensors", "--size", 2, "--out", out)
+    assert "no such file" in _refused(capsys, "compress", tmp_path / "missing.safetensors", "--size", 2, "--out", out)
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not a safetensors file")
-    assert "not a readable safetensors file" in _refused(capsys, junk, "--size", 2, "--out", out)
+    assert "not a readable safetensors file" in _refused(capsys, "compress", junk, "--size", 2, "--out", out)
     bare = tmp_path / "bare.safetensors"
     save_file({"w": torch.zeros(2)}, str(bare), metadata={"key": "{}"})
-    assert "configuration" in _refused(capsys, bare, "--size", 2, "--out", out)
+    assert "configuration" in _refused(capsys, "compress", bare, "--size", 2, "--out", out)
     teacher = RESULTS / "cartpole" / "datasets" / "nd1_b512.safetensors"
-    assert "size must be" in _refused(capsys, teacher, "--size", 0, "--out", out)
+    assert "size must be" in _refused(capsys, "compress", teacher, "--size", 0, "--out", out)
+    assert "--size is required" in _refused(capsys, "compress", teacher, "--out", out)
     assert not out.exists()
+
+
+def test_a_warm_start_that_does_not_fit_the_run_is_one_error_line(tmp_path, capsys):
+    small = RESULTS / "cartpole" / "datasets" / "nd1_b512.safetensors"
+    msg = _refused(capsys, "distill", "--preset", "cartpole-nd2", "--init-dataset", small, "--meta-epochs", 1,
+                   "--out", tmp_path / "x.safetensors")
+    assert "init_dataset" in msg and "was made for" in msg
+    assert "no such file" in _refused(capsys, "distill", "--preset", "cartpole-nd1", "--init-dataset",
+                                      tmp_path / "none.safetensors", "--meta-epochs", 1, "--out", tmp_path / "y.safetensors")
+
+
+def test_the_published_minimal_datasets_are_the_pipelines_compressed_fits():
+    from paper_code.config import load_scale
+    from paper_code.layout import compressed_path, minimal_dataset_path
+    from paper_code.runs import compression_config
+
+    paper = load_scale("paper")
+    section = paper["minimal"]["compression"]
+    published = [n for n in paper["minimal"]["dofs"] if minimal_dataset_path(RESULTS, n).exists()]
+    if not published:
+        pytest.skip("no published minimal datasets in this checkout")
+    for n in published:
+        path = minimal_dataset_path(RESULTS, n)
+        src = compressed_path(RESULTS, section["minimal_teacher"], f"nd{n}", n + 1)
+        assert path.read_bytes() == src.read_bytes(), path
+        ds = DistilledDataset.load(path)
+        assert ds.size == n + 1 and ds.env_kwargs == {"dof": n}
+        assert ds.provenance["settings"] == compression_config(section, n + 1).to_dict()
+        teacher = project_root() / ds.provenance["teacher"]
+        assert teacher.is_file() and ds.provenance["teacher_sha256"] == load_teacher(teacher).sha256
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_mid_fit_stops_at_a_step_boundary_and_resume_equals_an_uninterrupted_fit(tmp_path, monkeypatch, sig):
+    import os
+    import signal
+
+    from paper_code.interrupts import RunInterrupted
+
+    signum = getattr(signal, sig)
+    cfg = CompressConfig(size=2, steps=6, **SMALL)
+    whole = compress_file(ND2, tmp_path / "whole.safetensors", cfg, progress=False)
+    out = tmp_path / "cut.safetensors"
+    original, calls = Compression.step, {"n": 0}
+
+    def step(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signum)
+        return original(self)
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with monkeypatch.context() as m:
+        m.setattr(Compression, "step", step)
+        with pytest.raises(RunInterrupted) as info:
+            compress_file(ND2, out, cfg, progress=False)
+    assert info.value.exit_code == 128 + signum and info.value.meta_epoch == 3
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
+    assert DistilledDataset.load(out).provenance["steps"] == 3  # the dataset of the boundary it stopped at
+    resumed = compress_file(ND2, out, cfg, resume=True, progress=False)
+    assert [h["kl"] for h in resumed.history] == [h["kl"] for h in whole.history]
+    assert torch.equal(DistilledDataset.load(out).states, DistilledDataset.load(tmp_path / "whole.safetensors").states)
+
+
+def test_a_wrong_or_damaged_checkpoint_is_one_error_line(tmp_path, capsys):
+    out = tmp_path / "d.safetensors"
+    args = [ND2, "--size", 2, "--out", out, "--steps", 2, "--pool", 256, "--batch-states", 64, "--inits", 2]
+    assert main(["compress", *map(str, args), "--quiet"]) == 0
+    capsys.readouterr()
+    assert "other settings" in _refused(capsys, "compress", *args[:-2], "--inits", 3, "--resume")
+    other = RESULTS / "cartpole" / "datasets" / "nd3_b512.safetensors"
+    assert "another teacher" in _refused(capsys, "compress", other, *args[1:], "--resume")
+    (tmp_path / "d.safetensors.ckpt.pt").write_bytes(b"junk")
+    assert "not a readable checkpoint" in _refused(capsys, "compress", *args, "--resume")
+    assert "resume continues" in _refused(capsys, "compress", *args, "--resume", "--force")

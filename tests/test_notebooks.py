@@ -111,18 +111,33 @@ def test_quick_outputs_of(name):
         assert len(arch) == 5 * 17
         assert (tmp_path / "cartpole" / "architectures" / "pool_vs_single.csv").exists()
     if name == "05_minimal_dataset":
-        mini = pd.read_csv(tmp_path / "cartpole" / "minimal" / "minimal_size.csv")
+        out = tmp_path / "cartpole" / "minimal"
+        mini = pd.read_csv(out / "minimal_size.csv")
         assert mini["N"].tolist() == [1, 2, 3, 4, 5]
-        sizes = pd.read_csv(tmp_path / "cartpole" / "minimal" / "return_by_size.csv")
+        sizes = pd.read_csv(out / "return_by_size.csv")
+        methods = ["PPMO alone", "compressed: PPO policy teacher", "compressed: B = 512 dataset teacher"]
+        assert list(dict.fromkeys(sizes["method"])) == methods
         for n in range(1, 6):
-            assert sorted(sizes[sizes.N == n]["B"]) == [*range(1, 2 * n + 2), 512]
-        authors = pd.read_csv(tmp_path / "cartpole" / "minimal" / "authors.csv")
+            for method in methods:
+                assert sorted(sizes[(sizes.N == n) & (sizes.method == method)]["B"]) == [*range(1, 2 * n + 2), 512]
+        authors = pd.read_csv(out / "authors.csv")
         assert sorted(zip(authors["N"], authors["B"])) == sorted([(n, b) for n in range(1, 6) for b in (n + 1, 512)])
-        for _, m in mini.iterrows():  # a minimal B's CI lower end clears the bar
-            if not math.isnan(m["minimal B"]):
-                row = sizes[(sizes.N == m["N"]) & (sizes.B == m["minimal B"])].iloc[0]
-                assert row["ci95 low"] >= m["bar (CI low >=)"]
-        kshot = pd.read_csv(tmp_path / "cartpole" / "minimal" / "kshot.csv")
+        for _, m in mini.iterrows():  # a minimal B's CI lower end clears the bar, per method
+            for method in methods:
+                if not math.isnan(m[f"{method}: minimal B"]):
+                    row = sizes[(sizes.N == m["N"]) & (sizes.method == method) & (sizes.B == m[f"{method}: minimal B"])].iloc[0]
+                    assert row["ci95 low"] >= m["bar (CI low >=)"]
+        for n in range(1, 6):  # the published minimal sets: the PPO teacher's N + 1 fits
+            ds = DistilledDataset.load(tmp_path / "cartpole" / "datasets" / f"nd{n}_b{n + 1}.safetensors")
+            assert ds.size == n + 1 and ds.provenance["teacher_kind"] == "policy"
+        logit = pd.read_csv(out / "logit_map.csv")
+        assert len(logit) == sum(2 * n + 2 for n in range(1, 6)) and logit["r2"].between(-1e-6, 1 + 1e-6).all()
+        warm = pd.read_csv(out / "mujoco_warm_start.csv")
+        assert warm["task"].tolist() == ["Hopper-v5", "Walker2d-v5", "InvertedDoublePendulum-v5"]
+        assert pd.read_csv(out / "cost.csv")["N"].tolist() == [1, 2, 3, 4, 5]
+        for f in ["return_by_size.png", "mujoco_warm_start.png", "logit_map.md", "cost.md"]:
+            assert (out / f).stat().st_size > 0, f
+        kshot = pd.read_csv(out / "kshot.csv")
         assert set(kshot["lr mode"]) == {"learned lr", "lr / k"}
 
 

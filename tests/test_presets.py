@@ -18,7 +18,10 @@ from paper_code.runs import scale_config
 from paper_code.settings import PPMOConfig, field_docs
 
 RESULTS = package_root() / "results"
-DATASETS = sorted(p for family in ("cartpole", "mujoco", "atari") for p in (RESULTS / family / "datasets").glob("*.safetensors"))
+# every PPMO dataset a preset makes (notebooks 01-05); the compressed minimal sets are checked in test_compress.py
+DATASETS = sorted(p for family in ("cartpole", "mujoco", "atari") for folder in ("", "ppmo")
+                  for p in (RESULTS / family / "datasets" / folder).glob("*.safetensors")
+                  if DistilledDataset.load(p).provenance.get("method") == "ppmo")
 
 
 def _preset_of(path: Path) -> str:
