@@ -183,3 +183,17 @@ def test_a_wrong_or_damaged_checkpoint_is_one_error_line(tmp_path, capsys):
     (tmp_path / "d.safetensors.ckpt.pt").write_bytes(b"junk")
     assert "not a readable checkpoint" in _refused(capsys, "compress", *args, "--resume")
     assert "resume continues" in _refused(capsys, "compress", *args, "--resume", "--force")
+
+
+def test_the_committed_compression_checkpoints_load():
+    from paper_code.checkpoints import read_checkpoint
+
+    files = sorted((RESULTS / "cartpole" / "datasets" / "compressed").rglob("*.ckpt.pt"))
+    if not files:
+        pytest.skip("no committed compression fits")
+    for f in files[:: max(1, len(files) // 3)]:
+        out = f.with_name(f.name.removesuffix(".ckpt.pt"))
+        ds = DistilledDataset.load(out)
+        comp = Compression(load_teacher(project_root() / ds.provenance["teacher"]), CompressConfig(**ds.provenance["settings"]))
+        comp.load_state_dict(read_checkpoint(f), str(f))
+        assert comp.step_count == ds.provenance["steps"] and torch.equal(comp.x.detach(), ds.states)
