@@ -22,6 +22,7 @@ from .authors_datasets import convert, not_evaluable, published_files, reference
 from .cli_settings import add_config_arguments
 from .config import ROOT_ENV, project_root
 from .dataset import DistilledDataset
+from .distributed import init_from_env
 from .envs import ND_CARTPOLE_ID
 from .evaluation import evaluate_dataset
 from .files import check_writable
@@ -73,8 +74,11 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise ValueError("--out is required (the dataset file to write), unless --print-config")
+    w = init_from_env(cfg.device)  # under torchrun: one of several processes of the same run
     run = distill(cfg, args.out, args.meta_epochs, resume=args.resume, force=args.force, progress=not args.quiet,
                   checkpoint_every_s=args.checkpoint_every, live=args.live)
+    if not w.main:
+        return 0
     what = (f"{run.meta_epoch} meta-epochs, {run.env_steps:,} env steps, {run.wall_time:.1f} s, "
             f"lr {float(run.lr.detach()):.4g}")
     if run.files_written:

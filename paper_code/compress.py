@@ -324,6 +324,37 @@ class Compression:
             raise CheckpointError(f"{where}: damaged (history of {len(self.history)} steps at step {self.step_count})")
 
 
+@dataclass
+class FinishedFit:
+    """A finished fit as its checkpoint records it (what :func:`compress_file` returns when there is
+    nothing to do; the attributes callers read of a :class:`Compression`)."""
+
+    teacher: Teacher
+    cfg: CompressConfig
+    step_count: int
+    wall_time: float
+    collect_s: float
+    history: list[dict[str, float]]
+    log_lr: torch.Tensor
+    files_written: bool = False
+
+
+def _finished(sd: dict[str, Any], teacher: Teacher, cfg: CompressConfig) -> FinishedFit | None:
+    """``sd`` as a :class:`FinishedFit` if it is a finished fit of ``cfg`` on ``teacher`` (else None:
+    the full check and load decide)."""
+    same = lambda c: {k: v for k, v in (c or {}).items() if k not in ("steps", "finetune")}  # noqa: E731
+    try:
+        ok = (sd.get("kind") == "compression" and isinstance(sd.get("config"), dict)
+              and same(sd["config"]) == same(cfg.to_dict()) and sd.get("teacher_sha256") == teacher.sha256
+              and int(sd["step"]) >= cfg.steps and len(sd["history"]) == int(sd["step"]))
+        if not ok:
+            return None
+        return FinishedFit(teacher, cfg, int(sd["step"]), float(sd["wall_time"]), float(sd["collect_s"]),
+                           [dict(r) for r in sd["history"]], sd["params"][2].detach().clone())
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return None
+
+
 def checkpoint_path(out: str | Path) -> Path:
     """The checkpoint of the fit that writes ``out`` (beside it, as :func:`~paper_code.training.distill`'s)."""
     out = Path(out)
@@ -370,7 +401,12 @@ def compress_file(teacher_path: str | Path, out: str | Path, cfg: CompressConfig
         raise FileNotFoundError(f"no checkpoint {ckpt} to resume from")
     if not (resume or force) and out.exists() and not ckpt.exists():
         raise FileExistsError(f"{out} exists and has no checkpoint: start over with --force (force=True)")
-    comp = Compression(load_teacher(teacher_path), cfg)
+    teacher = load_teacher(teacher_path)
+    if not force and ckpt.is_file() and out.is_file() and log_path(out).is_file():
+        done = _finished(read_checkpoint(ckpt), teacher, cfg)
+        if done is not None:  # nothing to do: the teacher's states are not collected again
+            return done
+    comp = Compression(teacher, cfg)
     comp.files_written = False  # type: ignore[attr-defined]
     with deferred_interrupts() as interrupts, OutputLock(out):
         remove_stale_temporaries(out)

@@ -29,15 +29,24 @@ def normalize_obs(obs: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, clip
 class RunningMeanStd:
     """Mean and variance of a stream of batches (the parallel algorithm; float64 accumulators)."""
 
-    def __init__(self, shape: tuple[int, ...] = (), device: torch.device | str = "cpu") -> None:
+    def __init__(self, shape: tuple[int, ...] = (), device: torch.device | str = "cpu", *, synced: bool = False) -> None:
         self.mean = torch.zeros(shape, dtype=torch.float64, device=device)
         self.var = torch.ones(shape, dtype=torch.float64, device=device)
         self.count = torch.tensor(1e-4, dtype=torch.float64, device=device)
+        self.synced = synced  # a multi-process run: every update merges all ranks' batches (rank order)
 
     def update(self, x: torch.Tensor) -> None:
-        """Add a batch ``x`` [n, *shape]."""
+        """Add a batch ``x`` [n, *shape] (``synced``: every rank's batch, the same result on each)."""
         x = x.reshape(-1, *self.mean.shape).to(torch.float64)
-        b_mean, b_var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        if self.synced:
+            from .distributed import gather_moments
+
+            for b_mean, b_var, n in gather_moments(x.mean(0), x.var(0, unbiased=False), x.shape[0]):
+                self._add(b_mean, b_var, n)
+            return
+        self._add(x.mean(0), x.var(0, unbiased=False), x.shape[0])
+
+    def _add(self, b_mean: torch.Tensor, b_var: torch.Tensor, n: int) -> None:
         delta, total = b_mean - self.mean, self.count + n
         self.mean = self.mean + delta * n / total
         self.var = (self.var * self.count + b_var * n + delta.pow(2) * self.count * n / total) / total

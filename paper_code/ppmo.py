@@ -30,6 +30,7 @@ import torch
 
 from . import checks
 from .config import project_root
+from .distributed import average_gradients, mean_over_ranks, rank_seed, world
 from .dataset import MAX_ABS, MAX_LR, DistilledDataset, git_revision
 from .envs import GymVectorEnv, has_batched, make_env
 from .evaluation import evaluate_dataset
@@ -62,7 +63,10 @@ class PPMO:
             train_kwargs["max_episode_steps"] = cfg.train_max_episode_steps
         if cfg.num_steps * K * E > checks.MAX_ELEMENTS:
             raise ValueError(f"num_steps x inits_per_epoch x num_envs = {cfg.num_steps * K * E:,}: too many to hold")
-        self.env = make_env(cfg.env_id, K * E, device=dev, seed=cfg.seed, check_actions=False, **train_kwargs)
+        # a multi-process run (torchrun): each rank its own envs and learner inits, the same dataset and critic
+        self.world = world()
+        self.env = make_env(cfg.env_id, K * E, device=dev, seed=rank_seed(cfg.seed, self.world), check_actions=False,
+                            **train_kwargs)
         self.obs_size, self.num_actions = self.env.observation_size, self.env.num_actions
         self.obs_shape = tuple(self.env.observation_shape)
         per_obs = math.prod(self.obs_shape)
@@ -79,8 +83,8 @@ class PPMO:
                              f"{'gaussian' if self.env.continuous else 'categorical'} learner, got {cfg.learner.policy}")
         self.head = head(cfg.learner.policy)
         # independent random streams: learner inits, actions, minibatch order, dataset init, critic init
-        self.g_init = _generator(cfg.seed * 10 + 1, dev)
-        self.g_act = _generator(cfg.seed * 10 + 2, dev)
+        self.g_init = _generator(rank_seed(cfg.seed * 10 + 1, self.world), dev)
+        self.g_act = _generator(rank_seed(cfg.seed * 10 + 2, self.world), dev)
         self.g_perm = _generator(cfg.seed * 10 + 3, dev)
         g_data = _generator(cfg.seed * 10 + 4, dev)
         g_critic = _generator(cfg.seed * 10 + 5, dev)
@@ -104,7 +108,8 @@ class PPMO:
             self.data_params.append(self.log_std_target)
         # observation statistics (identity until the first update) and reward scaling
         # per input element: per pixel for frames (what moves stands out from the static background)
-        self.obs_rms = RunningMeanStd(self.obs_shape, dev) if cfg.normalize_obs else None
+        synced = self.world.size > 1
+        self.obs_rms = RunningMeanStd(self.obs_shape, dev, synced=synced) if cfg.normalize_obs else None
         if cfg.init_dataset is not None:
             path = Path(cfg.init_dataset)
             if not path.is_absolute() and not path.exists():  # a project-relative path (as the pipeline records it)
@@ -115,7 +120,7 @@ class PPMO:
             self._warm_start(DistilledDataset.load(path))
         self.data_opt = torch.optim.Adam(self.data_params, lr=cfg.dataset_lr, eps=cfg.adam_eps,
                                          fused=self.env.device.type == "cpu")
-        self.ret_rms = RunningMeanStd((), dev) if cfg.normalize_reward else None
+        self.ret_rms = RunningMeanStd((), dev, synced=synced) if cfg.normalize_reward else None
         self.ret_acc = torch.zeros(K * E, device=dev)
         if self.cnn:  # a separate Nature-CNN
             critic_spec = LearnerSpec(kind="nature_cnn", activation="relu", output_gain=1.0)
@@ -125,7 +130,7 @@ class PPMO:
                                                                     1, g_critic, device=dev).items()}
         self.critic_opt = torch.optim.Adam(list(self.critic.values()), lr=cfg.critic_lr, eps=cfg.adam_eps,
                                            fused=self.env.device.type == "cpu")
-        self.obs = self.env.reset(seed=cfg.seed)
+        self.obs = self.env.reset(seed=rank_seed(cfg.seed, self.world))
         self.meta_epoch = 0
         self.env_steps = 0
         self.wall_time = 0.0  # seconds of training, summed over resumed runs
@@ -294,6 +299,8 @@ class PPMO:
                 self.data_opt.zero_grad(set_to_none=True)
                 self.critic_opt.zero_grad(set_to_none=True)
                 (loss + v_loss).backward()
+                # a multi-process run: the mean over ranks of both gradients (one all-reduce; none for one process)
+                average_gradients([*self.data_params, *self.critic.values()], self.world)
                 torch.nn.utils.clip_grad_norm_(self.data_params, cfg.max_grad_norm)
                 torch.nn.utils.clip_grad_norm_(list(self.critic.values()), cfg.max_grad_norm)
                 self.data_opt.step()
@@ -320,9 +327,15 @@ class PPMO:
             mean_return.to(torch.float32),
             self.lr.detach(),
             *[v / updates for v in stats_sum.values()],
-        ]).tolist()  # the one host sync of the meta-epoch
+        ])
+        if self.world.size > 1:  # every rank's episodes count: the mean return weighted by them, episodes summed
+            row[3] = row[3] * row[2]
+            row = mean_over_ranks(row, self.world)
+            row[3] = row[3] / row[2].clamp(min=1e-9)
+            row[2] = row[2] * self.world.size
+        row = row.tolist()  # the one host sync of the meta-epoch
         self.meta_epoch += 1
-        self.env_steps += T * K * E
+        self.env_steps += T * K * E * self.world.size
         self.health = {"dataset_max_abs": row[0], "critic_max_abs": row[1]}
         row = row[2:]
         out = {"meta_epoch": self.meta_epoch, "env_steps": self.env_steps, "episodes": row[0],

@@ -9,9 +9,11 @@ checkpoint is written, so an interrupted run resumes to the same dataset as an u
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
+import signal
 import time
 from pathlib import Path
 from typing import Callable
@@ -22,6 +24,7 @@ from tqdm import tqdm  # the plain bar: no widget warnings in notebooks without 
 from . import checks
 from .dataset import DistilledDataset, git_revision
 from .files import OutputLock, atomic_path, check_writable, lock_path, remove_stale_temporaries
+from .distributed import any_rank, barrier, world
 from .interrupts import RunInterrupted, deferred_interrupts
 from .live import LiveLog
 from .ppmo import PPMO
@@ -50,7 +53,8 @@ def train(run: PPMO, meta_epochs: int, *, progress: bool = True, checkpoint: str
     its evaluation (``None`` when none was made), e.g. by :class:`~paper_code.live.LiveLog`.
     """
     cfg = run.cfg
-    bar = tqdm(total=meta_epochs, initial=run.meta_epoch, disable=not progress, unit="meta-epoch",
+    w = run.world  # a multi-process run decides together (signals, checkpoint times); rank 0 shows progress
+    bar = tqdm(total=meta_epochs, initial=run.meta_epoch, disable=not progress or not w.main, unit="meta-epoch",
                dynamic_ncols=True, mininterval=1.0)
     last_ckpt = time.perf_counter()
     recent: list[float] = []
@@ -63,8 +67,8 @@ def train(run: PPMO, meta_epochs: int, *, progress: bool = True, checkpoint: str
             on_checkpoint(run)
         run.saved_at = run.meta_epoch
 
-    def interrupted(signum: int) -> RunInterrupted:
-        return RunInterrupted(signum, run.meta_epoch, None if checkpoint is None else str(checkpoint))
+    def interrupted(signum: int | None) -> RunInterrupted:  # None: another rank received it
+        return RunInterrupted(signum or signal.SIGTERM, run.meta_epoch, None if checkpoint is None else str(checkpoint))
 
     if run.stopped_early and stop_rule != run.stop_rule:
         run.stopped_early = False
@@ -73,7 +77,7 @@ def train(run: PPMO, meta_epochs: int, *, progress: bool = True, checkpoint: str
     with deferred_interrupts() as interrupts:
         try:
             while True:
-                if interrupts.signal is not None:  # a meta-epoch boundary: the state is consistent
+                if any_rank(interrupts.signal is not None, cfg.device, w):  # a meta-epoch boundary: consistent state
                     save()
                     raise interrupted(interrupts.signal)
                 if run.meta_epoch >= meta_epochs or run.stopped_early:
@@ -113,14 +117,14 @@ def train(run: PPMO, meta_epochs: int, *, progress: bool = True, checkpoint: str
                     f"{run.env_steps / max(run.wall_time, 1e-9):,.0f} env-steps/s, "
                     f"train return {sum(recent) / max(len(recent), 1):.1f}, lr {row['lr']:.3g}", refresh=False)
                 bar.update(1)
-                if checkpoint is not None and time.perf_counter() - last_ckpt >= checkpoint_every_s:
+                if checkpoint is not None and any_rank(time.perf_counter() - last_ckpt >= checkpoint_every_s, cfg.device, w):
                     save()
                     last_ckpt = time.perf_counter()
                 if stop:
                     run.stopped_early = True
             if trained:  # a finished run that was only resumed is left as it is
                 save()
-            if interrupts.signal is not None:  # arrived during the last save: the run is complete
+            if any_rank(interrupts.signal is not None, cfg.device, w):  # arrived during the last save: the run is complete
                 raise interrupted(interrupts.signal)
         finally:
             bar.close()
@@ -206,14 +210,17 @@ def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool 
     live_files = [] if live is None else [Path(live) / "metrics.json", Path(live) / "plots" / "metrics" / "lr.tsv"]
     for p in (out, ckpt, log_path(out), lock_path(out), *live_files):
         check_writable(p)
-    OutputLock(out).check_free()
+    main = world().main  # a multi-process run: rank 0 locks and writes, every rank reads the checkpoint
+    if main:
+        OutputLock(out).check_free()
     if resume and not ckpt.is_file():
         raise FileNotFoundError(f"no checkpoint {ckpt} to resume from")
     if not (resume or force) and out.exists() and not ckpt.exists():
         raise FileExistsError(f"{out} exists and has no checkpoint: start over with --force (force=True)")
     run = PPMO(cfg)  # validates the environment and the sizes before anything is written
-    with deferred_interrupts(), OutputLock(out):
-        remove_stale_temporaries(out)
+    with deferred_interrupts(), (OutputLock(out) if main else contextlib.nullcontext()):
+        if main:
+            remove_stale_temporaries(out)
         if (resume or not force) and ckpt.exists():
             load_checkpoint(run, ckpt)  # a wrong or damaged checkpoint: one clear error, nothing written
             finished = run.meta_epoch >= meta_epochs or (run.stopped_early and run.stop_rule == stop_rule)
@@ -226,12 +233,14 @@ def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool 
 
         def on_checkpoint(r: PPMO) -> None:
             nonlocal written
+            if not main:
+                return
             r.dataset().save(out)
             write_log(r, out)
             written = True
 
         live_log = None
-        if live is not None:
+        if live is not None and main:
             live_log = LiveLog(live)
             live_log.start(run.history, run.evals)
         try:
@@ -243,10 +252,11 @@ def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool 
                 live_log.close()
         # a finished run's dataset and log: written if missing or older than the checkpoint (a run
         # killed between writing its checkpoint and its dataset, or a deleted file)
-        if not _dataset_current(run, out):
+        if main and not _dataset_current(run, out):
             run.dataset().save(out)
             written = True
-        if not _log_current(run, out):
+        if main and not _log_current(run, out):
             write_log(run, out)
+        barrier(run.world)  # every rank returns once the files are written
     run.files_written = written
     return run
