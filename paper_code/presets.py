@@ -137,7 +137,6 @@ def preset_names() -> list[str]:
     names = [f"cartpole-nd{n}" for n in CARTPOLE_DOFS]
     names += [f"cartpole-nd{n}-b{b}" for n in CARTPOLE_DOFS for b in range(1, 2 * n + 2)]
     names += ["cartpole-nd1-k1", "cartpole-nd1-k4"] + [f"cartpole-nd{n}-pool" for n in CARTPOLE_DOFS]
-    names += [f"cartpole-fast-nd{n}" for n in CARTPOLE_DOFS]
     names += [f"mujoco-{t}" for t in MUJOCO_TASKS]
     names += [f"atari-{g}-l{l}" for g in ATARI_GAMES for l in range(5)]
     return names + ["discrete", "continuous"]
