@@ -159,13 +159,19 @@ def test_a_signal_mid_fit_stops_at_a_step_boundary_and_resume_equals_an_uninterr
             os.kill(os.getpid(), signum)
         return original(self)
 
+    # Ctrl-C's default handler, even where pytest was started in the background (SIGINT then ignored)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    with monkeypatch.context() as m:
-        m.setattr(Compression, "step", step)
-        with pytest.raises(RunInterrupted) as info:
-            compress_file(ND2, out, cfg, progress=False)
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(Compression, "step", step)
+            with pytest.raises(RunInterrupted) as info:
+                compress_file(ND2, out, cfg, progress=False)
+        restored = {s: signal.getsignal(s) for s in handlers}
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert info.value.exit_code == 128 + signum and info.value.meta_epoch == 3
-    assert {s: signal.getsignal(s) for s in handlers} == handlers
+    assert restored == handlers
     assert DistilledDataset.load(out).provenance["steps"] == 3  # the dataset of the boundary it stopped at
     resumed = compress_file(ND2, out, cfg, resume=True, progress=False)
     assert [h["kl"] for h in resumed.history] == [h["kl"] for h in whole.history]
