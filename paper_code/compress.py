@@ -45,7 +45,7 @@ from .observations import NORM_CLIP, NORM_EPS, prepare
 from .policies import head, sample
 from .presets import preset_for_env, resolve
 from .settings import CompressConfig, PPMOConfig
-from .training import DivergenceError, distill
+from .training import DivergenceError, checkpoint_path, distill, log_path  # a fit's files sit beside its output as a run's do
 
 Params = dict[str, torch.Tensor]
 METHOD = "compression: KL(teacher || one-step learner) on the teacher's visited states"
@@ -353,17 +353,6 @@ def _finished(sd: dict[str, Any], teacher: Teacher, cfg: CompressConfig) -> Fini
                            [dict(r) for r in sd["history"]], sd["params"][2].detach().clone())
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         return None
-
-
-def checkpoint_path(out: str | Path) -> Path:
-    """The checkpoint of the fit that writes ``out`` (beside it, as :func:`~paper_code.training.distill`'s)."""
-    out = Path(out)
-    return out.with_name(out.name + ".ckpt.pt")
-
-
-def log_path(out: str | Path) -> Path:
-    out = Path(out)
-    return out.with_name(out.name + ".log.json")
 
 
 def fit_path(out: str | Path) -> Path:

@@ -158,10 +158,10 @@ def teacher_path(out_root: Path, teacher: str, env_name: str, size_ref: int = 51
 def run_compression(teacher_file: Path, out: Path, cfg: Any, *, progress: bool = False) -> Any:
     """:func:`~paper_code.compress.compress_file`, resumed from its checkpoint when there is one
     (a finished fit costs nothing)."""
-    from .compress import checkpoint_path as fit_checkpoint, compress_file
+    from .compress import compress_file
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    return compress_file(teacher_file, out, cfg, resume=fit_checkpoint(out).exists(), progress=progress)
+    return compress_file(teacher_file, out, cfg, resume=checkpoint_path(out).exists(), progress=progress)
 
 
 def run_compression_sweep(section: dict[str, Any], dof: int, teacher: str, out_root: Path, *, size_ref: int = 512,
