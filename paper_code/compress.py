@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from .config import relative
 from .checkpoints import CheckpointError, read_checkpoint, write_checkpoint
-from .dataset import DatasetError, DistilledDataset, git_revision
+from .dataset import DatasetError, DistilledDataset, git_revision, read_safetensors
 from .envs import ND_CARTPOLE_ID, make_env
 from .files import OutputLock, atomic_path, check_writable, lock_path, remove_stale_temporaries
 from .inner import inner_step_batch
@@ -96,17 +96,10 @@ def load_teacher(path: str | Path) -> Teacher:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise DatasetError(f"{path}: not a readable safetensors file ({e})") from None
+    meta, tensors = read_safetensors(path)  # read once: a policy file, else a dataset file
     if "key" in meta and "states" not in tensors:
         return _policy_teacher(path, meta, tensors)
-    ds = DistilledDataset.load(path)
+    ds = DistilledDataset.from_contents(path, meta, tensors)
     if ds.learner.kind != "mlp":
         raise DatasetError(f"{path}: compression supports MLP learners (cart-pole, MuJoCo), not {ds.learner.kind}")
     x, y, t_lr = ds.features(ds.states), ds.labels, ds.lr.reshape(())

@@ -254,12 +254,12 @@ class DistilledDataset:
         path = Path(path)
         if not path.is_file():
             raise DatasetError(f"{path}: no such file")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                metadata = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise DatasetError(f"{path}: not a readable safetensors file ({e})") from None
+        return cls.from_contents(path, *read_safetensors(path))
+
+    @classmethod
+    def from_contents(cls, path: str | Path, metadata: dict[str, str], tensors: dict[str, torch.Tensor]
+                      ) -> "DistilledDataset":
+        """The dataset in a file's already read contents (:func:`read_safetensors`); ``path`` names it in errors."""
         if metadata.get("format", FORMAT) != FORMAT:
             raise DatasetError(f"{path}: format {metadata.get('format')!r} is not {FORMAT!r}")
         version = metadata.get("format_version", str(FORMAT_VERSION))
@@ -288,6 +288,15 @@ class DistilledDataset:
             )
         except DatasetError as e:
             raise DatasetError(f"{path}: {e}") from None
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """A safetensors file's metadata and tensors; :class:`DatasetError` (one line) if it cannot be read."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise DatasetError(f"{path}: not a readable safetensors file ({e})") from None
 
 
 def _canonical_header(path: str | Path) -> None:
