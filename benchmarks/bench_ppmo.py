@@ -1,6 +1,6 @@
 """Benchmark: PPMO meta-epochs/s and env-steps/s in the paper's cart-pole configuration.
 
-    python benchmarks/bench_ppmo.py [--dof 1] [--meta-epochs 60] [--inits 1] [--out results/benchmarks/ppmo]
+    python benchmarks/bench_ppmo.py [--dof 1] [--meta-epochs 60] [--inits 1] [--device cpu] [--out results/benchmarks/ppmo]
 
 Configuration: B = 512, 10 envs x 200 steps, 4 epochs x 4 minibatches of 512, one torch thread
 (unless PAPER_CODE_NUM_THREADS says otherwise), no evaluations. Prints the rate and where the time
@@ -31,46 +31,54 @@ def main() -> None:
     parser.add_argument("--meta-epochs", type=int, default=60)
     parser.add_argument("--inits", type=int, nargs="+", default=[1])
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (the table gives median, min, max)")
+    parser.add_argument("--device", default="cpu", help="the run's device (cuda: timings synchronise the GPU)")
     parser.add_argument("--out", help="also write the table to <out>.csv and <out>.md")
     parser.add_argument("--profile", type=int, default=0, metavar="M",
                         help="also profile M meta-epochs with torch.profiler (top ops; to <out>_profile.txt)")
     args = parser.parse_args()
+    cuda = torch.device(args.device).type == "cuda"
+
+    def clock() -> float:  # wall time after the GPU's queued work is done
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
     rows = []
     for K in args.inits:
-        run = PPMO(PPMOConfig(env_kwargs={"dof": args.dof}, inits_per_epoch=K, eval_every=0))
+        run = PPMO(PPMOConfig(env_kwargs={"dof": args.dof}, inits_per_epoch=K, eval_every=0, device=args.device))
         for _ in range(3):  # warm-up
             run.meta_epoch_step()
         rates = []  # the machine is shared: repeat and report the spread
         for _ in range(args.repeats):
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(args.meta_epochs):
                 run.meta_epoch_step()
-            rates.append(args.meta_epochs / (time.perf_counter() - t0))
+            rates.append(args.meta_epochs / (clock() - t0))
         rates.sort()
         per_epoch = 1 / rates[len(rates) // 2]
         # breakdown: the same pieces, timed separately
         cfg = run.cfg
-        theta0 = init_params_batch(cfg.learner, run.obs_size, run.num_actions, K, run.g_init)
+        theta0 = init_params_batch(cfg.learner, run.obs_size, run.num_actions, K, run.g_init, device=cfg.device)
         with torch.no_grad():
             theta1 = inner_step_batch(theta0, run.states, run.labels, run.lr)
         n = 10
-        t = time.perf_counter()
+        t = clock()
         for _ in range(n):
             roll = run._rollout(theta1, cfg.learner.activation)
-        t_roll = (time.perf_counter() - t) / n
-        t = time.perf_counter()
+        t_roll = (clock() - t) / n
+        t = clock()
         for _ in range(n):
             with torch.no_grad():
                 v, nv = bootstrap_values(run.value, roll)
                 gae(roll["rewards"], v, nv, roll["terminated"], roll["truncated"], cfg.gamma, cfg.gae_lambda)
-        t_gae = (time.perf_counter() - t) / n
+        t_gae = (clock() - t) / n
         rows.append({
             "N": args.dof, "K (inits/meta-epoch)": K, "meta-epochs/s (median)": 1 / per_epoch,
             "min": rates[0], "max": rates[-1],
             "env-steps/s": cfg.num_envs * cfg.num_steps * K / per_epoch, "ms/meta-epoch": 1e3 * per_epoch,
             "rollout ms": 1e3 * t_roll, "values+GAE ms": 1e3 * t_gae,
             "updates ms (rest)": 1e3 * (per_epoch - t_roll - t_gae),
-            "threads": torch.get_num_threads(),
+            "threads": torch.get_num_threads(), "device": args.device,
         })
         print(", ".join(f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[-1].items()), flush=True)
     if args.profile:
@@ -90,7 +98,8 @@ def main() -> None:
                 f.write(text + "\n")
     if args.out:
         csv, md = write_table(pd.DataFrame(rows), args.out, floatfmt=",.1f")
-        md.write_text(f"torch {torch.__version__}; B = 512, 10 envs x 200 steps, 4 x 4 minibatch updates, "
+        where = torch.cuda.get_device_name() if cuda else "CPU"
+        md.write_text(f"torch {torch.__version__} on {where}; B = 512, 10 envs x 200 steps, 4 x 4 minibatch updates, "
                       f"{args.repeats} x {args.meta_epochs} timed meta-epochs; breakdown from separately timed pieces\n\n" + md.read_text())
         print(f"wrote {csv} and {md}")
 
