@@ -37,7 +37,7 @@ from .evaluation import evaluate_dataset
 from .learners import (LearnerSpec, batched_forward, forward, init_encoder, init_params,
                        init_params_batch, learner_input)
 from .meta_loss import DatasetTensors, Minibatch, meta_loss, one_step_learners
-from .observations import NORM_CLIP, NORM_EPS, RunningMeanStd, encode, prepare, to_float
+from .observations import NORM_CLIP, NORM_EPS, RunningMeanStd, encode, prepare
 from .policies import head, scale_rewards
 from .rl import bootstrap_values, episode_stats, gae, rollout, value_loss
 from .settings import PPMOConfig
@@ -314,7 +314,7 @@ class PPMO:
         updates = cfg.update_epochs * math.ceil(n / cfg.minibatch_size)
         if self.obs_rms is not None:
             obs = roll["obs"].flatten(0, 1)
-            self.obs_rms.update(to_float(obs))
+            self.obs_rms.update(obs)
 
         n_done, mean_return = episode_stats(roll)
         with torch.no_grad():  # the largest magnitudes (nan propagates): divergence shows here

@@ -46,6 +46,55 @@ def test_nature_cnn_split_composes_to_the_whole_network():
         atari_learner(5)
 
 
+def test_the_fast_frame_paths_keep_the_values():
+    """Issue 23's speed-ups change layouts and buffers, not what a learner sees: channels-last
+    frames normalise to exactly the reference formula, the float32 pixel statistics match float64
+    ones, channels-last convolutions match NCHW ones (also under vmap, which keeps NCHW)."""
+    from paper_code.observations import RunningMeanStd, normalize_obs, prepare
+
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (3, 5, 4, 84, 84), generator=g, dtype=torch.uint8)
+    mean = torch.rand(4, 84, 84, generator=g, dtype=torch.float64)
+    var = torch.rand(4, 84, 84, generator=g, dtype=torch.float64) * 0.1
+    x = prepare(frames, mean, var, scale=0.5)
+    assert x.shape == frames.shape and x.dtype == torch.float32
+    assert torch.equal(x, normalize_obs(frames.float() / 255, mean, var, scale=0.5))  # bit for bit
+    assert torch.equal(prepare(frames[0, 0], mean, var), normalize_obs(frames[0, 0].float() / 255, mean, var))
+    assert torch.equal(prepare(frames), frames.float() / 255)
+    rms, ref = RunningMeanStd((4, 84, 84)), RunningMeanStd((4, 84, 84))
+    for batch in frames:  # uint8 batches count as [0, 1] values; moments in float32, merged in float64
+        rms.update(batch)
+        ref.update(batch.double() / 255)
+    torch.testing.assert_close(rms.mean, ref.mean, rtol=0, atol=1e-6)
+    torch.testing.assert_close(rms.var, ref.var, rtol=0, atol=1e-6)
+    assert rms.count == ref.count
+    params = init_params(atari_learner(0), (4, 84, 84), 6, g)
+    flat = x.flatten(0, 1)
+    nchw = torch.nn.functional.conv2d(flat.contiguous(), params["c0.weight"], params["c0.bias"], stride=4)
+    torch.testing.assert_close(cnn_forward({k: params[k] for k in ("c0.weight", "c0.bias")}, x),
+                               torch.relu(nchw).view(3, 5, *nchw.shape[1:]), rtol=1e-5, atol=1e-5)
+    batched = torch.func.vmap(lambda p: cnn_forward(p, flat))({k: torch.stack([v, v]) for k, v in params.items()})
+    torch.testing.assert_close(batched[1], cnn_forward(params, flat), rtol=1e-5, atol=1e-5)
+
+
+def test_the_emulator_observation_type_does_not_change_the_frames():
+    """make_atari asks the emulator for grayscale (cheaper) observations; AtariPreprocessing reads
+    the screens itself, so the frames equal those of the default RGB setting."""
+    from paper_code.envs.atari import make_atari
+
+    runs = []
+    for kw in ({}, {"obs_type": "rgb"}):
+        env = make_atari("ALE/Breakout-v5", max_episode_steps=60, **kw)
+        obs, _ = env.reset(seed=3)
+        seq = [obs]
+        for t in range(60):
+            obs, *_ = env.step([1, 2, 3, 0][t % 4])
+            seq.append(obs)
+        runs.append(torch.as_tensor(__import__("numpy").stack(seq)))
+        env.close()
+    assert runs[0].shape == (61, 4, 84, 84) and torch.equal(runs[0], runs[1])
+
+
 def test_atari_env_is_preprocessed_and_uint8():
     env = make_env("ALE/Breakout-v5", 2, seed=0, max_episode_steps=20)
     obs = env.reset()
