@@ -204,6 +204,69 @@ def greedy_action_shares(hist: pd.DataFrame, title: str):
     return fig
 
 
+def atari_learning_curves(curves: pd.DataFrame, baselines: pd.DataFrame, *, learners: int):
+    """One panel per game: the sampled (solid) and greedy (dashed) one-step return of the
+    evaluations during distillation against env steps, one colour per split l; grey lines: the
+    random policy (dashed) and the best constant action (dotted) from ``baselines`` (columns game,
+    policy, return, as :func:`paper_code.reference_policies.atari_reference_returns`)."""
+    games = list(dict.fromkeys(curves["game"]))
+    splits = sorted(curves["l"].unique())
+    palette = dict(zip(splits, sns.color_palette("viridis", len(splits))))
+    ncol = min(3, len(games))
+    nrow = -(-len(games) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 0.8 + 2.7 * nrow), squeeze=False)
+    for ax, game in zip(axes.flat, games):
+        c = curves[curves.game == game]
+        for l in sorted(c["l"].unique()):
+            r = c[c.l == l].sort_values("env_steps")
+            ax.plot(r["env_steps"], r["sampled_return"], color=palette[l], lw=1.2, label=f"l = {l}")
+            ax.plot(r["env_steps"], r["greedy_return"], color=palette[l], lw=0.9, ls="--")
+        base = baselines[baselines.game == game]
+        if not base.empty:
+            ax.axhline(base[base.policy == "random"]["return"].mean(), color="grey", ls="--", lw=1)
+            ax.axhline(base[base.policy != "random"].groupby("policy")["return"].mean().max(), color="grey", ls=":", lw=1)
+        ax.set_title(game, fontsize="small")
+        ax.set_xlabel("env steps (agent steps)")
+        ax.legend(fontsize="x-small", loc="upper left")
+    for ax in list(axes.flat)[len(games):]:
+        ax.axis("off")
+    for row in axes:
+        row[0].set_ylabel(f"return ({learners} learners x 1)")
+    fig.suptitle("One-step learners during distillation (solid: sampled, dashed: greedy; grey: random --, "
+                 "best constant action ..)", fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
+def atari_splits(table: pd.DataFrame, game: str, *, authors: pd.DataFrame | None = None):
+    """The split study: one-step return (sampled, mean and 95% CI over learners; greedy as open
+    markers) against the split l for ``game``; ``authors``: their published datasets (under their
+    own settings, so their baselines differ) as hollow squares. Grey lines: the random policy
+    (dashed) and the best constant action (dotted) under our settings (``table``'s columns)."""
+    ours = table[table.game == game].sort_values("l")
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    err = [ours["sampled mean"] - ours["sampled CI low"], ours["sampled CI high"] - ours["sampled mean"]]
+    ax.errorbar(ours["l"], ours["sampled mean"], yerr=err, fmt="o-", color=COLOURS["PPMO"], capsize=3,
+                label="ours, sampled")
+    ax.plot(ours["l"], ours["greedy mean"], "o", mfc="white", color=COLOURS["PPMO"], label="ours, greedy")
+    if authors is not None and not authors.empty:
+        a = authors[authors.game == game].sort_values("l")
+        if not a.empty:
+            aerr = [a["sampled mean"] - a["sampled CI low"], a["sampled CI high"] - a["sampled mean"]]
+            ax.errorbar(a["l"] + 0.08, a["sampled mean"], yerr=aerr, fmt="s", mfc="white", color=COLOURS["PPO"],
+                        capsize=3, label="authors' published, sampled (their settings)")
+    ax.axhline(ours["random"].iloc[0], color="grey", ls="--", lw=1, label="random")
+    ax.axhline(ours["best constant return"].iloc[0], color="grey", ls=":", lw=1,
+               label=f"best constant ({ours['best constant action'].iloc[0]})")
+    ax.set_xticks(range(5))
+    ax.set_xlabel("l (Nature-CNN layers in the persistent encoder)")
+    ax.set_ylabel("one-step return")
+    ax.set_title(f"{game}: return against the encoder / learner split")
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
 def kshot(table: pd.DataFrame):
     """Return after k SGD steps on the same batch per N (``table``: columns N, k, lr mode, sampled
     mean, ci95 low/high): one panel per lr mode, bands the 95% CI over learners."""

@@ -109,6 +109,14 @@ def run_or_resume(cfg: PPMOConfig, out: Path, meta_epochs: int, *, stop_at_retur
                    checkpoint_every_s=checkpoint_every_s, stop_when=None if rule is None else reached, stop_rule=rule)
 
 
+def atari_pairs(section: dict[str, Any]) -> list[tuple[str, int]]:
+    """The (game, l) runs of a scale's ``atari`` section: ``runs`` (game -> its splits) where set,
+    else every game of ``games`` at every split of ``splits``."""
+    if section.get("runs"):
+        return [(str(game), int(l)) for game, splits in section["runs"].items() for l in splits]
+    return [(str(game), int(l)) for game in section["games"] for l in section["splits"]]
+
+
 def run_preset(preset: str, section: dict[str, Any], out_root: Path, *, name: Any = None, progress: bool = False,
                **overrides: Any) -> PPMO | FinishedRun:
     """Distil ``preset`` at the scale of ``section`` into its :func:`~paper_code.layout.dataset_path`

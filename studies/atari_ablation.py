@@ -33,7 +33,7 @@ from paper_code.dataset import DistilledDataset
 from paper_code.envs import action_names
 from paper_code.layout import dataset_path
 from paper_code.reporting import write_table
-from paper_code.runs import run_or_resume, scale_config
+from paper_code.runs import run_or_resume, scale_config, setting
 from paper_code.state_dependence import one_step_actions, one_step_summary
 
 GAME, SPLIT = "Breakout", 4
@@ -75,10 +75,9 @@ def main() -> None:
     ent0_path = out / f"{GAME}_l{SPLIT}_b{raw.size}_ent0.safetensors"
     runs.append(("raw pixels, no entropy bonus", ent0, ent0_path, run_or_resume(ent0, ent0_path, args.meta_epochs)))
     norm = scale_config(f"atari-{GAME}-l{SPLIT}", section)
-    mb = section["meta_epochs"]
     norm_path = dataset_path(results, f"atari-{GAME}-l{SPLIT}", norm.size)
     runs.append(("per-pixel normalisation (notebook 03)", norm, norm_path,
-                 run_or_resume(norm, norm_path, int(mb[SPLIT] if isinstance(mb, dict) else mb))))
+                 run_or_resume(norm, norm_path, int(setting(section, "meta_epochs", f"{GAME}-l{SPLIT}")))))
 
     table = pd.DataFrame([summary(name, cfg, DistilledDataset.load(path), pd.DataFrame(run.history), args.learners,
                                   seed=52_000) for name, cfg, path, run in runs])

@@ -99,8 +99,14 @@ def test_quick_outputs_of(name):
             assert len(ds.encoder) == 2 * r.l and ds.states.shape[1:] == (4, 84, 84)
         hist = pd.read_csv(report / "greedy_actions.csv")
         assert hist.groupby(["game", "l"])["share"].sum().round(6).eq(1).all()
-        for f in ["table.md", "greedy_actions.png", "constant_actions.csv", "authors.md", "authors_greedy_actions.png"]:
+        for f in ["table.md", "greedy_actions.png", "constant_actions.csv", "authors.md", "authors_greedy_actions.png",
+                  "summary.md", "splits_Pong.png", *[f"table_{g}.md" for g in table["game"].unique()]]:
             assert (report / f).stat().st_size > 0, f
+        # the bar (issue 23): its parts agree with the numbers they come from
+        assert (table["above random"] == (table["sampled mean"] > table["random"])).all()
+        assert (table["above best constant"] == (table["sampled mean"] > table["best constant return"])).all()
+        assert (table["meets bar"] == (table["above random"] & table["above best constant"] & table["state-dependent"])).all()
+        assert (table["missed by"].fillna("").eq("") == table["meets bar"]).all()
         authors = pd.read_csv(report / "authors.csv")
         assert sorted(zip(authors["game"], authors["l"])) == [("Centipede", 0), ("Centipede", 1), ("Centipede", 2),
                                                               ("Centipede", 3), ("SpaceInvaders", 3)]
