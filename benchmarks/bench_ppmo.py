@@ -1,9 +1,11 @@
 """Benchmark: PPMO meta-epochs/s and env-steps/s in the paper's cart-pole configuration.
 
-    python benchmarks/bench_ppmo.py [--dof 1] [--meta-epochs 60] [--inits 1] [--device cpu] [--out results/benchmarks/ppmo]
+    python benchmarks/bench_ppmo.py [--dof 1] [--meta-epochs 60] [--inits 1] [--modes eager compiled] [--device cpu]
+                                    [--out results/benchmarks/ppmo]
 
 Configuration: B = 512, 10 envs x 200 steps, 4 epochs x 4 minibatches of 512, one torch thread
-(unless PAPER_CODE_NUM_THREADS says otherwise), no evaluations. Prints the rate and where the time
+(unless PAPER_CODE_NUM_THREADS says otherwise), no evaluations; eager and with ``compile`` (the
+compiled run warms up, i.e. compiles, before it is timed). Prints the rate and where the time
 of a meta-epoch goes (rollout, values + GAE, updates), measured by timing the same pieces that
 ``PPMO.meta_epoch_step`` runs.
 """
@@ -30,6 +32,8 @@ def main() -> None:
     parser.add_argument("--dof", type=int, default=1)
     parser.add_argument("--meta-epochs", type=int, default=60)
     parser.add_argument("--inits", type=int, nargs="+", default=[1])
+    parser.add_argument("--modes", nargs="+", choices=("eager", "compiled"), default=["eager", "compiled"],
+                        help="run the updates eagerly and/or with compile=True")
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (the table gives median, min, max)")
     parser.add_argument("--device", default="cpu", help="the run's device (cuda: timings synchronise the GPU)")
     parser.add_argument("--out", help="also write the table to <out>.csv and <out>.md")
@@ -44,8 +48,9 @@ def main() -> None:
         return time.perf_counter()
 
     rows = []
-    for K in args.inits:
-        run = PPMO(PPMOConfig(env_kwargs={"dof": args.dof}, inits_per_epoch=K, eval_every=0, device=args.device))
+    for K, mode in ((K, mode) for K in args.inits for mode in args.modes):
+        run = PPMO(PPMOConfig(env_kwargs={"dof": args.dof}, inits_per_epoch=K, eval_every=0, device=args.device,
+                              compile=mode == "compiled"))
         for _ in range(3):  # warm-up
             run.meta_epoch_step()
         rates = []  # the machine is shared: repeat and report the spread
@@ -73,7 +78,7 @@ def main() -> None:
                 gae(roll["rewards"], v, nv, roll["terminated"], roll["truncated"], cfg.gamma, cfg.gae_lambda)
         t_gae = (clock() - t) / n
         rows.append({
-            "N": args.dof, "K (inits/meta-epoch)": K, "meta-epochs/s (median)": 1 / per_epoch,
+            "N": args.dof, "K (inits/meta-epoch)": K, "mode": mode, "meta-epochs/s (median)": 1 / per_epoch,
             "min": rates[0], "max": rates[-1],
             "env-steps/s": cfg.num_envs * cfg.num_steps * K / per_epoch, "ms/meta-epoch": 1e3 * per_epoch,
             "rollout ms": 1e3 * t_roll, "values+GAE ms": 1e3 * t_gae,
@@ -81,20 +86,20 @@ def main() -> None:
             "threads": torch.get_num_threads(), "device": args.device,
         })
         print(", ".join(f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[-1].items()), flush=True)
-    if args.profile:
+    for mode in args.modes if args.profile else ():
         from torch.profiler import ProfilerActivity, profile
 
-        run = PPMO(PPMOConfig(env_kwargs={"dof": args.dof}, eval_every=0))
+        run = PPMO(PPMOConfig(env_kwargs={"dof": args.dof}, eval_every=0, device=args.device, compile=mode == "compiled"))
         for _ in range(3):
             run.meta_epoch_step()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(args.profile):
                 run.meta_epoch_step()
-        text = (f"torch.profiler, {args.profile} meta-epochs (K = 1, N = {args.dof}); profiler overhead inflates "
+        text = (f"torch.profiler, {args.profile} meta-epochs (K = 1, N = {args.dof}, {mode}); profiler overhead inflates "
                 f"per-op times\n" + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
         print(text)
         if args.out:
-            with open(f"{args.out}_profile.txt", "w") as f:
+            with open(f"{args.out}_profile{'' if mode == 'eager' else '_' + mode}.txt", "w") as f:
                 f.write(text + "\n")
     if args.out:
         csv, md = write_table(pd.DataFrame(rows), args.out, floatfmt=",.1f")

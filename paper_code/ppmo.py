@@ -14,7 +14,9 @@ Each meta-epoch:
    and the log learning rate; Adam on the dataset (gradient norm clipped), and separately on the
    critic (its own clipping), which is trained on the real returns.
 
-The objective of step 5 is :func:`paper_code.meta_loss.meta_loss`, a pure function. Everything
+The objective of step 5 is :func:`paper_code.meta_loss.meta_loss`, a pure function (with the
+critic's value loss: :func:`paper_code.compilation.minibatch_losses`, run through ``torch.compile``
+when ``compile`` is set, same results to float round-off). Everything
 random comes from generators owned by :class:`PPMO`; its complete state is
 :func:`paper_code.run_state.state_dict`, so an interrupted run resumed from a checkpoint gives the
 same dataset as an uninterrupted one. The loop that runs meta-epochs, checkpoints and stops is
@@ -32,14 +34,15 @@ from . import checks
 from .config import project_root
 from .distributed import average_gradients, mean_over_ranks, rank_seed, world
 from .dataset import MAX_ABS, MAX_LR, DistilledDataset, git_revision
-from .envs import GymVectorEnv, has_batched, make_env
+from .envs import BatchedNDCartPole, GymVectorEnv, has_batched, make_env
 from .evaluation import evaluate_dataset
 from .learners import (LearnerSpec, batched_forward, forward, init_encoder, init_params,
                        init_params_batch, learner_input)
-from .meta_loss import DatasetTensors, Minibatch, meta_loss, one_step_learners
+from .compilation import fused_cartpole_step, maybe_compile, minibatch_losses
+from .meta_loss import DatasetTensors, one_step_learners
 from .observations import NORM_CLIP, NORM_EPS, RunningMeanStd, encode, prepare
 from .policies import head, scale_rewards
-from .rl import bootstrap_values, episode_stats, gae, rollout, value_loss
+from .rl import bootstrap_values, episode_stats, gae, rollout
 from .settings import PPMOConfig
 
 
@@ -131,6 +134,8 @@ class PPMO:
         self.critic_opt = torch.optim.Adam(list(self.critic.values()), lr=cfg.critic_lr, eps=cfg.adam_eps,
                                            fused=self.env.device.type == "cpu")
         self.obs = self.env.reset(seed=rank_seed(cfg.seed, self.world))
+        # one update's objective (meta-loss and value loss), compiled with cfg.compile
+        self._losses = maybe_compile(minibatch_losses, cfg.compile)
         self.meta_epoch = 0
         self.env_steps = 0
         self.wall_time = 0.0  # seconds of training, summed over resumed runs
@@ -244,9 +249,23 @@ class PPMO:
             def out_fn(obs: torch.Tensor) -> torch.Tensor:
                 return batched_forward(theta1, self.normalize(obs).view(K, E, D), act_fn).view(K * E, -1)
 
-        roll = rollout(self.env, self.obs, out_fn, self.cfg.num_steps, self.g_act, self.head, log_std)
+        step_fn = None
+        if self.cfg.compile and K == 1 and self.obs_rms is None and not self.gaussian and isinstance(self.env, BatchedNDCartPole):
+            step_fn = fused_cartpole_step(self.env, single, act_fn)  # output, sample and env step: one compiled call
+        roll = rollout(self.env, self.obs, out_fn, self.cfg.num_steps, self.g_act, self.head, log_std, step_fn)
         self.obs = roll["last_obs"]
         return roll
+
+    def _clip_and_step(self) -> None:
+        """The dataset's and the critic's Adam steps, each after its own gradient-norm clip."""
+        cfg = self.cfg
+        torch.nn.utils.clip_grad_norm_(self.data_params, cfg.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(list(self.critic.values()), cfg.max_grad_norm)
+        self.data_opt.step()
+        if cfg.state_bound is not None:
+            with torch.no_grad():
+                self.states.clamp_(-cfg.state_bound, cfg.state_bound)
+        self.critic_opt.step()
 
     def meta_epoch_step(self) -> dict[str, float]:
         """One meta-epoch (rollout + PPO updates of the dataset and the critic)."""
@@ -289,11 +308,11 @@ class PPMO:
             shuffled = [t[:, perm] for t in (b_obs, b_act, old_logp, b_adv, b_ret, old_taken)]
             for start in range(0, n, cfg.minibatch_size):
                 mb_obs, mb_act, mb_logp, mb_adv, mb_ret, mb_taken = (t[:, start:start + cfg.minibatch_size] for t in shuffled)
-                mb_obs = self.normalize(mb_obs)
-                loss, st = meta_loss(data, theta0, Minibatch(mb_obs, mb_act, mb_logp, mb_adv, mb_taken),
-                                     activation=act_fn, policy=cfg.learner.policy, clip_coef=cfg.clip_coef,
-                                     ent_coef=cfg.ent_coef, norm_adv=cfg.norm_adv, ratio_mode=cfg.ratio_mode)
-                v_loss = value_loss(self.value(mb_obs), mb_ret, cfg.vf_coef)
+                loss, v_loss, st = self._losses(
+                    self.states, self.labels, self.log_lr, self.log_std_target, self.encoder or None, theta0,
+                    self.critic, self.normalize(mb_obs), mb_act, mb_logp, mb_adv, mb_taken, mb_ret,
+                    activation=act_fn, policy=cfg.learner.policy, clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef,
+                    norm_adv=cfg.norm_adv, ratio_mode=cfg.ratio_mode, vf_coef=cfg.vf_coef)
                 # one backward for both graphs (they share no parameters), then each is clipped
                 # and stepped on its own: the dataset by the PPO loss, the critic by its value loss
                 self.data_opt.zero_grad(set_to_none=True)
@@ -301,13 +320,7 @@ class PPMO:
                 (loss + v_loss).backward()
                 # a multi-process run: the mean over ranks of both gradients (one all-reduce; none for one process)
                 average_gradients([*self.data_params, *self.critic.values()], self.world)
-                torch.nn.utils.clip_grad_norm_(self.data_params, cfg.max_grad_norm)
-                torch.nn.utils.clip_grad_norm_(list(self.critic.values()), cfg.max_grad_norm)
-                self.data_opt.step()
-                if cfg.state_bound is not None:
-                    with torch.no_grad():
-                        self.states.clamp_(-cfg.state_bound, cfg.state_bound)
-                self.critic_opt.step()
+                self._clip_and_step()
                 st["v_loss"] = v_loss.detach()
                 for k, v in st.items():
                     stats_sum[k] = stats_sum.get(k, 0) + v

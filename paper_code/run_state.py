@@ -104,6 +104,10 @@ def _rank_states(run: PPMO) -> dict[str, Any]:
     return {str(r): s for r, s in enumerate(gather_objects(own, run.world))}
 
 
+#: settings that change how a run executes, not what it computes: a checkpoint resumes with either value
+EXECUTION_SETTINGS = ("compile",)
+
+
 def check_config(run: PPMO, sd: dict[str, Any]) -> None:
     """Raise :class:`CheckpointError` unless checkpoint ``sd`` was made with this run's configuration."""
     try:
@@ -112,8 +116,10 @@ def check_config(run: PPMO, sd: dict[str, Any]) -> None:
         raise CheckpointError(f"its configuration is not one of this project's ({type(e).__name__}: {e})") from None
     current = run.cfg.to_dict()
     defaults = PPMOConfig(env_id=run.cfg.env_id, env_kwargs=run.cfg.env_kwargs, learner=run.cfg.learner).to_dict()
-    # a setting the checkpoint predates counts as equal if it still has its default value
-    diff = sorted(k for k in current if ((saved[k] != current[k]) if k in saved else (current[k] != defaults[k])))
+    # a setting the checkpoint predates counts as equal if it still has its default value; how the
+    # run executes (compile) is not part of what it trains, so a run may resume either way
+    diff = sorted(k for k in current if k not in EXECUTION_SETTINGS
+                  and ((saved[k] != current[k]) if k in saved else (current[k] != defaults[k])))
     if diff:
         raise CheckpointError(f"checkpoint was made with a different configuration (differs in: {', '.join(diff)})")
 

@@ -132,6 +132,8 @@ class PPMOConfig(RLSettings):
     """beyond the paper: clamp synthetic states to [-bound, bound] after every dataset update."""
     ratio_mode: str = "logprob"
     """PPO ratio from log-probabilities; raw_logits reproduces the authors' defect (categorical ablation)."""
+    compile: bool = False
+    """run each update's objective (and, on the tensor cart-pole, each rollout step) through torch.compile: the same results to float round-off, about 1.5x the meta-epochs/s of the paper's cart-pole on one CPU core (results/benchmarks/ppmo.md); the first meta-epoch compiles (tens of seconds). MLP learners only."""
     eval_every: int = 25
     """meta-epochs between evaluations of the dataset during training (0: never)."""
     eval_learners: int = 10
@@ -148,8 +150,9 @@ class PPMOConfig(RLSettings):
                 raise ValueError(f"train_max_episode_steps must be None or a positive integer, got "
                                  f"{self.train_max_episode_steps!r}") from None
         self.eval_every = checks.integer("eval_every", self.eval_every, lo=0)
-        if not isinstance(self.norm_adv, bool):
-            raise ValueError(f"norm_adv must be true or false, got {self.norm_adv!r}")
+        for name in ("norm_adv", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         self.dataset_lr = checks.positive("dataset_lr", self.dataset_lr, hi=1e3)
         self.critic_lr = checks.positive("critic_lr", self.critic_lr, hi=1e3)
         self.init_inner_lr = checks.positive("init_inner_lr", self.init_inner_lr, hi=MAX_LR)
@@ -177,6 +180,9 @@ class PPMOConfig(RLSettings):
                                  "uniform in [0, 1])")
             if self.inits_per_epoch != 1:
                 raise ValueError("the Nature-CNN learner supports inits_per_epoch = 1 only")
+            if self.compile:
+                raise ValueError("compile supports MLP learners only (a Nature-CNN's meta-epoch is convolution "
+                                 "arithmetic, which compiling does not shorten)")
 
 
 @dataclass

@@ -238,21 +238,43 @@ class BatchedNDCartPole:
         actions = self._validate(actions)
         # on the CPU the arithmetic runs on numpy views of the same memory: the same physics with
         # a fifth of torch's per-op overhead, which dominates for the small batches of a rollout
-        xp = np if self._numpy else torch
-        wrap = torch.from_numpy if self._numpy else (lambda t: t)
-        view = (lambda t: t.numpy()) if self._numpy else (lambda t: t)
-        state = integrate(view(self.state), view(self._force_table)[view(actions)], xp, self.c)
-        terminated = failed(state, self.c)
-        elapsed = view(self.elapsed) + 1
-        truncated = elapsed >= self.max_episode_steps  # as gymnasium's TimeLimit
-        done = terminated | truncated
-        episode_return = view(self.returns) + 1.0
-        fresh = torch.empty_like(self.state).uniform_(-self.c.reset_bound, self.c.reset_bound, generator=self._generator)
-        self.state = wrap(xp.where(done[:, None, None], view(fresh), state))
-        self.elapsed = wrap(xp.where(done, 0, elapsed))
-        self.returns = wrap(xp.where(done, 0.0, episode_return))
-        state, terminated, truncated, episode_return, elapsed = map(wrap, (state, terminated, truncated, episode_return, elapsed))
+        fresh = self.draw_fresh()
+        if self._numpy:
+            out = transition(self.state.numpy(), self.elapsed.numpy(), self.returns.numpy(),
+                             self._force_table.numpy()[actions.numpy()], fresh.numpy(), self.max_episode_steps, np, self.c)
+            out = tuple(map(torch.from_numpy, out))
+        else:
+            out = transition(self.state, self.elapsed, self.returns, self._force_table[actions], fresh,
+                             self.max_episode_steps, torch, self.c)
+        return self.advance(out)
+
+    def draw_fresh(self) -> torch.Tensor:
+        """The states that environments ending their episode this step restart from (one draw
+        for every environment, every step: the reset stream does not depend on which ended)."""
+        return torch.empty_like(self.state).uniform_(-self.c.reset_bound, self.c.reset_bound, generator=self._generator)
+
+    def advance(self, out: tuple[torch.Tensor, ...]) -> BatchedStep:
+        """Take :func:`transition`'s result as the new state; the step's :class:`BatchedStep`."""
+        self.state, self.elapsed, self.returns, state, terminated, truncated, episode_return, elapsed = out
         return BatchedStep(self._obs(self.state), self._ones, terminated, truncated, self._obs(state), episode_return, elapsed)
+
+
+def transition(state: Any, elapsed: Any, returns: Any, force: Any, fresh: Any, max_episode_steps: int, xp: Any,
+               c: CartPoleConstants = CONSTANTS) -> tuple[Any, ...]:
+    """One step of ``B`` environments as a pure function (numpy or torch, ``xp``): the physics,
+    termination, truncation after ``max_episode_steps`` and same-step auto-reset to ``fresh``.
+
+    Returns (next state, next step counts, next returns so far, the state reached, terminated,
+    truncated, the return and length of the episode that ended) — the last four are the step's
+    (its final observation and what ended), the first three what the next step starts from."""
+    new = integrate(state, force, xp, c)
+    terminated = failed(new, c)
+    elapsed = elapsed + 1
+    truncated = elapsed >= max_episode_steps  # as gymnasium's TimeLimit
+    done = terminated | truncated
+    episode_return = returns + 1.0
+    return (xp.where(done[:, None, None], fresh, new), xp.where(done, 0, elapsed), xp.where(done, 0.0, episode_return),
+            new, terminated, truncated, episode_return, elapsed)
 
 
 # --------------------------------------------------------------------------------------------
