@@ -4,15 +4,17 @@ In the paper's cart-pole configuration most of a meta-epoch is 16 minibatch upda
 second-order gradient through the inner SGD step of a few small matrix products: eager PyTorch
 spends more time dispatching its many small ops than computing them. :func:`minibatch_losses` is
 the whole objective of one update (PPO's clipped loss of the one-step learners, and the critic's
-value loss), written once and run either eagerly or compiled. Compiled, Dynamo traces through the
-inner step's ``torch.func.grad``, so the inner gradient becomes explicit operations of one graph
-and the meta-gradient is a first-order backward of that graph: Inductor fuses both directions.
-On the tensor cart-pole a rollout step — the learner's output, the sampled action and the environment's
-transition — is one compiled call (:func:`fused_cartpole_step`) instead of some 40 small ops.
+value loss), written once: an eager run back-propagates it. A compiled run uses
+:func:`minibatch_gradients`, the gradient itself as a pure function (``torch.func.grad``, the inner
+step's own ``torch.func.grad`` nested inside): Dynamo traces both into one graph that computes the
+meta-gradient forward, with no autograd tape to record and replay, and Inductor fuses it. On the
+tensor cart-pole the rollout's steps — the learner's output, the sampled action and the
+environment's transition — run as compiled calls of ten steps each (:func:`fused_cartpole_steps`)
+instead of some 40 small ops per step.
 
-The compiled and the eager function are the same code and give the same results to float
-round-off (``tests/test_compilation.py``); a compiled run resumes an eager run's checkpoint and
-vice versa. The first call of each minibatch shape compiles (tens of seconds).
+Compiled and eager give the same results to float round-off (``tests/test_compilation.py``); a
+compiled run resumes an eager run's checkpoint and vice versa. The first call of each shape
+compiles (seconds with the compiler's on-disk cache warm, up to a minute without).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+from torch.func import grad
 
-from .envs import BatchedNDCartPole, BatchedStep
+from .envs import BatchedNDCartPole
 from .envs.cartpole import CartPoleConstants, transition
 from .learners import Params, forward
 from .meta_loss import DatasetTensors, Minibatch, meta_loss
@@ -50,6 +53,67 @@ def minibatch_losses(states: torch.Tensor, labels: torch.Tensor, log_lr: torch.T
     return loss, v_loss, stats
 
 
+def minibatch_gradients(states: torch.Tensor, labels: torch.Tensor, log_lr: torch.Tensor,
+                        log_std_target: torch.Tensor | None, encoder: Params | None, theta0: Params, critic: Params,
+                        obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                        old_taken: torch.Tensor, returns: torch.Tensor, **settings
+                        ) -> tuple[tuple, tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """The gradient of :func:`minibatch_losses`' two losses summed, with respect to (states,
+    labels, log_lr, log_std_target, encoder, critic) — the same structure, None where those are —
+    by ``torch.func.grad``, and (the value loss, the meta-loss's statistics).
+
+    What ``backward()`` on the summed losses gives, as a pure function: compiled, the meta-gradient
+    (itself through the inner step's gradient) is one forward graph, with no autograd tape to
+    record and replay (``settings``: :func:`minibatch_losses`' keywords)."""
+    def total(s, y, lr, lst, enc, cr) -> tuple[torch.Tensor, tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+        loss, v_loss, stats = minibatch_losses(s, y, lr, lst, enc, theta0, cr, obs, actions, old_logp, advantages,
+                                               old_taken, returns, **settings)
+        return loss + v_loss, (v_loss.detach(), stats)
+
+    wrt = (states, labels, log_lr, log_std_target, encoder, critic)
+    present = tuple(i for i, v in enumerate(wrt) if v is not None)
+    grads, aux = grad(total, argnums=present, has_aux=True)(*wrt)
+    full: list = [None] * len(wrt)
+    for i, g in zip(present, grads):
+        full[i] = g
+    return tuple(full), aux
+
+
+def clipped_adam_steps(groups: list[tuple[list[torch.Tensor], ...]], *, max_norm: float, lr: list[float],
+                       beta1: float, beta2: float, eps: float) -> None:
+    """Each group (params, grads, exp_avgs, exp_avg_sqs, steps) clipped to gradient norm
+    ``max_norm`` (as ``torch.nn.utils.clip_grad_norm_``), then one Adam step with that group's
+    ``lr`` (as ``torch.optim.Adam``: bias-corrected moments, no weight decay), all in place.
+
+    What an update's two ``clip_grad_norm_`` and two ``Adam.step()`` calls do, as one function that
+    compiles into one call; the moments and step counts are the optimisers' own state tensors, so
+    a checkpoint holds the same optimiser state either way."""
+    for (params, grads, exp_avgs, exp_avg_sqs, steps), group_lr in zip(groups, lr):
+        total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
+        for p, g, m, v, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
+            g = g * coef
+            step.add_(1)
+            m.lerp_(g, 1 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            bias1 = 1 - beta1 ** step
+            bias2_sqrt = (1 - beta2 ** step).sqrt()
+            p.sub_((group_lr / bias1) * m / (v.sqrt() / bias2_sqrt + eps))
+
+
+def adam_state(opt: torch.optim.Adam) -> tuple[list[torch.Tensor], ...]:
+    """(params, grads, exp_avgs, exp_avg_sqs, steps) of ``opt``'s one parameter group, its state
+    created as ``torch.optim.Adam`` (fused) creates it on a first step."""
+    params = opt.param_groups[0]["params"]
+    for p in params:
+        if not opt.state[p]:
+            opt.state[p] = {"step": torch.zeros((), dtype=torch.float32, device=p.device),
+                            "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                            "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+    return (params, [p.grad for p in params], [opt.state[p]["exp_avg"] for p in params],
+            [opt.state[p]["exp_avg_sq"] for p in params], [opt.state[p]["step"] for p in params])
+
+
 #: graphs kept per compiled function: one per (observation size, minibatch size), so that a process
 #: training many runs (a study, a notebook, a benchmark over N) never falls back to eager
 RECOMPILE_LIMIT = 64
@@ -67,36 +131,61 @@ def maybe_compile(fn: Callable, enabled: bool) -> Callable:
     return torch.compile(fn, dynamic=False)
 
 
-def cartpole_act_and_step(params: Params, obs: torch.Tensor, noise: torch.Tensor, state: torch.Tensor,
-                          elapsed: torch.Tensor, returns: torch.Tensor, force_table: torch.Tensor, fresh: torch.Tensor,
-                          *, activation: str, max_episode_steps: int, constants: CartPoleConstants
-                          ) -> tuple[torch.Tensor, ...]:
-    """One rollout step on the tensor cart-pole as a pure function: an MLP learner's logits on
-    ``obs``, the action sampled with Gumbel ``noise``, and the environment's
-    :func:`~paper_code.envs.cartpole.transition` (restarting ended episodes at ``fresh``).
-    Returns (logits, actions, *transition's tuple)."""
-    out = forward(params, obs, activation)
-    action = Categorical.sample(out, noise)
-    return (out, action, *transition(state, elapsed, returns, force_table[action], fresh, max_episode_steps, torch, constants))
+#: rollout steps per compiled call on the tensor cart-pole (the loop over them is unrolled in the graph)
+CHUNK_STEPS = 10
+
+#: what :func:`cartpole_steps` stacks per step, as :func:`paper_code.rl.rollout` names them
+STEP_KEYS = ("obs", "out", "actions", "terminated", "truncated", "final_obs", "episode_returns")
 
 
-_compiled_act_and_step = None
+def cartpole_steps(params: Params, obs: torch.Tensor, noise: torch.Tensor, fresh: torch.Tensor, state: torch.Tensor,
+                   elapsed: torch.Tensor, returns: torch.Tensor, force_table: torch.Tensor, *, activation: str,
+                   max_episode_steps: int, constants: CartPoleConstants
+                   ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """``len(noise)`` rollout steps on the tensor cart-pole as a pure function: per step an MLP
+    learner's logits on the observation, the action sampled with that step's Gumbel ``noise``, and
+    the environment's :func:`~paper_code.envs.cartpole.transition` (ended episodes restart at that
+    step's ``fresh`` states). Returns the per-step tensors stacked ``[k, B, ...]`` in
+    :data:`STEP_KEYS` order, and the environment's state after the last step."""
+    B = obs.shape[0]
+    bufs: list[list[torch.Tensor]] = [[] for _ in STEP_KEYS]
+    for t in range(noise.shape[0]):
+        out = forward(params, obs, activation)
+        action = Categorical.sample(out, noise[t])
+        state, elapsed, returns, reached, terminated, truncated, episode_return, _ = transition(
+            state, elapsed, returns, force_table[action], fresh[t], max_episode_steps, torch, constants)
+        for buf, v in zip(bufs, (obs, out, action, terminated, truncated, reached.reshape(B, -1), episode_return)):
+            buf.append(v)
+        obs = state.reshape(B, -1)
+    return tuple(torch.stack(b) for b in bufs), (state, elapsed, returns)
 
 
-def fused_cartpole_step(env: BatchedNDCartPole, params: Params, activation: str
-                        ) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, BatchedStep]]:
-    """A ``step_fn`` for :func:`paper_code.rl.rollout`: :func:`cartpole_act_and_step` compiled,
-    with the reset draw (the environment's generator) before it and the environment's new state
-    taken after it — the same random streams and the same transitions as the unfused steps."""
-    global _compiled_act_and_step
-    if _compiled_act_and_step is None:
-        _compiled_act_and_step = maybe_compile(cartpole_act_and_step, True)
+_compiled_steps = None
 
-    def step_fn(obs: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, BatchedStep]:
-        fresh = env.draw_fresh()
-        out, action, *nxt = _compiled_act_and_step(params, obs, noise, env.state, env.elapsed, env.returns,
-                                                   env._force_table, fresh, activation=activation,
-                                                   max_episode_steps=env.max_episode_steps, constants=env.c)
-        return out, action, env.advance(tuple(nxt))
 
-    return step_fn
+def fused_cartpole_steps(env: BatchedNDCartPole, params: Params, activation: str
+                         ) -> Callable[[torch.Tensor, torch.Tensor], tuple[dict[str, torch.Tensor], torch.Tensor]]:
+    """A ``steps_fn`` for :func:`paper_code.rl.rollout`: the rollout in compiled calls of
+    :data:`CHUNK_STEPS` steps (:func:`cartpole_steps`). Each call's reset states are drawn from the
+    environment's generator in one draw, which gives the numbers of one draw per step, and the
+    environment continues from the state the last call reached — the same random streams and
+    transitions as the unfused steps."""
+    global _compiled_steps
+    if _compiled_steps is None:
+        _compiled_steps = maybe_compile(cartpole_steps, True)
+
+    def steps_fn(obs: torch.Tensor, noise: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        parts = []
+        for t0 in range(0, noise.shape[0], CHUNK_STEPS):
+            chunk = noise[t0:t0 + CHUNK_STEPS]
+            fresh = env.draw_fresh(chunk.shape[0])
+            stacked, (env.state, env.elapsed, env.returns) = _compiled_steps(
+                params, obs, chunk, fresh, env.state, env.elapsed, env.returns, env._force_table, activation=activation,
+                max_episode_steps=env.max_episode_steps, constants=env.c)
+            parts.append(stacked)
+            obs = env.state.reshape(obs.shape)
+        roll = {k: torch.cat([p[i] for p in parts]) for i, k in enumerate(STEP_KEYS)}
+        roll["rewards"] = env._ones.expand(noise.shape[0], -1).clone()  # 1 per step
+        return roll, obs
+
+    return steps_fn

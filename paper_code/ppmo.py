@@ -15,8 +15,8 @@ Each meta-epoch:
    critic (its own clipping), which is trained on the real returns.
 
 The objective of step 5 is :func:`paper_code.meta_loss.meta_loss`, a pure function (with the
-critic's value loss: :func:`paper_code.compilation.minibatch_losses`, run through ``torch.compile``
-when ``compile`` is set, same results to float round-off). Everything
+critic's value loss: :func:`paper_code.compilation.minibatch_losses`; with ``compile`` its gradient
+comes from a compiled pure function instead of ``backward()``, the same to float round-off). Everything
 random comes from generators owned by :class:`PPMO`; its complete state is
 :func:`paper_code.run_state.state_dict`, so an interrupted run resumed from a checkpoint gives the
 same dataset as an uninterrupted one. The loop that runs meta-epochs, checkpoints and stops is
@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch.utils._pytree import tree_leaves, tree_map_only
 
 from . import checks
 from .config import project_root
@@ -38,7 +40,8 @@ from .envs import BatchedNDCartPole, GymVectorEnv, has_batched, make_env
 from .evaluation import evaluate_dataset
 from .learners import (LearnerSpec, batched_forward, forward, init_encoder, init_params,
                        init_params_batch, learner_input)
-from .compilation import fused_cartpole_step, maybe_compile, minibatch_losses
+from .compilation import (adam_state, clipped_adam_steps, fused_cartpole_steps, maybe_compile, minibatch_gradients,
+                          minibatch_losses)
 from .meta_loss import DatasetTensors, one_step_learners
 from .observations import NORM_CLIP, NORM_EPS, RunningMeanStd, encode, prepare
 from .policies import head, scale_rewards
@@ -134,8 +137,9 @@ class PPMO:
         self.critic_opt = torch.optim.Adam(list(self.critic.values()), lr=cfg.critic_lr, eps=cfg.adam_eps,
                                            fused=self.env.device.type == "cpu")
         self.obs = self.env.reset(seed=rank_seed(cfg.seed, self.world))
-        # one update's objective (meta-loss and value loss), compiled with cfg.compile
-        self._losses = maybe_compile(minibatch_losses, cfg.compile)
+        # with cfg.compile: each update's gradients by a compiled pure function (else backward())
+        self._compiled_gradients = maybe_compile(minibatch_gradients, True) if cfg.compile else None
+        self._compiled_steps = maybe_compile(clipped_adam_steps, True) if cfg.compile else None
         self.meta_epoch = 0
         self.env_steps = 0
         self.wall_time = 0.0  # seconds of training, summed over resumed runs
@@ -249,16 +253,50 @@ class PPMO:
             def out_fn(obs: torch.Tensor) -> torch.Tensor:
                 return batched_forward(theta1, self.normalize(obs).view(K, E, D), act_fn).view(K * E, -1)
 
-        step_fn = None
+        steps_fn = None
         if self.cfg.compile and K == 1 and self.obs_rms is None and not self.gaussian and isinstance(self.env, BatchedNDCartPole):
-            step_fn = fused_cartpole_step(self.env, single, act_fn)  # output, sample and env step: one compiled call
-        roll = rollout(self.env, self.obs, out_fn, self.cfg.num_steps, self.g_act, self.head, log_std, step_fn)
+            steps_fn = fused_cartpole_steps(self.env, single, act_fn)  # output, sample and env step, compiled
+        roll = rollout(self.env, self.obs, out_fn, self.cfg.num_steps, self.g_act, self.head, log_std, steps_fn)
         self.obs = roll["last_obs"]
         return roll
 
+    def _gradients(self, theta0: dict[str, torch.Tensor], minibatch: tuple[torch.Tensor, ...], **settings: Any
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Set the ``.grad`` of every dataset tensor and of the critic to the gradient of PPO's
+        meta-loss plus the critic's value loss on ``minibatch`` (the two share no parameters, so
+        each gets its own loss's gradient); returns (the value loss, the meta-loss's statistics).
+
+        Eager: ``backward()`` of :func:`~paper_code.compilation.minibatch_losses`. Compiled: the
+        same gradient as a pure function (:func:`~paper_code.compilation.minibatch_gradients`)."""
+        leaves = (self.states, self.labels, self.log_lr, self.log_std_target, self.encoder or None, self.critic)
+        if self._compiled_gradients is None:
+            loss, v_loss, st = minibatch_losses(*leaves[:5], theta0, self.critic, *minibatch, **settings)
+            self.data_opt.zero_grad(set_to_none=True)
+            self.critic_opt.zero_grad(set_to_none=True)
+            (loss + v_loss).backward()
+            return v_loss.detach(), st
+        detached = tree_map_only(torch.Tensor, torch.Tensor.detach, leaves)
+        with torch.no_grad():
+            grads, (v_loss, st) = self._compiled_gradients(*detached[:5], theta0, detached[5], *minibatch, **settings)
+        for p, g in zip(tree_leaves(leaves), tree_leaves(grads)):
+            if p is not None:  # (no log-std target or encoder: None, and None for a gradient)
+                p.grad = g
+        return v_loss, st
+
     def _clip_and_step(self) -> None:
-        """The dataset's and the critic's Adam steps, each after its own gradient-norm clip."""
+        """The dataset's and the critic's Adam steps, each after its own gradient-norm clip
+        (with ``compile``: :func:`~paper_code.compilation.clipped_adam_steps`, one compiled call)."""
         cfg = self.cfg
+        if self._compiled_steps is not None:
+            with torch.no_grad():
+                opts = (self.data_opt, self.critic_opt)
+                beta1, beta2 = self.data_opt.param_groups[0]["betas"]
+                self._compiled_steps([adam_state(o) for o in opts], max_norm=cfg.max_grad_norm,
+                                     lr=[o.param_groups[0]["lr"] for o in opts], beta1=beta1, beta2=beta2,
+                                     eps=cfg.adam_eps)
+                if cfg.state_bound is not None:
+                    self.states.clamp_(-cfg.state_bound, cfg.state_bound)
+            return
         torch.nn.utils.clip_grad_norm_(self.data_params, cfg.max_grad_norm)
         torch.nn.utils.clip_grad_norm_(list(self.critic.values()), cfg.max_grad_norm)
         self.data_opt.step()
@@ -308,20 +346,14 @@ class PPMO:
             shuffled = [t[:, perm] for t in (b_obs, b_act, old_logp, b_adv, b_ret, old_taken)]
             for start in range(0, n, cfg.minibatch_size):
                 mb_obs, mb_act, mb_logp, mb_adv, mb_ret, mb_taken = (t[:, start:start + cfg.minibatch_size] for t in shuffled)
-                loss, v_loss, st = self._losses(
-                    self.states, self.labels, self.log_lr, self.log_std_target, self.encoder or None, theta0,
-                    self.critic, self.normalize(mb_obs), mb_act, mb_logp, mb_adv, mb_taken, mb_ret,
-                    activation=act_fn, policy=cfg.learner.policy, clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef,
-                    norm_adv=cfg.norm_adv, ratio_mode=cfg.ratio_mode, vf_coef=cfg.vf_coef)
-                # one backward for both graphs (they share no parameters), then each is clipped
-                # and stepped on its own: the dataset by the PPO loss, the critic by its value loss
-                self.data_opt.zero_grad(set_to_none=True)
-                self.critic_opt.zero_grad(set_to_none=True)
-                (loss + v_loss).backward()
+                v_loss, st = self._gradients(theta0, (self.normalize(mb_obs), mb_act, mb_logp, mb_adv, mb_taken, mb_ret),
+                                             activation=act_fn, policy=cfg.learner.policy, clip_coef=cfg.clip_coef,
+                                             ent_coef=cfg.ent_coef, norm_adv=cfg.norm_adv, ratio_mode=cfg.ratio_mode,
+                                             vf_coef=cfg.vf_coef)
                 # a multi-process run: the mean over ranks of both gradients (one all-reduce; none for one process)
                 average_gradients([*self.data_params, *self.critic.values()], self.world)
                 self._clip_and_step()
-                st["v_loss"] = v_loss.detach()
+                st["v_loss"] = v_loss
                 for k, v in st.items():
                     stats_sum[k] = stats_sum.get(k, 0) + v
         updates = cfg.update_epochs * math.ceil(n / cfg.minibatch_size)

@@ -13,7 +13,7 @@ from .policies import Categorical, Gaussian, head
 @torch.no_grad()
 def rollout(env, obs: torch.Tensor, out_fn: Callable[[torch.Tensor], torch.Tensor], num_steps: int,
             generator: torch.Generator, policy: type[Categorical] | type[Gaussian] = Categorical,
-            log_std: torch.Tensor | None = None, step_fn: Callable | None = None) -> dict[str, torch.Tensor]:
+            log_std: torch.Tensor | None = None, steps_fn: Callable | None = None) -> dict[str, torch.Tensor]:
     """``num_steps`` steps of a batched env with actions sampled from ``policy`` on ``out_fn(obs)``
     (logits, or Gaussian means with ``log_std`` broadcastable to them).
 
@@ -21,25 +21,24 @@ def rollout(env, obs: torch.Tensor, out_fn: Callable[[torch.Tensor], torch.Tenso
     actions (as sampled: unclipped for a Gaussian), rewards, terminated, truncated, final_obs (last
     observation of an episode that ended at t) and episode_returns (of episodes that ended at t),
     plus ``last_obs`` [B, ...], the observation to continue from. The sampling noise of the whole
-    rollout is drawn at once. ``step_fn(obs, noise_t) -> (out, action, env step)``, if given,
-    does a step's three parts (output, sample, env step) in one call (a compiled run's fused step,
-    :func:`paper_code.compilation.fused_cartpole_step`); the noise is then drawn before the first
+    rollout is drawn at once. ``steps_fn(obs, noise) -> (those tensors, last_obs)``, if given,
+    runs all the steps instead (a compiled run's fused steps,
+    :func:`paper_code.compilation.fused_cartpole_steps`); the noise is then drawn before the first
     step, the same draw.
     """
-    noise = None
-    if step_fn is not None:
+    if steps_fn is not None:
         noise = policy.noise((num_steps, obs.shape[0], env.num_actions), generator, obs.device, torch.float32)
+        roll, roll["last_obs"] = steps_fn(obs, noise)
+        return roll
+    noise = None
     keys = ("obs", "out", "actions", "rewards", "terminated", "truncated", "final_obs", "episode_returns")
     bufs: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
     for t in range(num_steps):
-        if step_fn is not None:
-            out, action, step = step_fn(obs, noise[t])
-        else:
-            out = out_fn(obs)
-            if noise is None:
-                noise = policy.noise((num_steps, *out.shape), generator, out.device, out.dtype)
-            action = policy.sample(out, noise[t], log_std)
-            step = env.step(action)
+        out = out_fn(obs)
+        if noise is None:
+            noise = policy.noise((num_steps, *out.shape), generator, out.device, out.dtype)
+        action = policy.sample(out, noise[t], log_std)
+        step = env.step(action)
         for k, v in zip(keys, (obs, out, action, step.reward, step.terminated, step.truncated, step.final_obs,
                                step.episode_return)):
             bufs[k].append(v)

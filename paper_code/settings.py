@@ -133,7 +133,7 @@ class PPMOConfig(RLSettings):
     ratio_mode: str = "logprob"
     """PPO ratio from log-probabilities; raw_logits reproduces the authors' defect (categorical ablation)."""
     compile: bool = False
-    """run each update's objective (and, on the tensor cart-pole, each rollout step) through torch.compile: the same results to float round-off, about 1.5x the meta-epochs/s of the paper's cart-pole on one CPU core (results/benchmarks/ppmo.md); the first meta-epoch compiles (tens of seconds). MLP learners only."""
+    """compute each update's gradients (and, on the tensor cart-pole, the rollout's steps) with torch.compile: the same results to float round-off, about 2x the meta-epochs/s of the paper's cart-pole on one CPU core (results/benchmarks/ppmo.md); the first meta-epoch compiles (seconds to a minute). MLP learners only."""
     eval_every: int = 25
     """meta-epochs between evaluations of the dataset during training (0: never)."""
     eval_learners: int = 10

@@ -1,5 +1,5 @@
-"""``compile=True``: the compiled update objective, optimiser steps and fused cart-pole rollout step
-give eager's results to float round-off, and a run resumes across the setting."""
+"""``compile=True``: the compiled update gradients, clip and Adam steps and fused cart-pole rollout
+steps give eager's results to float round-off, and a run resumes across the setting."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from paper_code.compilation import fused_cartpole_step, minibatch_losses
+from paper_code.compilation import (adam_state, clipped_adam_steps, fused_cartpole_steps, minibatch_gradients,
+                                    minibatch_losses)
 from paper_code.dataset import DistilledDataset
 from paper_code.envs import BatchedNDCartPole
 from paper_code.learners import LearnerSpec, forward, init_params, init_params_batch
@@ -58,6 +59,16 @@ def test_the_compiled_update_objective_and_its_gradients_equal_eager(policy):
     for a, b in zip(g1, g0):
         assert b.abs().sum() > 0  # a gradient that is there, through the inner step
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # what a compiled run uses: the same gradients as a pure function (torch.func.grad), compiled
+    with torch.no_grad():
+        grads, (v_loss, stats) = torch.compile(minibatch_gradients, dynamic=False)(
+            *(a.detach() if isinstance(a, torch.Tensor) else a for a in args[:6]),
+            {k: v.detach() for k, v in args[6].items()}, *args[7:], **kw)
+    flat = [g for g in grads[:4] if g is not None] + list(grads[5].values())
+    assert grads[4] is None and (grads[3] is None) == (policy == "categorical")
+    for a, b in zip(flat, g0, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(v_loss, v0, rtol=1e-5, atol=1e-6)
 
 
 def test_the_fused_cartpole_step_reproduces_the_unfused_rollout():
@@ -68,13 +79,14 @@ def test_the_fused_cartpole_step_reproduces_the_unfused_rollout():
         env = BatchedNDCartPole(6, dof=2, seed=5, check_actions=False)
         obs = env.reset()
         g = torch.Generator().manual_seed(7)
-        step_fn = fused_cartpole_step(env, params, "tanh") if fused else None
-        rolls.append(rollout(env, obs, lambda o: forward(params, o, "tanh"), 300, g, Categorical, None, step_fn))
+        steps_fn = fused_cartpole_steps(env, params, "tanh") if fused else None  # 305 steps: 30 calls of 10, one of 5
+        rolls.append(rollout(env, obs, lambda o: forward(params, o, "tanh"), 305, g, Categorical, None, steps_fn))
+        rolls[-1]["env_after"] = torch.cat([env.state.flatten(), env.elapsed.float(), env.returns])
     eager, fused = rolls
     assert eager["terminated"].any()  # episodes ended and restarted inside the rollout
     for k in ("actions", "terminated", "truncated"):
         assert torch.equal(fused[k], eager[k]), k
-    for k in ("obs", "out", "final_obs", "episode_returns", "last_obs"):
+    for k in ("obs", "out", "final_obs", "episode_returns", "rewards", "last_obs", "env_after"):
         torch.testing.assert_close(fused[k], eager[k], rtol=1e-5, atol=1e-5)
 
 
@@ -100,3 +112,30 @@ def test_a_compiled_run_matches_an_eager_run_and_resumes_across_the_setting(tmp_
 def test_compile_must_be_a_boolean():
     with pytest.raises(ValueError, match="compile must be true or false"):
         PPMOConfig(compile="yes")
+
+
+def test_the_compiled_clip_and_adam_steps_equal_clip_grad_norm_and_adam():
+    shapes = [(5, 3), (3,), ()]
+    runs = []
+    for compiled in (False, True):
+        params = [torch.randn(s, generator=torch.Generator().manual_seed(9)).requires_grad_() for s in shapes]
+        opt = torch.optim.Adam(params, lr=1e-2, eps=1e-5, fused=True)
+        step = torch.compile(clipped_adam_steps, dynamic=False)
+        gen = torch.Generator().manual_seed(4)
+        for i in range(6):
+            for p in params:  # norms above the clip (~13) and below it (~0.04)
+                p.grad = (3 if i % 2 else 0.01) * torch.randn(p.shape, generator=gen)
+            if compiled:
+                with torch.no_grad():
+                    step([adam_state(opt)], max_norm=0.5, lr=[1e-2], beta1=0.9, beta2=0.999, eps=1e-5)
+            else:
+                torch.nn.utils.clip_grad_norm_(params, 0.5)
+                opt.step()
+        runs.append((params, opt.state_dict()))
+    (p0, s0), (p1, s1) = runs
+    for a, b in zip(p1, p0):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for k in s0["state"]:  # the same optimiser state: a checkpoint resumes either way
+        assert s1["state"][k].keys() == s0["state"][k].keys()
+        for name in s0["state"][k]:
+            torch.testing.assert_close(s1["state"][k][name], s0["state"][k][name], rtol=1e-5, atol=1e-7)

@@ -248,10 +248,14 @@ class BatchedNDCartPole:
                              self.max_episode_steps, torch, self.c)
         return self.advance(out)
 
-    def draw_fresh(self) -> torch.Tensor:
+    def draw_fresh(self, steps: int | None = None) -> torch.Tensor:
         """The states that environments ending their episode this step restart from (one draw
-        for every environment, every step: the reset stream does not depend on which ended)."""
-        return torch.empty_like(self.state).uniform_(-self.c.reset_bound, self.c.reset_bound, generator=self._generator)
+        for every environment, every step: the reset stream does not depend on which ended);
+        ``steps``: those of that many steps at once, ``[steps, B, N, 4]`` (the same numbers as
+        ``steps`` draws one after another: the generator fills elements in order)."""
+        shape = self.state.shape if steps is None else (steps, *self.state.shape)
+        fresh = torch.empty(shape, device=self.device, dtype=self.dtype)
+        return fresh.uniform_(-self.c.reset_bound, self.c.reset_bound, generator=self._generator)
 
     def advance(self, out: tuple[torch.Tensor, ...]) -> BatchedStep:
         """Take :func:`transition`'s result as the new state; the step's :class:`BatchedStep`."""
