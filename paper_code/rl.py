@@ -28,8 +28,8 @@ def rollout(env, obs: torch.Tensor, out_fn: Callable[[torch.Tensor], torch.Tenso
     """
     if steps_fn is not None:
         noise = policy.noise((num_steps, obs.shape[0], env.num_actions), generator, obs.device, torch.float32)
-        roll, roll["last_obs"] = steps_fn(obs, noise)
-        return roll
+        roll, last_obs = steps_fn(obs, noise)
+        return {**roll, "last_obs": last_obs}
     noise = None
     keys = ("obs", "out", "actions", "rewards", "terminated", "truncated", "final_obs", "episode_returns")
     bufs: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
