@@ -123,10 +123,9 @@ def _allow_recompiles() -> None:
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
 
 
-def maybe_compile(fn: Callable, enabled: bool) -> Callable:
-    """``fn`` compiled (static shapes: one graph per input shape) if ``enabled``, else ``fn``."""
-    if not enabled:
-        return fn
+def compiled(fn: Callable) -> Callable:
+    """``fn`` compiled with static shapes (one graph per input shape); the caller decides whether to
+    compile (``PPMOConfig.compile``) and keeps ``fn`` itself as the eager path."""
     _allow_recompiles()
     return torch.compile(fn, dynamic=False)
 
@@ -172,7 +171,7 @@ def fused_cartpole_steps(env: BatchedNDCartPole, params: Params, activation: str
     transitions as the unfused steps."""
     global _compiled_steps
     if _compiled_steps is None:
-        _compiled_steps = maybe_compile(cartpole_steps, True)
+        _compiled_steps = compiled(cartpole_steps)
 
     def steps_fn(obs: torch.Tensor, noise: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         parts = []
@@ -180,7 +179,7 @@ def fused_cartpole_steps(env: BatchedNDCartPole, params: Params, activation: str
             chunk = noise[t0:t0 + CHUNK_STEPS]
             fresh = env.draw_fresh(chunk.shape[0])
             stacked, (env.state, env.elapsed, env.returns) = _compiled_steps(
-                params, obs, chunk, fresh, env.state, env.elapsed, env.returns, env._force_table, activation=activation,
+                params, obs, chunk, fresh, env.state, env.elapsed, env.returns, env.force_table, activation=activation,
                 max_episode_steps=env.max_episode_steps, constants=env.c)
             parts.append(stacked)
             obs = env.state.reshape(obs.shape)

@@ -40,7 +40,7 @@ from .envs import BatchedNDCartPole, GymVectorEnv, has_batched, make_env
 from .evaluation import evaluate_dataset
 from .learners import (LearnerSpec, batched_forward, forward, init_encoder, init_params,
                        init_params_batch, learner_input)
-from .compilation import (adam_state, clipped_adam_steps, fused_cartpole_steps, maybe_compile, minibatch_gradients,
+from .compilation import (adam_state, clipped_adam_steps, compiled, fused_cartpole_steps, minibatch_gradients,
                           minibatch_losses)
 from .meta_loss import DatasetTensors, one_step_learners
 from .observations import NORM_CLIP, NORM_EPS, RunningMeanStd, encode, prepare
@@ -138,8 +138,8 @@ class PPMO:
                                            fused=self.env.device.type == "cpu")
         self.obs = self.env.reset(seed=rank_seed(cfg.seed, self.world))
         # with cfg.compile: each update's gradients by a compiled pure function (else backward())
-        self._compiled_gradients = maybe_compile(minibatch_gradients, True) if cfg.compile else None
-        self._compiled_steps = maybe_compile(clipped_adam_steps, True) if cfg.compile else None
+        self._compiled_gradients = compiled(minibatch_gradients) if cfg.compile else None
+        self._compiled_steps = compiled(clipped_adam_steps) if cfg.compile else None
         self.meta_epoch = 0
         self.env_steps = 0
         self.wall_time = 0.0  # seconds of training, summed over resumed runs

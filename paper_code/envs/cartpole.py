@@ -159,9 +159,10 @@ class BatchedNDCartPole:
         self.observation_shape = (self.observation_size,)
         self.continuous = False
         self.return_cap = float(self.max_episode_steps)  # reward 1 per step
-        # action a -> force on each axis: +force_mag on axis a // 2 if a is odd, -force_mag if even
+        # force_table[a]: action a's force on each axis (+force_mag on axis a // 2 if a is odd, -force_mag if
+        # even); public because the compiled rollout (compilation.fused_cartpole_steps) passes it to transition
         axis, direction = push(torch.arange(self.num_actions, device=self.device))
-        self._force_table = (torch.arange(self.dof, device=self.device) == axis[:, None]) * (
+        self.force_table = (torch.arange(self.dof, device=self.device) == axis[:, None]) * (
             direction * self.c.force_mag
         ).to(dtype)[:, None]
         self._ones = torch.ones(self.num_envs, device=self.device, dtype=dtype)  # reward: 1 per step
@@ -241,10 +242,10 @@ class BatchedNDCartPole:
         fresh = self.draw_fresh()
         if self._numpy:
             out = transition(self.state.numpy(), self.elapsed.numpy(), self.returns.numpy(),
-                             self._force_table.numpy()[actions.numpy()], fresh.numpy(), self.max_episode_steps, np, self.c)
+                             self.force_table.numpy()[actions.numpy()], fresh.numpy(), self.max_episode_steps, np, self.c)
             out = tuple(map(torch.from_numpy, out))
         else:
-            out = transition(self.state, self.elapsed, self.returns, self._force_table[actions], fresh,
+            out = transition(self.state, self.elapsed, self.returns, self.force_table[actions], fresh,
                              self.max_episode_steps, torch, self.c)
         return self.advance(out)
 
