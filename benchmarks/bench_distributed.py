@@ -6,6 +6,9 @@ The paper's cart-pole configuration (N = 1, B = 512, 10 envs x 200 steps per ran
 one torch thread per process, no evaluations. One process is the plain command; two are
 ``torchrun --nproc-per-node 2``. The rate is the run's own: env steps (summed over ranks) over its
 training wall time as rank 0 measured it (start-up not counted). Median of ``--repeats``.
+``--independent`` adds the ceiling that no communication can beat on this machine: the same number
+of plain one-process runs started at once, each its own run (env steps summed over the runs / the
+longest run's training wall time).
 """
 
 from __future__ import annotations
@@ -23,16 +26,31 @@ from paper_code.dataset import DistilledDataset
 from paper_code.reporting import write_table
 
 
+def distill_args(out: Path, meta_epochs: int, seed: int = 0) -> list[str]:
+    return ["-m", "paper_code", "distill", "--preset", "cartpole-nd1", "--meta-epochs", str(meta_epochs),
+            "--eval-every", "0", "--seed", str(seed), "--out", str(out), "--quiet"]
+
+
 def once(ranks: int, meta_epochs: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "d.safetensors"
-        args = ["-m", "paper_code", "distill", "--preset", "cartpole-nd1", "--meta-epochs", str(meta_epochs),
-                "--eval-every", "0", "--out", str(out), "--quiet"]
         launcher = [sys.executable] if ranks == 1 else [sys.executable, "-m", "torch.distributed.run",
                                                         "--nproc-per-node", str(ranks), "--master-port", "29533"]
-        subprocess.run([*launcher, *args], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        subprocess.run([*launcher, *distill_args(out, meta_epochs)], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         p = DistilledDataset.load(out).provenance
         return {"env_steps": p["env_steps"], "wall_s": p["wall_time_s"]}
+
+
+def independent(runs: int, meta_epochs: int) -> dict[str, float]:
+    """``runs`` plain one-process runs (seeds 0, 1, ...) started at once: no communication at all."""
+    with tempfile.TemporaryDirectory() as tmp:
+        outs = [Path(tmp) / f"d{i}.safetensors" for i in range(runs)]
+        procs = [subprocess.Popen([sys.executable, *distill_args(out, meta_epochs, seed=i)],
+                                  env={**os.environ, "OMP_NUM_THREADS": "1"}) for i, out in enumerate(outs)]
+        if any(p.wait() for p in procs):
+            raise SystemExit("error: an independent run failed")
+        prov = [DistilledDataset.load(out).provenance for out in outs]
+        return {"env_steps": sum(p["env_steps"] for p in prov), "wall_s": max(p["wall_time_s"] for p in prov)}
 
 
 def main() -> None:
@@ -40,12 +58,17 @@ def main() -> None:
     parser.add_argument("--meta-epochs", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--independent", action="store_true",
+                        help="also time as many independent one-process runs at once as the most ranks (the ceiling)")
     parser.add_argument("--out", help="also write the table to <out>.csv and <out>.md")
     args = parser.parse_args()
     rows = []
-    for ranks in args.ranks:
-        rates = sorted(r["env_steps"] / r["wall_s"] for r in (once(ranks, args.meta_epochs) for _ in range(args.repeats)))
-        rows.append({"processes": ranks, "env-steps/s (median)": rates[len(rates) // 2], "min": rates[0], "max": rates[-1],
+    cases = [(str(r), r, once) for r in args.ranks]
+    if args.independent:
+        cases.append((f"{max(args.ranks)} independent runs (no communication)", max(args.ranks), independent))
+    for name, ranks, fn in cases:
+        rates = sorted(r["env_steps"] / r["wall_s"] for r in (fn(ranks, args.meta_epochs) for _ in range(args.repeats)))
+        rows.append({"processes": name, "env-steps/s (median)": rates[len(rates) // 2], "min": rates[0], "max": rates[-1],
                      "meta-epochs/s per process": rates[len(rates) // 2] / (2000 * ranks)})
         print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
@@ -53,7 +76,7 @@ def main() -> None:
     if args.out:
         csv, md = write_table(df, args.out, floatfmt=",.2f")
         md.write_text(f"One PPMO run (cartpole-nd1, B = 512, 10 envs x 200 steps per process, 4 x 4 updates) over 1 and "
-                      f"{max(args.ranks)} processes (gloo), one thread each, {args.meta_epochs} meta-epochs, median of "
+                      f"{max(args.ranks)} processes (gloo){' and as many independent runs at once' if args.independent else ''}, one thread each, {args.meta_epochs} meta-epochs, median of "
                       f"{args.repeats}; env steps summed over processes / rank 0's training wall time\n\n" + md.read_text())
         print(f"wrote {csv} and {md}")
 
