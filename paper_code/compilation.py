@@ -9,7 +9,7 @@ value loss), written once: an eager run back-propagates it. A compiled run uses
 step's own ``torch.func.grad`` nested inside): Dynamo traces both into one graph that computes the
 meta-gradient forward, with no autograd tape to record and replay, and Inductor fuses it. On the
 tensor cart-pole the rollout's steps — the learner's output, the sampled action and the
-environment's transition — run as compiled calls of ten steps each (:func:`fused_cartpole_steps`)
+environment's transition — run as compiled calls of up to fifty steps each (:func:`fused_cartpole_steps`)
 instead of some 40 small ops per step.
 
 Compiled and eager give the same results to float round-off (``tests/test_compilation.py``); a
@@ -101,10 +101,44 @@ def clipped_adam_steps(groups: list[tuple[list[torch.Tensor], ...]], *, max_norm
             p.sub_((group_lr / bias1) * m / (v.sqrt() / bias2_sqrt + eps))
 
 
-def adam_state(opt: torch.optim.Adam) -> tuple[list[torch.Tensor], ...]:
-    """(params, grads, exp_avgs, exp_avg_sqs, steps) of ``opt``'s one parameter group, its state
-    created as ``torch.optim.Adam`` (fused) creates it on a first step."""
-    params = opt.param_groups[0]["params"]
+def minibatch_update(states: torch.Tensor, labels: torch.Tensor, log_lr: torch.Tensor,
+                     log_std_target: torch.Tensor | None, encoder: Params | None, theta0: Params, critic: Params,
+                     obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                     old_taken: torch.Tensor, returns: torch.Tensor, moments: list[tuple[list[torch.Tensor], ...]], *,
+                     max_norm: float, lr: list[float], beta1: float, beta2: float, eps: float,
+                     state_bound: float | None, **settings) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One whole PPMO update of a one-process run, in place: :func:`minibatch_gradients`, then
+    :func:`clipped_adam_steps` of the dataset (``moments[0]``) and of the critic (``moments[1]``),
+    then the states clamped to ``state_bound``. ``moments``: each group's (exp_avgs, exp_avg_sqs,
+    steps) in :func:`update_leaves` order. Returns (the value loss, the meta-loss's statistics).
+
+    What a compiled one-process run calls once per minibatch (a run over several processes averages
+    the gradients between the two halves, so it calls them separately)."""
+    grads, aux = minibatch_gradients(states, labels, log_lr, log_std_target, encoder, theta0, critic, obs, actions,
+                                     old_logp, advantages, old_taken, returns, **settings)
+    data, critic_params = update_leaves((states, labels, log_lr, log_std_target, encoder, critic))
+    data_grads, critic_grads = update_leaves(grads)
+    clipped_adam_steps([(data, data_grads, *moments[0]), (critic_params, critic_grads, *moments[1])],
+                       max_norm=max_norm, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+    if state_bound is not None:
+        states.clamp_(-state_bound, state_bound)
+    return aux
+
+
+def update_leaves(wrt: tuple) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(the dataset's tensors, the critic's) of :func:`minibatch_gradients`' ``wrt`` structure
+    (or of its gradients), in one fixed order: states, labels, log_lr, log_std_target, the
+    encoder's tensors; the critic's tensors. Absent ones (None) are left out."""
+    states, labels, log_lr, log_std_target, encoder, critic = wrt
+    data = [t for t in (states, labels, log_lr, log_std_target) if t is not None] + list((encoder or {}).values())
+    return data, list(critic.values())
+
+
+def adam_state(opt: torch.optim.Adam, params: list[torch.Tensor] | None = None) -> tuple[list[torch.Tensor], ...]:
+    """(params, grads, exp_avgs, exp_avg_sqs, steps) of ``opt``'s one parameter group (or of
+    ``params`` of it, in that order), its state created as ``torch.optim.Adam`` (fused) creates it
+    on a first step."""
+    params = opt.param_groups[0]["params"] if params is None else params
     for p in params:
         if not opt.state[p]:
             opt.state[p] = {"step": torch.zeros((), dtype=torch.float32, device=p.device),
@@ -123,15 +157,27 @@ def _allow_recompiles() -> None:
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
 
 
+#: Inductor's options: a C++ wrapper calls the generated kernels (the default Python wrapper's per-kernel
+#: overhead is a large share of graphs this small; compiling takes longer, once per shape)
+INDUCTOR_OPTIONS = {"cpp_wrapper": True}
+
+
 def compiled(fn: Callable) -> Callable:
     """``fn`` compiled with static shapes (one graph per input shape); the caller decides whether to
     compile (``PPMOConfig.compile``) and keeps ``fn`` itself as the eager path."""
     _allow_recompiles()
-    return torch.compile(fn, dynamic=False)
+    return torch.compile(fn, dynamic=False, options=INDUCTOR_OPTIONS)
 
 
-#: rollout steps per compiled call on the tensor cart-pole (the loop over them is unrolled in the graph)
-CHUNK_STEPS = 10
+#: rollout steps per compiled call on the tensor cart-pole at most (the loop over them is unrolled in the
+#: graph: longer chunks mean fewer calls and a longer first compile)
+MAX_CHUNK_STEPS = 50
+
+
+def chunk_steps(num_steps: int) -> int:
+    """Steps per compiled rollout call: ``num_steps`` in equal chunks of at most
+    :data:`MAX_CHUNK_STEPS` (200 -> 4 x 50; 128 -> 43, 43, 42: at most two shapes to compile)."""
+    return -(-num_steps // -(-num_steps // MAX_CHUNK_STEPS))
 
 #: what :func:`cartpole_steps` stacks per step, as :func:`paper_code.rl.rollout` names them
 STEP_KEYS = ("obs", "out", "actions", "terminated", "truncated", "final_obs", "episode_returns")
@@ -165,7 +211,7 @@ _compiled_steps = None
 def fused_cartpole_steps(env: BatchedNDCartPole, params: Params, activation: str
                          ) -> Callable[[torch.Tensor, torch.Tensor], tuple[dict[str, torch.Tensor], torch.Tensor]]:
     """A ``steps_fn`` for :func:`paper_code.rl.rollout`: the rollout in compiled calls of
-    :data:`CHUNK_STEPS` steps (:func:`cartpole_steps`). Each call's reset states are drawn from the
+    :func:`chunk_steps` steps (:func:`cartpole_steps`). Each call's reset states are drawn from the
     environment's generator in one draw, which gives the numbers of one draw per step, and the
     environment continues from the state the last call reached — the same random streams and
     transitions as the unfused steps."""
@@ -175,8 +221,9 @@ def fused_cartpole_steps(env: BatchedNDCartPole, params: Params, activation: str
 
     def steps_fn(obs: torch.Tensor, noise: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         parts = []
-        for t0 in range(0, noise.shape[0], CHUNK_STEPS):
-            chunk = noise[t0:t0 + CHUNK_STEPS]
+        k = chunk_steps(noise.shape[0])
+        for t0 in range(0, noise.shape[0], k):
+            chunk = noise[t0:t0 + k]
             fresh = env.draw_fresh(chunk.shape[0])
             stacked, (env.state, env.elapsed, env.returns) = _compiled_steps(
                 params, obs, chunk, fresh, env.state, env.elapsed, env.returns, env.force_table, activation=activation,

@@ -41,7 +41,7 @@ from .evaluation import evaluate_dataset
 from .learners import (LearnerSpec, batched_forward, forward, init_encoder, init_params,
                        init_params_batch, learner_input)
 from .compilation import (adam_state, clipped_adam_steps, compiled, fused_cartpole_steps, minibatch_gradients,
-                          minibatch_losses)
+                          minibatch_losses, minibatch_update, update_leaves)
 from .meta_loss import DatasetTensors, one_step_learners
 from .observations import NORM_CLIP, NORM_EPS, RunningMeanStd, encode, prepare
 from .policies import head, scale_rewards
@@ -140,6 +140,8 @@ class PPMO:
         # with cfg.compile: each update's gradients by a compiled pure function (else backward())
         self._compiled_gradients = compiled(minibatch_gradients) if cfg.compile else None
         self._compiled_steps = compiled(clipped_adam_steps) if cfg.compile else None
+        # a one-process compiled run does each whole update (gradients, clips, Adam steps) in one call
+        self._compiled_update = compiled(minibatch_update) if cfg.compile and self.world.size == 1 else None
         self.meta_epoch = 0
         self.env_steps = 0
         self.wall_time = 0.0  # seconds of training, summed over resumed runs
@@ -283,6 +285,23 @@ class PPMO:
                 p.grad = g
         return v_loss, st
 
+    def _fused_update(self, theta0: dict[str, torch.Tensor], minibatch: tuple[torch.Tensor, ...], **settings: Any
+                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """What :meth:`_gradients` and :meth:`_clip_and_step` do, as one compiled call
+        (:func:`~paper_code.compilation.minibatch_update`; a compiled one-process run): the dataset
+        and the critic stepped in place, on the optimisers' own state; no ``.grad`` is set."""
+        cfg = self.cfg
+        leaves = (self.states, self.labels, self.log_lr, self.log_std_target, self.encoder or None, self.critic)
+        opts = (self.data_opt, self.critic_opt)
+        moments = [adam_state(o, ps)[2:] for o, ps in zip(opts, update_leaves(leaves))]
+        beta1, beta2 = self.data_opt.param_groups[0]["betas"]
+        detached = tree_map_only(torch.Tensor, torch.Tensor.detach, leaves)  # the same storage, stepped in place
+        with torch.no_grad():
+            return self._compiled_update(*detached[:5], theta0, detached[5], *minibatch, moments,
+                                         max_norm=cfg.max_grad_norm, lr=[o.param_groups[0]["lr"] for o in opts],
+                                         beta1=beta1, beta2=beta2, eps=cfg.adam_eps, state_bound=cfg.state_bound,
+                                         **settings)
+
     def _clip_and_step(self) -> None:
         """The dataset's and the critic's Adam steps, each after its own gradient-norm clip
         (with ``compile``: :func:`~paper_code.compilation.clipped_adam_steps`, one compiled call)."""
@@ -346,13 +365,16 @@ class PPMO:
             shuffled = [t[:, perm] for t in (b_obs, b_act, old_logp, b_adv, b_ret, old_taken)]
             for start in range(0, n, cfg.minibatch_size):
                 mb_obs, mb_act, mb_logp, mb_adv, mb_ret, mb_taken = (t[:, start:start + cfg.minibatch_size] for t in shuffled)
-                v_loss, st = self._gradients(theta0, (self.normalize(mb_obs), mb_act, mb_logp, mb_adv, mb_taken, mb_ret),
-                                             activation=act_fn, policy=cfg.learner.policy, clip_coef=cfg.clip_coef,
-                                             ent_coef=cfg.ent_coef, norm_adv=cfg.norm_adv, ratio_mode=cfg.ratio_mode,
-                                             vf_coef=cfg.vf_coef)
-                # a multi-process run: the mean over ranks of both gradients (one all-reduce; none for one process)
-                average_gradients([*self.data_params, *self.critic.values()], self.world)
-                self._clip_and_step()
+                minibatch = (self.normalize(mb_obs), mb_act, mb_logp, mb_adv, mb_taken, mb_ret)
+                settings = dict(activation=act_fn, policy=cfg.learner.policy, clip_coef=cfg.clip_coef,
+                                ent_coef=cfg.ent_coef, norm_adv=cfg.norm_adv, ratio_mode=cfg.ratio_mode, vf_coef=cfg.vf_coef)
+                if self._compiled_update is not None:
+                    v_loss, st = self._fused_update(theta0, minibatch, **settings)
+                else:
+                    v_loss, st = self._gradients(theta0, minibatch, **settings)
+                    # a multi-process run: the mean over ranks of both gradients (one all-reduce; none for one process)
+                    average_gradients([*self.data_params, *self.critic.values()], self.world)
+                    self._clip_and_step()
                 st["v_loss"] = v_loss
                 for k, v in st.items():
                     stats_sum[k] = stats_sum.get(k, 0) + v
