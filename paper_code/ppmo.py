@@ -137,11 +137,12 @@ class PPMO:
         self.critic_opt = torch.optim.Adam(list(self.critic.values()), lr=cfg.critic_lr, eps=cfg.adam_eps,
                                            fused=self.env.device.type == "cpu")
         self.obs = self.env.reset(seed=rank_seed(cfg.seed, self.world))
-        # with cfg.compile: each update's gradients by a compiled pure function (else backward())
-        self._compiled_gradients = compiled(minibatch_gradients) if cfg.compile else None
-        self._compiled_steps = compiled(clipped_adam_steps) if cfg.compile else None
-        # a one-process compiled run does each whole update (gradients, clips, Adam steps) in one call
+        # with cfg.compile (else backward() and the optimisers' steps): a one-process run does each whole
+        # update (gradients, clips, Adam steps) in one compiled call; a run over several processes computes
+        # the gradients and then the steps in two, averaging the gradients over the ranks in between
         self._compiled_update = compiled(minibatch_update) if cfg.compile and self.world.size == 1 else None
+        self._compiled_gradients = compiled(minibatch_gradients) if cfg.compile and self.world.size > 1 else None
+        self._compiled_steps = compiled(clipped_adam_steps) if cfg.compile and self.world.size > 1 else None
         self.meta_epoch = 0
         self.env_steps = 0
         self.wall_time = 0.0  # seconds of training, summed over resumed runs

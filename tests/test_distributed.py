@@ -31,10 +31,11 @@ def _worker(rank: int, world: int, port: int, job: str, out: str, meta_epochs: i
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        if job == "distill":
+        if job in ("distill", "distill-compiled"):
             from paper_code.training import distill
 
-            run = distill(PPMOConfig(**TINY), out, meta_epochs, resume=resume, progress=False, checkpoint_every_s=0)
+            cfg = PPMOConfig(**TINY, compile=job == "distill-compiled")
+            run = distill(cfg, out, meta_epochs, resume=resume, progress=False, checkpoint_every_s=0)
             torch.save({"states": run.states.detach(), "labels": run.labels.detach(), "log_lr": run.log_lr.detach(),
                         "critic": {k: v.detach() for k, v in run.critic.items()}, "env_steps": run.env_steps,
                         "obs": run.obs}, f"{out}.rank{rank}.pt")
@@ -67,6 +68,15 @@ def test_two_ranks_keep_the_same_dataset_and_critic(tmp_path):
     assert not torch.equal(a["obs"], b["obs"])  # each rank its own environments
     ds = DistilledDataset.load(tmp_path / "d.safetensors")  # written by rank 0
     assert torch.equal(ds.states, a["states"]) and ds.provenance["env_steps"] == 4 * 4 * 32 * 2 == a["env_steps"]
+
+
+def test_two_compiled_ranks_keep_the_same_dataset_as_two_eager_ranks(tmp_path):
+    # compile=True over two processes: gradients and steps are two compiled calls with the all-reduce between
+    eager = _spawn("distill", tmp_path / "eager.safetensors", 3)
+    a, b = _spawn("distill-compiled", tmp_path / "compiled.safetensors", 3)
+    for k in ("states", "labels", "log_lr"):
+        assert torch.equal(a[k], b[k]), k
+        torch.testing.assert_close(a[k], eager[0][k], rtol=1e-4, atol=1e-4)
 
 
 def test_the_averaged_gradient_is_the_mean_of_the_ranks_gradients(tmp_path):
