@@ -1,15 +1,16 @@
 """Benchmark: seconds per PPMO meta-epoch on Atari in the CPU-scale configuration of params.yaml.
 
     python benchmarks/bench_atari.py [--game Breakout] [--splits 4 3 0] [--meta-epochs 5] [--repeats 1]
-                                     [--before COMMIT] [--device cpu] [--out results/benchmarks/atari]
+                                     [--before COMMIT] [--profile] [--device cpu] [--out results/benchmarks/atari]
 
 8 envs x 128 steps (1,024 agent steps), 1 epoch x 4 minibatches of 256, Nature-CNN learner and
 critic, one torch thread, no evaluations. Each (code, l) is timed in a fresh process: one warm-up
 meta-epoch, then ``--meta-epochs`` timed ones; ``--repeats`` such processes, and the median of all
 timed meta-epochs. ``--before COMMIT`` also times the code of that commit (from a temporary git
 worktree, the same script driving it), the two taking turns, so that the table has the earlier
-figure beside today's. The paper's Atari runs went to 20k-200k meta-epochs: the table extrapolates
-to those budgets at the measured rate.
+figure beside today's. ``--profile`` also writes, per l, torch.profiler's top ops (by input shape)
+of one meta-epoch of today's code to ``<out>_profile_l<l>.txt``. The paper's Atari runs went to
+20k-200k meta-epochs: the table extrapolates to those budgets at the measured rate.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from pathlib import Path
 TARGET_S = 2.5  # issue 23: seconds per meta-epoch for l = 4 and 3 on one core
 
 
-def child(game: str, split: int, meta_epochs: int, device: str) -> None:
-    """Time one (game, l) in this process with whichever ``paper_code`` is importable; print JSON."""
+def child(game: str, split: int, meta_epochs: int, device: str, profile_to: str | None = None) -> None:
+    """Time one (game, l) in this process with whichever ``paper_code`` is importable; print JSON.
+    ``profile_to``: then profile one more meta-epoch into that file."""
     import torch
 
     import paper_code  # noqa: F401  (one thread)
@@ -51,15 +53,27 @@ def child(game: str, split: int, meta_epochs: int, device: str) -> None:
         t = clock()
         run.meta_epoch_step()
         times.append(clock() - t)
+    if profile_to:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            run.meta_epoch_step()
+        with open(profile_to, "w") as f:
+            f.write(f"torch.profiler, one meta-epoch of {game} l = {split} (after {meta_epochs + 1}), ops by input shape; "
+                    f"the profiler's overhead inflates per-op times; the emulator's own time is not an op\n"
+                    + prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=30,
+                                                                         max_name_column_width=30,
+                                                                         max_shapes_column_width=70) + "\n")
     print(json.dumps({"times": times, "steps": run.cfg.num_envs * run.cfg.num_steps, "torch": torch.__version__}))
 
 
-def timed(code: Path, args: argparse.Namespace, split: int) -> dict:
+def timed(code: Path, args: argparse.Namespace, split: int, profile_to: str | None = None) -> dict:
     """One fresh process timing ``code``'s ``paper_code`` (run from ``code``, so that it reads that
     tree's params.yaml and presets)."""
     env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--game", args.game, "--splits", str(split),
-           "--meta-epochs", str(args.meta_epochs), "--device", args.device]
+           "--meta-epochs", str(args.meta_epochs), "--device", args.device,
+           *(["--profile-to", str(Path(profile_to).resolve())] if profile_to else [])]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=code, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -71,13 +85,17 @@ def main() -> None:
     parser.add_argument("--meta-epochs", type=int, default=5, help="timed meta-epochs per process")
     parser.add_argument("--repeats", type=int, default=1, help="processes per (code, l)")
     parser.add_argument("--before", metavar="COMMIT", help="also time this commit's code, beside today's")
+    parser.add_argument("--profile", action="store_true", help="also profile one meta-epoch per l (needs --out)")
+    parser.add_argument("--profile-to", help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help="the run's device (cuda: timings synchronise the GPU)")
     parser.add_argument("--out", help="also write the table to <out>.csv and <out>.md")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.game, args.splits[0], args.meta_epochs, args.device)
+        child(args.game, args.splits[0], args.meta_epochs, args.device, args.profile_to)
         return
+    if args.profile and not args.out:
+        parser.error("--profile needs --out")
 
     import pandas as pd
 
@@ -92,9 +110,10 @@ def main() -> None:
             rows = []
             for split in args.splits:
                 times: dict[str, list[float]] = {name: [] for name in codes}
-                for _ in range(args.repeats):
+                for i in range(args.repeats):
                     for name, code in codes.items():  # the codes take turns
-                        res = timed(code, args, split)
+                        prof = f"{args.out}_profile_l{split}.txt" if args.profile and name == "after" and i == 0 else None
+                        res = timed(code, args, split, prof)
                         times[name] += res["times"]
                         print(f"{args.game} l={split} {name}: {statistics.median(res['times']):.3f} s", flush=True)
                 s = {name: statistics.median(t) for name, t in times.items()}
