@@ -8,7 +8,9 @@ one torch thread per process, no evaluations. One process is the plain command; 
 training wall time as rank 0 measured it (start-up not counted). Median of ``--repeats``.
 ``--independent`` adds the ceiling that no communication can beat on this machine: the same number
 of plain one-process runs started at once, each its own run (env steps summed over the runs / the
-longest run's training wall time).
+longest run's training wall time). ``--collectives`` adds, for two gloo processes doing nothing
+else, the time of one gloo all-reduce and of :func:`paper_code.distributed.sum_over_ranks` (an
+all-gather and a local sum) of a flat buffer the size of the cart-pole run's gradients.
 """
 
 from __future__ import annotations
@@ -53,6 +55,51 @@ def independent(runs: int, meta_epochs: int) -> dict[str, float]:
         return {"env_steps": sum(p["env_steps"] for p in prov), "wall_s": max(p["wall_time_s"] for p in prov)}
 
 
+def _collective_worker(rank: int, port: int, numel: int, n: int, out: str) -> None:
+    import time
+
+    import torch
+    import torch.distributed as dist
+
+    from paper_code.distributed import sum_over_ranks
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    x = torch.randn(numel)
+    ops = {"gloo all_reduce": lambda: dist.all_reduce(x.clone()),
+           "sum_over_ranks (all-gather + local sum)": lambda: sum_over_ranks(x.clone())}
+    times: dict[str, list[float]] = {k: [] for k in ops}
+    for _ in range(3):  # the two take turns, n calls each
+        for name, op in ops.items():
+            for _ in range(20):
+                op()
+            t = time.perf_counter()
+            for _ in range(n):
+                op()
+            times[name].append((time.perf_counter() - t) / n * 1e3)
+    if rank == 0:
+        torch.save(times, out)
+    dist.destroy_process_group()
+
+
+def collectives(numel: int, n: int = 300) -> list[dict]:
+    import socket
+
+    import torch
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock, tempfile.TemporaryDirectory() as tmp:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        out = str(Path(tmp) / "t.pt")
+        mp.spawn(_collective_worker, args=(port, numel, n, out), nprocs=2, join=True)
+        times = torch.load(out)
+    return [{"collective (2 gloo processes, nothing else running)": k, "floats": numel,
+             "ms per call (median of 3 x 300)": sorted(v)[1]} for k, v in times.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--meta-epochs", type=int, default=40)
@@ -60,6 +107,8 @@ def main() -> None:
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--independent", action="store_true",
                         help="also time as many independent one-process runs at once as the most ranks (the ceiling)")
+    parser.add_argument("--collectives", action="store_true",
+                        help="also time one all-reduce and one sum_over_ranks of the gradients' size")
     parser.add_argument("--out", help="also write the table to <out>.csv and <out>.md")
     args = parser.parse_args()
     rows = []
@@ -75,9 +124,19 @@ def main() -> None:
     df["speed-up"] = df["env-steps/s (median)"] / df["env-steps/s (median)"].iloc[0]
     if args.out:
         csv, md = write_table(df, args.out, floatfmt=",.2f")
+        extra = ""
+        if args.collectives:
+            from paper_code.presets import resolve
+            from paper_code.ppmo import PPMO
+
+            run = PPMO(resolve("cartpole-nd1", eval_every=0))
+            numel = sum(p.numel() for p in [*run.data_params, *run.critic.values()])
+            ct = pd.DataFrame(collectives(numel))
+            print(ct.to_string(index=False))
+            extra = "\n" + ct.to_markdown(index=False, floatfmt=".3f") + "\n"
         md.write_text(f"One PPMO run (cartpole-nd1, B = 512, 10 envs x 200 steps per process, 4 x 4 updates) over 1 and "
                       f"{max(args.ranks)} processes (gloo){' and as many independent runs at once' if args.independent else ''}, one thread each, {args.meta_epochs} meta-epochs, median of "
-                      f"{args.repeats}; env steps summed over processes / rank 0's training wall time\n\n" + md.read_text())
+                      f"{args.repeats}; env steps summed over processes / rank 0's training wall time\n\n" + md.read_text() + extra)
         print(f"wrote {csv} and {md}")
 
 

@@ -3,7 +3,7 @@
 Each rank steps its own environments and draws its own learner inits (its random streams and
 environment seeds are offset by the rank; rank 0's are those of a one-process run). After each
 minibatch's backward pass the gradients of the dataset tensors and of the critic are averaged over
-ranks (:func:`average_gradients`, one all-reduce each) before identical clipping and Adam steps, so
+ranks (:func:`average_gradients`, one collective each) before identical clipping and Adam steps, so
 every rank holds the same dataset and critic. Observation and reward statistics are merged the same
 way (:func:`gather_moments`), the per-meta-epoch statistics are averaged, and env steps are summed.
 Rank 0 writes checkpoints (with every rank's own random and environment state), the dataset, the
@@ -72,16 +72,39 @@ def rank_seed(seed: int, w: World | None = None) -> int:
     return int(seed) + RANK_SEED_STRIDE * (w or world()).rank
 
 
+#: CPU tensors up to this many elements are summed over ranks by one all-gather and a local sum
+#: (gloo's all-gather of a few thousand floats is faster than its all-reduce: results/benchmarks/distributed.md)
+GATHER_SUM_MAX_NUMEL = 1 << 20
+
+
+def sum_over_ranks(t: torch.Tensor, w: World | None = None) -> torch.Tensor:
+    """The sum of ``t`` over ranks, the same on every rank (``t`` itself for one process). Small CPU
+    tensors: one all-gather, then every rank sums the parts in rank order (so every rank holds
+    bit-identical sums); otherwise one all-reduce (NCCL on CUDA), in place."""
+    w = w or world()
+    if w.size == 1:
+        return t
+    if t.device.type == "cpu" and t.numel() <= GATHER_SUM_MAX_NUMEL:
+        parts = [torch.empty_like(t) for _ in range(w.size)]
+        dist.all_gather(parts, t.contiguous())
+        out = parts[0]
+        for part in parts[1:]:
+            out += part
+        return out
+    dist.all_reduce(t)
+    return t
+
+
 def average_gradients(params: Iterable[torch.Tensor], w: World | None = None) -> None:
-    """Replace each parameter's gradient by its mean over ranks (one all-reduce of a flat buffer)."""
+    """Replace each parameter's gradient by its mean over ranks (one collective on a flat buffer:
+    :func:`sum_over_ranks`)."""
     w = w or world()
     if w.size == 1:
         return
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
+    flat = sum_over_ranks(torch.cat([g.reshape(-1) for g in grads]), w)
     flat /= w.size
     offset = 0
     for g in grads:
@@ -109,9 +132,7 @@ def mean_over_ranks(t: torch.Tensor, w: World | None = None) -> torch.Tensor:
     w = w or world()
     if w.size == 1:
         return t
-    t = t.clone()
-    dist.all_reduce(t)
-    return t / w.size
+    return sum_over_ranks(t.clone(), w) / w.size
 
 
 def any_rank(flag: bool, device: str = "cpu", w: World | None = None) -> bool:

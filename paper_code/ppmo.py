@@ -373,7 +373,7 @@ class PPMO:
                     v_loss, st = self._fused_update(theta0, minibatch, **settings)
                 else:
                     v_loss, st = self._gradients(theta0, minibatch, **settings)
-                    # a multi-process run: the mean over ranks of both gradients (one all-reduce; none for one process)
+                    # a multi-process run: the mean over ranks of both gradients (one collective; none for one process)
                     average_gradients([*self.data_params, *self.critic.values()], self.world)
                     self._clip_and_step()
                 st["v_loss"] = v_loss
