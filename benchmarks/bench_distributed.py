@@ -5,12 +5,14 @@
 The paper's cart-pole configuration (N = 1, B = 512, 10 envs x 200 steps per rank, 4 x 4 updates),
 one torch thread per process, no evaluations. One process is the plain command; two are
 ``torchrun --nproc-per-node 2``. The rate is the run's own: env steps (summed over ranks) over its
-training wall time as rank 0 measured it (start-up not counted). Median of ``--repeats``.
+training wall time as rank 0 measured it (start-up not counted). Median of ``--repeats``; the cases
+take turns.
 ``--independent`` adds the ceiling that no communication can beat on this machine: the same number
 of plain one-process runs started at once, each its own run (env steps summed over the runs / the
-longest run's training wall time). ``--collectives`` adds, for two gloo processes doing nothing
-else, the time of one gloo all-reduce and of :func:`paper_code.distributed.sum_over_ranks` (an
-all-gather and a local sum) of a flat buffer the size of the cart-pole run's gradients.
+longest run's training wall time). ``--collectives`` adds, for two processes doing nothing
+else, the time of one sum over ranks of a flat buffer the size of the cart-pole run's gradients:
+gloo's all-reduce, gloo's all-gather and a local sum, and the shared-memory sum
+(:func:`paper_code.distributed.sum_over_ranks`' path for ranks on one host).
 """
 
 from __future__ import annotations
@@ -61,14 +63,18 @@ def _collective_worker(rank: int, port: int, numel: int, n: int, out: str) -> No
     import torch
     import torch.distributed as dist
 
-    from paper_code.distributed import sum_over_ranks
+    from paper_code.distributed import _shared_sum, gather_sum, world
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=2)
     x = torch.randn(numel)
+    w = world()
+    shared = _shared_sum(w)
     ops = {"gloo all_reduce": lambda: dist.all_reduce(x.clone()),
-           "sum_over_ranks (all-gather + local sum)": lambda: sum_over_ranks(x.clone())}
+           "gloo all-gather + local sum": lambda: gather_sum(x.clone(), w)}
+    if shared is not None:
+        ops["shared memory (ranks on one host; what the run uses)"] = lambda: shared.sum(x.clone())
     times: dict[str, list[float]] = {k: [] for k in ops}
     for _ in range(3):  # the two take turns, n calls each
         for name, op in ops.items():
@@ -96,7 +102,7 @@ def collectives(numel: int, n: int = 300) -> list[dict]:
         out = str(Path(tmp) / "t.pt")
         mp.spawn(_collective_worker, args=(port, numel, n, out), nprocs=2, join=True)
         times = torch.load(out)
-    return [{"collective (2 gloo processes, nothing else running)": k, "floats": numel,
+    return [{"sum over 2 processes (nothing else running)": k, "floats": numel,
              "ms per call (median of 3 x 300)": sorted(v)[1]} for k, v in times.items()]
 
 
@@ -108,15 +114,20 @@ def main() -> None:
     parser.add_argument("--independent", action="store_true",
                         help="also time as many independent one-process runs at once as the most ranks (the ceiling)")
     parser.add_argument("--collectives", action="store_true",
-                        help="also time one all-reduce and one sum_over_ranks of the gradients' size")
+                        help="also time the ways of summing a buffer of the gradients' size over two processes")
     parser.add_argument("--out", help="also write the table to <out>.csv and <out>.md")
     args = parser.parse_args()
     rows = []
     cases = [(str(r), r, once) for r in args.ranks]
     if args.independent:
         cases.append((f"{max(args.ranks)} independent runs (no communication)", max(args.ranks), independent))
+    rates_of: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+    for _ in range(args.repeats):  # the cases take turns, so that each sees the machine's same moments
+        for name, ranks, fn in cases:
+            r = fn(ranks, args.meta_epochs)
+            rates_of[name].append(r["env_steps"] / r["wall_s"])
     for name, ranks, fn in cases:
-        rates = sorted(r["env_steps"] / r["wall_s"] for r in (fn(ranks, args.meta_epochs) for _ in range(args.repeats)))
+        rates = sorted(rates_of[name])
         rows.append({"processes": name, "env-steps/s (median)": rates[len(rates) // 2], "min": rates[0], "max": rates[-1],
                      "meta-epochs/s per process": rates[len(rates) // 2] / (2000 * ranks)})
         print(rows[-1], flush=True)
@@ -136,7 +147,7 @@ def main() -> None:
             extra = "\n" + ct.to_markdown(index=False, floatfmt=".3f") + "\n"
         md.write_text(f"One PPMO run (cartpole-nd1, B = 512, 10 envs x 200 steps per process, 4 x 4 updates) over 1 and "
                       f"{max(args.ranks)} processes (gloo){' and as many independent runs at once' if args.independent else ''}, one thread each, {args.meta_epochs} meta-epochs, median of "
-                      f"{args.repeats}; env steps summed over processes / rank 0's training wall time\n\n" + md.read_text() + extra)
+                      f"{args.repeats}, the cases taking turns; env steps summed over processes / rank 0's training wall time\n\n" + md.read_text() + extra)
         print(f"wrote {csv} and {md}")
 
 

@@ -39,6 +39,17 @@ def _worker(rank: int, world: int, port: int, job: str, out: str, meta_epochs: i
             torch.save({"states": run.states.detach(), "labels": run.labels.detach(), "log_lr": run.log_lr.detach(),
                         "critic": {k: v.detach() for k, v in run.critic.items()}, "env_steps": run.env_steps,
                         "obs": run.obs}, f"{out}.rank{rank}.pt")
+        elif job in ("sums", "sums-no-shm"):
+            from paper_code import distributed as D
+
+            if job == "sums-no-shm":
+                os.environ["PAPER_CODE_SHARED_MEMORY"] = "0"
+            g = torch.Generator().manual_seed(rank)
+            cases = [torch.randn(7, 5, generator=g) for _ in range(5)]  # several calls: the two buffers alternate
+            cases += [torch.randn(D.SHM_MAX_NUMEL + 3, generator=g), torch.randn(9, dtype=torch.float64, generator=g)]
+            sums = [D.sum_over_ranks(c.clone()) for c in cases]
+            shared = next(iter(D._shared.values()))
+            torch.save({"cases": cases, "sums": sums, "shared": shared is not None}, f"{out}.rank{rank}.pt")
         elif job == "gradients":
             from paper_code.distributed import average_gradients
             from paper_code.ppmo import PPMO
@@ -77,6 +88,17 @@ def test_two_compiled_ranks_keep_the_same_dataset_as_two_eager_ranks(tmp_path):
     for k in ("states", "labels", "log_lr"):
         assert torch.equal(a[k], b[k]), k
         torch.testing.assert_close(a[k], eager[0][k], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("job", ["sums", "sums-no-shm"])
+def test_sums_over_three_ranks_are_exact_and_the_same_on_every_rank(tmp_path, job):
+    # small float32 tensors go through shared memory (ranks on one host), the rest through gloo
+    ranks = _spawn(job, tmp_path / "s", world=3)
+    assert all(r["shared"] == (job == "sums") for r in ranks)
+    for i, total in enumerate(ranks[0]["sums"]):
+        expected = ranks[0]["cases"][i] + ranks[1]["cases"][i] + ranks[2]["cases"][i]  # in rank order
+        assert torch.equal(total, expected), i
+        assert all(torch.equal(r["sums"][i], total) for r in ranks[1:])
 
 
 def test_the_averaged_gradient_is_the_mean_of_the_ranks_gradients(tmp_path):
