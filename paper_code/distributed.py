@@ -132,15 +132,17 @@ class _SharedSum:
         return out.view_as(t)
 
 
-_shared: dict[int, _SharedSum | None] = {}
+#: per process group (keyed by its id; the group is kept with its entry, so the id is not reused): its
+#: shared-memory sum, or None where it has none
+_shared: dict[int, tuple[Any, _SharedSum | None]] = {}
 
 
 def _shared_sum(w: World) -> _SharedSum | None:
     """This process group's shared-memory sum (set up on first use, a collective call), or None
     where its ranks are not all on one x86 host or shared memory is unavailable or turned off."""
-    key = id(dist.distributed_c10d._get_default_group())
-    if key in _shared:
-        return _shared[key]
+    group = dist.distributed_c10d._get_default_group()
+    if id(group) in _shared:
+        return _shared[id(group)][1]
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
@@ -163,8 +165,8 @@ def _shared_sum(w: World) -> _SharedSum | None:
         ok = all(gather_objects(mapped is not None, w))  # mapped everywhere (then the file can go)
         if w.rank == 0:
             Path(path).unlink(missing_ok=True)
-    _shared[key] = mapped if ok else None
-    return _shared[key]
+    _shared[id(group)] = (group, mapped if ok else None)
+    return _shared[id(group)][1]
 
 
 def sum_over_ranks(t: torch.Tensor, w: World | None = None) -> torch.Tensor:

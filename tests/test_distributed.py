@@ -48,7 +48,7 @@ def _worker(rank: int, world: int, port: int, job: str, out: str, meta_epochs: i
             cases = [torch.randn(7, 5, generator=g) for _ in range(5)]  # several calls: the two buffers alternate
             cases += [torch.randn(D.SHM_MAX_NUMEL + 3, generator=g), torch.randn(9, dtype=torch.float64, generator=g)]
             sums = [D.sum_over_ranks(c.clone()) for c in cases]
-            shared = next(iter(D._shared.values()))
+            shared = next(iter(D._shared.values()))[1]
             torch.save({"cases": cases, "sums": sums, "shared": shared is not None}, f"{out}.rank{rank}.pt")
         elif job == "gradients":
             from paper_code.distributed import average_gradients
