@@ -157,16 +157,18 @@ def _allow_recompiles() -> None:
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
 
 
-#: Inductor's options: a C++ wrapper calls the generated kernels (the default Python wrapper's per-kernel
-#: overhead is a large share of graphs this small; compiling takes longer, once per shape)
-INDUCTOR_OPTIONS = {"cpp_wrapper": True}
+#: Inductor's options on the CPU: a C++ wrapper calls the generated kernels (the default Python wrapper's
+#: per-kernel overhead is a large share of graphs this small; compiling takes longer, once per shape).
+#: Other devices keep Inductor's defaults.
+CPU_INDUCTOR_OPTIONS = {"cpp_wrapper": True}
 
 
-def compiled(fn: Callable) -> Callable:
-    """``fn`` compiled with static shapes (one graph per input shape); the caller decides whether to
-    compile (``PPMOConfig.compile``) and keeps ``fn`` itself as the eager path."""
+def compiled(fn: Callable, device: str | torch.device = "cpu") -> Callable:
+    """``fn`` compiled with static shapes (one graph per input shape) for tensors on ``device``; the
+    caller decides whether to compile (``PPMOConfig.compile``) and keeps ``fn`` itself as the eager path."""
     _allow_recompiles()
-    return torch.compile(fn, dynamic=False, options=INDUCTOR_OPTIONS)
+    options = CPU_INDUCTOR_OPTIONS if torch.device(device).type == "cpu" else {}
+    return torch.compile(fn, dynamic=False, options=options)
 
 
 #: rollout steps per compiled call on the tensor cart-pole at most (the loop over them is unrolled in the
@@ -205,7 +207,7 @@ def cartpole_steps(params: Params, obs: torch.Tensor, noise: torch.Tensor, fresh
     return tuple(torch.stack(b) for b in bufs), (state, elapsed, returns)
 
 
-_compiled_steps = None
+_compiled_steps: dict[str, Callable] = {}  # per device type
 
 
 def fused_cartpole_steps(env: BatchedNDCartPole, params: Params, activation: str
@@ -215,9 +217,10 @@ def fused_cartpole_steps(env: BatchedNDCartPole, params: Params, activation: str
     environment's generator in one draw, which gives the numbers of one draw per step, and the
     environment continues from the state the last call reached — the same random streams and
     transitions as the unfused steps."""
-    global _compiled_steps
-    if _compiled_steps is None:
-        _compiled_steps = compiled(cartpole_steps)
+    kind = env.device.type
+    if kind not in _compiled_steps:
+        _compiled_steps[kind] = compiled(cartpole_steps, env.device)
+    steps = _compiled_steps[kind]
 
     def steps_fn(obs: torch.Tensor, noise: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         parts = []
@@ -225,7 +228,7 @@ def fused_cartpole_steps(env: BatchedNDCartPole, params: Params, activation: str
         for t0 in range(0, noise.shape[0], k):
             chunk = noise[t0:t0 + k]
             fresh = env.draw_fresh(chunk.shape[0])
-            stacked, (env.state, env.elapsed, env.returns) = _compiled_steps(
+            stacked, (env.state, env.elapsed, env.returns) = steps(
                 params, obs, chunk, fresh, env.state, env.elapsed, env.returns, env.force_table, activation=activation,
                 max_episode_steps=env.max_episode_steps, constants=env.c)
             parts.append(stacked)

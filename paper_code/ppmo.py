@@ -140,9 +140,10 @@ class PPMO:
         # with cfg.compile (else backward() and the optimisers' steps): a one-process run does each whole
         # update (gradients, clips, Adam steps) in one compiled call; a run over several processes computes
         # the gradients and then the steps in two, averaging the gradients over the ranks in between
-        self._compiled_update = compiled(minibatch_update) if cfg.compile and self.world.size == 1 else None
-        self._compiled_gradients = compiled(minibatch_gradients) if cfg.compile and self.world.size > 1 else None
-        self._compiled_steps = compiled(clipped_adam_steps) if cfg.compile and self.world.size > 1 else None
+        alone = self.world.size == 1
+        self._compiled_update = compiled(minibatch_update, dev) if cfg.compile and alone else None
+        self._compiled_gradients = compiled(minibatch_gradients, dev) if cfg.compile and not alone else None
+        self._compiled_steps = compiled(clipped_adam_steps, dev) if cfg.compile and not alone else None
         self.meta_epoch = 0
         self.env_steps = 0
         self.wall_time = 0.0  # seconds of training, summed over resumed runs
