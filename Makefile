@@ -39,9 +39,14 @@ reproduce-paper: setup
 test: setup
 	PAPER_CODE_QUICK_OUTPUTS=required python -m pytest --nbval-lax notebooks tests
 
+# speed only (results/benchmarks/; CI does not run these): on a quiet machine, nothing else running
 bench: setup
 	python benchmarks/bench_envs.py --out results/benchmarks/env_steps
-	python benchmarks/bench_ppmo.py --inits 1 4 --profile 5 --out results/benchmarks/ppmo
+	python benchmarks/bench_ppmo.py --inits 1 4 --profile 10 --out results/benchmarks/ppmo
+	python benchmarks/bench_distributed.py --independent --collectives --repeats 5 --out results/benchmarks/distributed
+	python benchmarks/bench_atari.py --before 9cf5efa --splits 4 3 0 --meta-epochs 5 --profile --out results/benchmarks/atari
+	python benchmarks/bench_time_to_solve.py --out results/benchmarks/time_to_solve
+	python benchmarks/bench_time_to_solve.py --compile --out results/benchmarks/time_to_solve_compiled
 
 lab: setup
 	jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks/README.md $(if $(filter 0,$(shell id -u)),--allow-root,)
