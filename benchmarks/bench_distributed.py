@@ -133,18 +133,18 @@ def main() -> None:
         print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     df["speed-up"] = df["env-steps/s (median)"] / df["env-steps/s (median)"].iloc[0]
+    extra = ""
+    if args.collectives:
+        from paper_code.ppmo import PPMO
+        from paper_code.presets import resolve
+
+        run = PPMO(resolve("cartpole-nd1", eval_every=0))
+        numel = sum(p.numel() for p in [*run.data_params, *run.critic.values()])
+        ct = pd.DataFrame(collectives(numel))
+        print(ct.to_string(index=False))
+        extra = "\n" + ct.to_markdown(index=False, floatfmt=".3f") + "\n"
     if args.out:
         csv, md = write_table(df, args.out, floatfmt=",.2f")
-        extra = ""
-        if args.collectives:
-            from paper_code.presets import resolve
-            from paper_code.ppmo import PPMO
-
-            run = PPMO(resolve("cartpole-nd1", eval_every=0))
-            numel = sum(p.numel() for p in [*run.data_params, *run.critic.values()])
-            ct = pd.DataFrame(collectives(numel))
-            print(ct.to_string(index=False))
-            extra = "\n" + ct.to_markdown(index=False, floatfmt=".3f") + "\n"
         md.write_text(f"One PPMO run (cartpole-nd1, B = 512, 10 envs x 200 steps per process, 4 x 4 updates) over 1 and "
                       f"{max(args.ranks)} processes (gloo){' and as many independent runs at once' if args.independent else ''}, one thread each, {args.meta_epochs} meta-epochs, median of "
                       f"{args.repeats}, the cases taking turns; env steps summed over processes / rank 0's training wall time\n\n" + md.read_text() + extra)
