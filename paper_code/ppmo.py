@@ -339,9 +339,12 @@ class PPMO:
         roll = self._rollout(theta1, act_fn)
 
         with torch.no_grad():
-            # observation statistics stay fixed until the end of the meta-epoch; observations are
-            # normalised per minibatch below (Atari frames stay uint8 until then)
-            values, next_values = bootstrap_values(lambda o: self.value(self.normalize(o)), roll)  # [T, KE]
+            # the rollout's observations as the learners and the critic see them, prepared once for the
+            # critic's values and every minibatch (the statistics stay fixed until the end of the
+            # meta-epoch; Atari frames become floats here)
+            obs = self.normalize(roll["obs"])
+            values, next_values = bootstrap_values(lambda o: self.value(self.normalize(o)), roll,
+                                                   self.value(obs))  # [T, KE]
             rewards = roll["rewards"]
             if self.ret_rms is not None:
                 rewards, self.ret_acc = scale_rewards(rewards, roll["terminated"] | roll["truncated"], self.ret_acc,
@@ -352,7 +355,7 @@ class PPMO:
             def per_learner(x: torch.Tensor) -> torch.Tensor:
                 return x.view(T, K, E, *x.shape[2:]).transpose(0, 1).reshape(K, T * E, *x.shape[2:])
 
-            b_obs, b_act = per_learner(roll["obs"]), per_learner(roll["actions"])
+            b_obs, b_act = per_learner(obs), per_learner(roll["actions"])
             b_adv, b_ret = per_learner(adv), per_learner(returns)
             old_out = per_learner(roll["out"])  # the acting policy's outputs, kept from the rollout
             old_logp = self.head.log_prob(old_out, b_act, theta1["log_std"][:, None, :] if self.gaussian else None)
@@ -367,7 +370,7 @@ class PPMO:
             shuffled = [t[:, perm] for t in (b_obs, b_act, old_logp, b_adv, b_ret, old_taken)]
             for start in range(0, n, cfg.minibatch_size):
                 mb_obs, mb_act, mb_logp, mb_adv, mb_ret, mb_taken = (t[:, start:start + cfg.minibatch_size] for t in shuffled)
-                minibatch = (self.normalize(mb_obs), mb_act, mb_logp, mb_adv, mb_taken, mb_ret)
+                minibatch = (mb_obs, mb_act, mb_logp, mb_adv, mb_taken, mb_ret)
                 settings = dict(activation=act_fn, policy=cfg.learner.policy, clip_coef=cfg.clip_coef,
                                 ent_coef=cfg.ent_coef, norm_adv=cfg.norm_adv, ratio_mode=cfg.ratio_mode, vf_coef=cfg.vf_coef)
                 if self._compiled_update is not None:
@@ -382,8 +385,7 @@ class PPMO:
                     stats_sum[k] = stats_sum.get(k, 0) + v
         updates = cfg.update_epochs * math.ceil(n / cfg.minibatch_size)
         if self.obs_rms is not None:
-            obs = roll["obs"].flatten(0, 1)
-            self.obs_rms.update(obs)
+            self.obs_rms.update(roll["obs"].flatten(0, 1))
 
         n_done, mean_return = episode_stats(roll)
         with torch.no_grad():  # the largest magnitudes (nan propagates): divergence shows here

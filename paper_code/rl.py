@@ -48,14 +48,15 @@ def rollout(env, obs: torch.Tensor, out_fn: Callable[[torch.Tensor], torch.Tenso
     return roll
 
 
-def bootstrap_values(value_fn: Callable[[torch.Tensor], torch.Tensor], roll: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def bootstrap_values(value_fn: Callable[[torch.Tensor], torch.Tensor], roll: dict[str, torch.Tensor],
+                     values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """V(s_t) and the value of the state after each step, for :func:`gae` (truncation bootstraps
-    from the ended episode's final observation).
+    from the ended episode's final observation). ``values``: V(s_t) if the caller has them.
 
     Within an episode the state after step t is the next observation, whose value is already
     known; only truncated steps need the critic on their final observation (one host sync per
     rollout to find them)."""
-    values = value_fn(roll["obs"])
+    values = value_fn(roll["obs"]) if values is None else values
     next_values = torch.cat([values[1:], value_fn(roll["last_obs"])[None]])
     trunc = roll["truncated"].nonzero(as_tuple=True)
     if trunc[0].numel():

@@ -77,22 +77,34 @@ def test_the_fast_frame_paths_keep_the_values():
     torch.testing.assert_close(batched[1], cnn_forward(params, flat), rtol=1e-5, atol=1e-5)
 
 
-def test_the_emulator_observation_type_does_not_change_the_frames():
-    """make_atari asks the emulator for grayscale (cheaper) observations; AtariPreprocessing reads
-    the screens itself, so the frames equal those of the default RGB setting."""
-    from paper_code.envs.atari import make_atari
+def test_the_emulators_discarded_observations_do_not_change_the_frames():
+    """make_atari asks the emulator for grayscale observations and skips copying the per-frame
+    screen AtariPreprocessing discards; its frames equal those of gymnasium's own wrappers on the
+    default (RGB) emulator, sticky actions, no-op resets and episode ends included."""
+    import ale_py
+    import gymnasium as gym
+    import numpy as np
+    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, TimeLimit
 
+    from paper_code.envs.atari import STICKY_ACTIONS, make_atari
+
+    gym.register_envs(ale_py)
+    plain = gym.make("ALE/Breakout-v5", frameskip=1, repeat_action_probability=STICKY_ACTIONS)
+    plain = TimeLimit(FrameStackObservation(AtariPreprocessing(plain, noop_max=30, frame_skip=4, screen_size=84), 4),
+                      max_episode_steps=60)
     runs = []
-    for kw in ({}, {"obs_type": "rgb"}):
-        env = make_atari("ALE/Breakout-v5", max_episode_steps=60, **kw)
+    for env in (make_atari("ALE/Breakout-v5", max_episode_steps=60), plain):
         obs, _ = env.reset(seed=3)
         seq = [obs]
-        for t in range(60):
-            obs, *_ = env.step([1, 2, 3, 0][t % 4])
+        for t in range(150):
+            obs, _, terminated, truncated, _ = env.step([1, 2, 3, 0][t % 4])
             seq.append(obs)
-        runs.append(torch.as_tensor(__import__("numpy").stack(seq)))
+            if terminated or truncated:
+                obs, _ = env.reset()
+                seq.append(obs)
+        runs.append(torch.as_tensor(np.stack(seq)))
         env.close()
-    assert runs[0].shape == (61, 4, 84, 84) and torch.equal(runs[0], runs[1])
+    assert runs[0].shape[1:] == (4, 84, 84) and runs[0].float().std() > 0 and torch.equal(runs[0], runs[1])
 
 
 def test_atari_env_is_preprocessed_and_uint8():
