@@ -31,7 +31,9 @@ def first_episode_returns(env: BatchedNDCartPole | GymVectorEnv, policy: Policy,
 
     Returns ``(returns, lengths)``, each ``[B]``: one episode per environment, all stepped
     together. The loop checks for completion only every ``check_every`` steps (one host sync).
-    ``on_step(step)`` (optional) sees every :class:`~paper_code.envs.BatchedStep`.
+    ``on_step(step)`` (optional) sees every :class:`~paper_code.envs.BatchedStep`. Every episode
+    must end within ``env.max_episode_steps`` steps (``RuntimeError`` otherwise: an unfinished
+    episode has no return).
     """
     obs = env.reset(seed=seed)
     B = env.num_envs
@@ -49,6 +51,9 @@ def first_episode_returns(env: BatchedNDCartPole | GymVectorEnv, policy: Policy,
         finished |= ended
         if (t + 1) % check_every == 0 and bool(finished.all()):
             break
+    if not bool(finished.all()):  # an env whose episodes outlast max_episode_steps: no return to report
+        raise RuntimeError(f"{int((~finished).sum())} of {B} episodes did not end within the env's max_episode_steps "
+                           f"({env.max_episode_steps} steps)")
     return returns, lengths
 
 

@@ -117,6 +117,26 @@ def test_atari_env_is_preprocessed_and_uint8():
     env.close()
 
 
+def test_without_a_cap_an_atari_episode_is_followed_to_ales_own_end():
+    """No max_episode_steps: evaluation runs up to ALE's 108,000 frames (27,000 agent steps), not a
+    default of 1,000 steps (which scored every longer episode 0). Centipede's constant UPRIGHTFIRE
+    lasts more than 1,000 steps on this seed; an episode cut off before its end is an error."""
+    from paper_code.envs.atari import ale_step_cap
+    from paper_code.evaluation import first_episode_returns
+    from paper_code.reference_policies import ConstantPolicy
+
+    assert ale_step_cap("ALE/Centipede-v5") == 27_000 and ale_step_cap("ALE/Pong-v5", max_num_frames_per_episode=400) == 100
+    env = make_env("ALE/Centipede-v5", 1, seed=0, repeat_action_probability=0.0)
+    assert env.max_episode_steps == 27_000
+    action = env.env.envs[0].unwrapped.get_action_meanings().index("UPRIGHTFIRE")
+    returns, lengths = first_episode_returns(env, ConstantPolicy(action), seed=100)
+    assert lengths.item() > 1_000 and returns.item() > 0
+    env.max_episode_steps = 1_000
+    with pytest.raises(RuntimeError, match="did not end within"):
+        first_episode_returns(env, ConstantPolicy(action), seed=100)
+    env.close()
+
+
 def test_encoder_is_saved_loaded_and_used_at_evaluation(tmp_path):
     cfg = scale_config("atari-Breakout-l2", TINY)
     out = tmp_path / "breakout_l2.safetensors"

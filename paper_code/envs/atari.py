@@ -8,7 +8,7 @@ learners scale them to [0, 1]. Sticky actions: ALE v5's default, repeat_action_p
 ``repeat_action_probability=0`` gives the older ``<Game>NoFrameskip-v4`` settings (no sticky actions),
 under which the authors' published datasets were made. Full games, no
 end of episode at a life loss. ``max_episode_steps`` (agent steps) caps an episode (ALE v5's own
-cap is 108,000 frames = 27,000 agent steps).
+cap is 108,000 frames = 27,000 agent steps: :func:`ale_step_cap`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 
 ATARI_GAMES = ("Pong", "Breakout", "SpaceInvaders", "MsPacman", "Centipede")
 STICKY_ACTIONS = 0.25
+FRAME_SKIP = 4  # emulator frames per agent step (AtariPreprocessing)
 
 
 def atari_id(game: str) -> str:
@@ -28,6 +29,19 @@ def atari_id(game: str) -> str:
 
 def is_atari(env_id: str) -> bool:
     return env_id.startswith("ALE/")
+
+
+def ale_step_cap(env_id: str, **kwargs: Any) -> int:
+    """The most agent steps an episode can last without a ``max_episode_steps``: ALE ends it
+    (truncated) after ``max_num_frames_per_episode`` emulator frames (v5: 108,000, i.e. 27,000
+    agent steps of :data:`FRAME_SKIP` frames; the no-ops at reset count as frames, so it can end sooner)."""
+    import ale_py
+
+    gym.register_envs(ale_py)
+    frames = kwargs.get("max_num_frames_per_episode") or gym.spec(env_id).kwargs.get("max_num_frames_per_episode")
+    if not frames:
+        raise ValueError(f"{env_id}: episodes have no frame limit; give max_episode_steps")
+    return -(-int(frames) // FRAME_SKIP)
 
 
 def check_game(game: str) -> str:
@@ -76,7 +90,7 @@ def make_atari(env_id: str, max_episode_steps: int | None = None, **kwargs: Any)
     except gym.error.Error as e:
         raise ValueError(f"unknown environment {env_id!r} ({e})") from None
     _skip_discarded_screens(env.unwrapped)
-    env = AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True, scale_obs=False)
+    env = AtariPreprocessing(env, noop_max=30, frame_skip=FRAME_SKIP, screen_size=84, grayscale_obs=True, scale_obs=False)
     env = FrameStackObservation(env, 4)
     if max_episode_steps is not None:
         env = TimeLimit(env, max_episode_steps=int(max_episode_steps))

@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .atari import is_atari, make_atari
+from .atari import ale_step_cap, is_atari, make_atari
 from .cartpole import BatchedStep
 
 #: the gymnasium MuJoCo v5 tasks (notebook 02)
@@ -113,7 +113,10 @@ class GymVectorEnv:
         else:
             self.env.close()
             raise ValueError(f"{env_id}: unsupported action space {act_space} (Discrete or Box are supported)")
-        self.max_episode_steps = int(env_kwargs.get("max_episode_steps") or spec.max_episode_steps or 1000)
+        # the most agent steps an episode lasts (evaluation loops run this long): the cap asked for, the
+        # registered one, else ALE's own frame limit for Atari (1,000 for anything else without one)
+        self.max_episode_steps = int(env_kwargs.get("max_episode_steps") or spec.max_episode_steps
+                                     or (ale_step_cap(env_id, **env_kwargs) if is_atari(env_id) else 1000))
         self.check_actions = check_actions
         self._seed = seed
         self.returns = np.zeros(num_envs)
