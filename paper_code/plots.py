@@ -241,10 +241,10 @@ def atari_learning_curves(curves: pd.DataFrame, baselines: pd.DataFrame, *, lear
 def atari_splits(table: pd.DataFrame, game: str, *, authors: pd.DataFrame | None = None):
     """The split study: one-step return (sampled, mean and 95% CI over learners; greedy as open
     markers) against the split l for ``game``; ``authors``: their published datasets (under their
-    own settings, so their baselines differ) as hollow squares. Grey lines: the random policy
+    own settings, so their baselines differ) as squares (sampled filled, greedy open). Grey lines: the random policy
     (dashed) and the best constant action (dotted) under our settings (``table``'s columns)."""
     ours = table[table.game == game].sort_values("l")
-    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    fig, ax = plt.subplots(figsize=(8.2, 3.8))
     err = [ours["sampled mean"] - ours["sampled CI low"], ours["sampled CI high"] - ours["sampled mean"]]
     ax.errorbar(ours["l"], ours["sampled mean"], yerr=err, fmt="o-", color=COLOURS["PPMO"], capsize=3,
                 label="ours, sampled")
@@ -253,8 +253,10 @@ def atari_splits(table: pd.DataFrame, game: str, *, authors: pd.DataFrame | None
         a = authors[authors.game == game].sort_values("l")
         if not a.empty:
             aerr = [a["sampled mean"] - a["sampled CI low"], a["sampled CI high"] - a["sampled mean"]]
-            ax.errorbar(a["l"] + 0.08, a["sampled mean"], yerr=aerr, fmt="s", mfc="white", color=COLOURS["PPO"],
+            ax.errorbar(a["l"] + 0.08, a["sampled mean"], yerr=aerr, fmt="s", color=COLOURS["PPO"],
                         capsize=3, label="authors' published, sampled (their settings)")
+            ax.plot(a["l"] + 0.08, a["greedy mean"], "s", mfc="white", color=COLOURS["PPO"],
+                    label="authors' published, greedy (their settings)")
     ax.axhline(ours["random"].iloc[0], color="grey", ls="--", lw=1, label="random")
     ax.axhline(ours["best constant return"].iloc[0], color="grey", ls=":", lw=1,
                label=f"best constant ({ours['best constant action'].iloc[0]})")
@@ -403,7 +405,7 @@ def atari_instances(ds, initial: torch.Tensor | None, names: list[str], title: s
     game's actions."""
     B = ds.size
     frames = ds.denormalize(ds.states).clamp(0, 1)
-    fig, axes = plt.subplots(B, 3, figsize=(9, 2.3 * B + 0.6), squeeze=False,
+    fig, axes = plt.subplots(B, 3, figsize=(9, 2.3 * B + 0.6), squeeze=False,  # (the height again below)
                              gridspec_kw={"width_ratios": [1, 1.15, 1.1]})
     change = None if initial is None else (ds.states - initial).abs().mean(1)  # [B, 84, 84]
     vmax = float(change.max()) if change is not None else 1.0
@@ -428,6 +430,7 @@ def atari_instances(ds, initial: torch.Tensor | None, names: list[str], title: s
                                        f"{float(initial.abs().mean()):.2f}: the instances barely moved)"
                                        if float(change.mean()) < 0.05 * float(initial.abs().mean()) else
                                        f" (mean |change| {float(change.mean()):.3f})")
-    fig.suptitle(title + moved, fontsize="medium")
-    fig.tight_layout()
+    height = 2.3 * B + 0.6
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / height))  # the two title lines get the top half inch
+    fig.suptitle(title + moved.replace(" (", "\n(", 1), fontsize="medium", y=1 - 0.04 / height, va="top")
     return fig
