@@ -405,7 +405,8 @@ def atari_instances(ds, initial: torch.Tensor | None, names: list[str], title: s
     game's actions."""
     B = ds.size
     frames = ds.denormalize(ds.states).clamp(0, 1)
-    fig, axes = plt.subplots(B, 3, figsize=(9, 2.3 * B + 0.6), squeeze=False,  # (the height again below)
+    height = 2.3 * B + 0.6
+    fig, axes = plt.subplots(B, 3, figsize=(9, height), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 1.15, 1.1]})
     change = None if initial is None else (ds.states - initial).abs().mean(1)  # [B, 84, 84]
     vmax = float(change.max()) if change is not None else 1.0
@@ -430,7 +431,6 @@ def atari_instances(ds, initial: torch.Tensor | None, names: list[str], title: s
                                        f"{float(initial.abs().mean()):.2f}: the instances barely moved)"
                                        if float(change.mean()) < 0.05 * float(initial.abs().mean()) else
                                        f" (mean |change| {float(change.mean()):.3f})")
-    height = 2.3 * B + 0.6
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / height))  # the two title lines get the top half inch
     fig.suptitle(title + moved.replace(" (", "\n(", 1), fontsize="medium", y=1 - 0.04 / height, va="top")
     return fig
