@@ -62,6 +62,10 @@ def _worker(rank: int, world: int, port: int, job: str, out: str, meta_epochs: i
             own = [p.grad.clone() for p in run.data_params]
             average_gradients(run.data_params)
             torch.save({"own": own, "averaged": [p.grad.clone() for p in run.data_params]}, f"{out}.rank{rank}.pt")
+        # every rank past its last collective before any tears gloo down (a rank that destroyed its group
+        # while another's last all-gather was still in flight once aborted that rank: "terminate called
+        # without an active exception")
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
