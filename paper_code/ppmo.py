@@ -248,19 +248,20 @@ class PPMO:
             single = {k: v[0] for k, v in theta1.items()}
             log_std = single.get("log_std")
 
-            def out_fn(obs: torch.Tensor) -> torch.Tensor:
-                return forward(single, encode(self.encoder, self.normalize(obs)), act_fn)
+            def out_fn(x: torch.Tensor) -> torch.Tensor:  # x: the observations as the learner sees them
+                return forward(single, encode(self.encoder, x), act_fn)
         else:
             if self.gaussian:
                 log_std = theta1["log_std"].repeat_interleave(E, 0)  # [K * E, A]
 
-            def out_fn(obs: torch.Tensor) -> torch.Tensor:
-                return batched_forward(theta1, self.normalize(obs).view(K, E, D), act_fn).view(K * E, -1)
+            def out_fn(x: torch.Tensor) -> torch.Tensor:
+                return batched_forward(theta1, x.view(K, E, D), act_fn).view(K * E, -1)
 
         steps_fn = None
         if self.cfg.compile and K == 1 and self.obs_rms is None and not self.gaussian and isinstance(self.env, BatchedNDCartPole):
             steps_fn = fused_cartpole_steps(self.env, single, act_fn)  # output, sample and env step, compiled
-        roll = rollout(self.env, self.obs, out_fn, self.cfg.num_steps, self.g_act, self.head, log_std, steps_fn)
+        roll = rollout(self.env, self.obs, out_fn, self.cfg.num_steps, self.g_act, self.head, log_std, steps_fn,
+                       prepare=None if steps_fn is not None else self.normalize)
         self.obs = roll["last_obs"]
         return roll
 
@@ -339,10 +340,10 @@ class PPMO:
         roll = self._rollout(theta1, act_fn)
 
         with torch.no_grad():
-            # the rollout's observations as the learners and the critic see them, prepared once for the
-            # critic's values and every minibatch (the statistics stay fixed until the end of the
-            # meta-epoch; Atari frames become floats here)
-            obs = self.normalize(roll["obs"])
+            # the rollout's observations as the learners and the critic see them, prepared once (during
+            # the rollout) for the acting learner, the critic's values and every minibatch: the
+            # statistics stay fixed until the end of the meta-epoch
+            obs = roll["prepared"]
             values, next_values = bootstrap_values(lambda o: self.value(self.normalize(o)), roll,
                                                    self.value(obs))  # [T, KE]
             rewards = roll["rewards"]

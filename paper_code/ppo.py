@@ -72,15 +72,16 @@ def train_ppo(cfg: PPOConfig, total_env_steps: int, *, progress: bool = True) ->
             opt.param_groups[0]["lr"] = cfg.lr * (1 - it / iterations)
         with torch.no_grad():
             log_std = actor.get("log_std")
-            roll = rollout(env, obs, lambda o: forward(actor, norm(o), act_fn), cfg.num_steps, g, dist, log_std)
+            roll = rollout(env, obs, lambda x: forward(actor, x, act_fn), cfg.num_steps, g, dist, log_std, prepare=norm)
             obs = roll["last_obs"]
-            values, next_values = bootstrap_values(lambda o: value(norm(o)), roll)
+            prepared = roll["prepared"]  # the observations as the actor saw them
+            values, next_values = bootstrap_values(lambda o: value(norm(o)), roll, value(prepared))
             rewards = roll["rewards"]
             if ret_rms is not None:
                 rewards, ret_acc = scale_rewards(rewards, roll["terminated"] | roll["truncated"], ret_acc, ret_rms, cfg.gamma)
             adv, returns = gae(rewards, values, next_values, roll["terminated"], roll["truncated"],
                                cfg.gamma, cfg.gae_lambda)
-            b_obs, b_act = norm(roll["obs"]).flatten(0, 1), roll["actions"].flatten(0, 1)
+            b_obs, b_act = prepared.flatten(0, 1), roll["actions"].flatten(0, 1)
             b_adv, b_ret = adv.flatten(), returns.flatten()
             b_logp = dist.log_prob(forward(actor, b_obs, act_fn), b_act, log_std)
         for _ in range(cfg.update_epochs):

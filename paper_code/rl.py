@@ -13,28 +13,42 @@ from .policies import Categorical, Gaussian, head
 @torch.no_grad()
 def rollout(env, obs: torch.Tensor, out_fn: Callable[[torch.Tensor], torch.Tensor], num_steps: int,
             generator: torch.Generator, policy: type[Categorical] | type[Gaussian] = Categorical,
-            log_std: torch.Tensor | None = None, steps_fn: Callable | None = None) -> dict[str, torch.Tensor]:
-    """``num_steps`` steps of a batched env with actions sampled from ``policy`` on ``out_fn(obs)``
-    (logits, or Gaussian means with ``log_std`` broadcastable to them).
+            log_std: torch.Tensor | None = None, steps_fn: Callable | None = None,
+            prepare: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """``num_steps`` steps of a batched env with actions sampled from ``policy`` on
+    ``out_fn(prepare(obs))`` (logits, or Gaussian means with ``log_std`` broadcastable to them).
 
-    Returns stacked ``[T, B, ...]`` tensors: obs (acted on), out (the acting policy's outputs),
+    Returns stacked ``[T, B, ...]`` tensors: obs (acted on), prepared (``prepare(obs)``, as the policy
+    saw them: :func:`~paper_code.observations.prepare`'s frames and normalised observations are
+    computed once, here; ``obs`` itself without ``prepare``), out (the acting policy's outputs),
     actions (as sampled: unclipped for a Gaussian), rewards, terminated, truncated, final_obs (last
     observation of an episode that ended at t) and episode_returns (of episodes that ended at t),
     plus ``last_obs`` [B, ...], the observation to continue from. The sampling noise of the whole
     rollout is drawn at once. ``steps_fn(obs, noise) -> (those tensors, last_obs)``, if given,
     runs all the steps instead (a compiled run's fused steps,
-    :func:`paper_code.compilation.fused_cartpole_steps`); the noise is then drawn before the first
-    step, the same draw.
+    :func:`paper_code.compilation.fused_cartpole_steps`; no ``prepare``); the noise is then drawn
+    before the first step, the same draw.
     """
     if steps_fn is not None:
+        if prepare is not None:
+            raise ValueError("rollout: steps_fn acts on raw observations (no prepare)")
         noise = policy.noise((num_steps, obs.shape[0], env.num_actions), generator, obs.device, torch.float32)
         roll, last_obs = steps_fn(obs, noise)
-        return {**roll, "last_obs": last_obs}
+        return {**roll, "prepared": roll["obs"], "last_obs": last_obs}
     noise = None
     keys = ("obs", "out", "actions", "rewards", "terminated", "truncated", "final_obs", "episode_returns")
     bufs: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
+    prepared: torch.Tensor | None = None  # [T * B, ...]: every step's prepared observations, in their layout
     for t in range(num_steps):
-        out = out_fn(obs)
+        x = obs if prepare is None else prepare(obs)
+        if x is not obs:
+            if prepared is None:
+                layout = (torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+                          else torch.contiguous_format)  # frames: the layout the convolutions run in
+                prepared = torch.empty((num_steps * x.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device,
+                                       memory_format=layout)
+            prepared[t * x.shape[0]:(t + 1) * x.shape[0]] = x
+        out = out_fn(x)
         if noise is None:
             noise = policy.noise((num_steps, *out.shape), generator, out.device, out.dtype)
         action = policy.sample(out, noise[t], log_std)
@@ -44,6 +58,7 @@ def rollout(env, obs: torch.Tensor, out_fn: Callable[[torch.Tensor], torch.Tenso
             bufs[k].append(v)
         obs = step.obs
     roll = {k: torch.stack(v) for k, v in bufs.items()}
+    roll["prepared"] = roll["obs"] if prepared is None else prepared.view(num_steps, -1, *prepared.shape[1:])
     roll["last_obs"] = obs
     return roll
 

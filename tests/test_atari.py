@@ -107,6 +107,56 @@ def test_the_emulators_discarded_observations_do_not_change_the_frames():
     assert runs[0].shape[1:] == (4, 84, 84) and runs[0].float().std() > 0 and torch.equal(runs[0], runs[1])
 
 
+@pytest.mark.parametrize("game, kwargs", [
+    ("Breakout", {}),  # episodes end by losing every life (terminated)
+    ("Breakout", {"max_episode_steps": 37}),  # TimeLimit (truncated)
+    ("Pong", {"max_num_frames_per_episode": 203}),  # ALE's frame limit, inside a frame skip (truncated)
+])
+def test_atari_vector_env_steps_as_gymnasiums_sync_vector_env(game, kwargs):
+    """AtariVectorEnv against gymnasium's SyncVectorEnv (same-step autoreset) of gymnasium's own
+    wrappers: the same frames, rewards, episode ends and final observations at every step, with
+    sticky actions, seeded and unseeded no-op resets."""
+    import ale_py
+    import gymnasium as gym
+    import numpy as np
+    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, TimeLimit
+
+    from paper_code.envs.atari import STICKY_ACTIONS, AtariVectorEnv, atari_id
+
+    gym.register_envs(ale_py)
+    steps = kwargs.get("max_episode_steps")
+    ale_kwargs = {k: v for k, v in kwargs.items() if k != "max_episode_steps"}
+
+    def plain() -> gym.Env:
+        env = gym.make(atari_id(game), frameskip=1, repeat_action_probability=STICKY_ACTIONS, **ale_kwargs)
+        env = FrameStackObservation(AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84), 4)
+        return TimeLimit(env, max_episode_steps=steps) if steps else env
+
+    ref = gym.vector.SyncVectorEnv([plain] * 3, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    ours = AtariVectorEnv(atari_id(game), 3, **kwargs)
+    assert ours.single_observation_space == ref.single_observation_space
+    assert ours.single_action_space == ref.single_action_space
+    rng = np.random.default_rng(0)
+    ends = {"terminated": 0, "truncated": 0}
+    for seed in (5, None):  # unseeded: every env continues its own generators
+        a, b = ref.reset(seed=seed)[0], ours.reset(seed=seed)[0]
+        assert np.array_equal(a, b)
+        for _ in range(300 if game == "Breakout" and not steps else 120):
+            actions = rng.integers(0, ref.single_action_space.n, 3)
+            (oa, ra, ta, ua, ia), (ob, rb, tb, ub, ib) = ref.step(actions), ours.step(actions)
+            assert np.array_equal(oa, ob) and np.array_equal(ra, rb) and np.array_equal(ta, tb) and np.array_equal(ua, ub)
+            done = ta | ua
+            ends["terminated"] += int(ta.sum())
+            ends["truncated"] += int(ua.sum())
+            if done.any():
+                assert np.array_equal(ia["_final_obs"], ib["_final_obs"])
+                for i in np.flatnonzero(done):
+                    assert np.array_equal(ia["final_obs"][i], ib["final_obs"][i])
+    assert ends["truncated" if kwargs else "terminated"] >= 3  # the case's kind of episode end was met
+    ref.close()
+    ours.close()
+
+
 def test_atari_env_is_preprocessed_and_uint8():
     env = make_env("ALE/Breakout-v5", 2, seed=0, max_episode_steps=20)
     obs = env.reset()

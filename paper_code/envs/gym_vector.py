@@ -1,5 +1,6 @@
 """Gymnasium environments without a tensor face (MuJoCo, Atari), stepped as one ``SyncVectorEnv``
-behind the interface of :class:`~paper_code.envs.cartpole.BatchedNDCartPole`.
+(Atari: :class:`~paper_code.envs.atari.AtariVectorEnv`, the same steps in one loop) behind the
+interface of :class:`~paper_code.envs.cartpole.BatchedNDCartPole`.
 
 Torch tensors in and out, same-step auto-reset (``final_obs`` holds the last observation of an
 episode that just ended), episode returns and lengths tracked here. Continuous actions are
@@ -18,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .atari import ale_step_cap, is_atari, make_atari
+from .atari import AtariVectorEnv, ale_step_cap, is_atari
 from .cartpole import BatchedStep
 
 #: the gymnasium MuJoCo v5 tasks (notebook 02)
@@ -73,8 +74,7 @@ class GymVectorEnv:
             raise ValueError(f"num_envs must be an integer in 1..{MAX_ENVS} (one simulator each), got {num_envs!r}")
         try:
             if is_atari(env_id):
-                self.env = gym.vector.SyncVectorEnv([lambda: make_atari(env_id, **env_kwargs)] * num_envs,
-                                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+                self.env = AtariVectorEnv(env_id, num_envs, **env_kwargs)  # SyncVectorEnv's steps, in one loop
                 spec = self.env.envs[0].spec
             else:
                 try:
