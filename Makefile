@@ -37,7 +37,7 @@ reproduce-paper: setup
 # the notebooks first (nbval, at quick scale: they write results-quick/), then the unit tests and the
 # checks of the notebooks' quick outputs (tests/test_notebooks.py, which require them here)
 test: setup
-	PAPER_CODE_QUICK_OUTPUTS=required python -m pytest --nbval-lax notebooks tests
+	PAPER_CODE_QUICK_OUTPUTS=required python -m pytest --nbval-lax --durations=15 notebooks tests
 
 # speed only (results/benchmarks/; CI does not run these): on a quiet machine, nothing else running
 bench: setup
