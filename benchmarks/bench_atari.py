@@ -8,9 +8,9 @@ critic, one torch thread, no evaluations. Each (code, l) is timed in a fresh pro
 meta-epochs, then ``--meta-epochs`` timed ones; ``--repeats`` such processes, and the median of all
 timed meta-epochs. The warm-up is what a long run does not pay per meta-epoch: the process's heap
 grows to its peak over the first few meta-epochs, each new page a page fault (the table's faults
-column counts the minor page faults of the timed meta-epochs, 0 once the heap has settled). ``--before COMMIT`` also times the code of that commit (from a temporary git
-worktree, the same script driving it), the two taking turns, so that the table has the earlier
-figure beside today's. ``--profile`` also writes, per l, torch.profiler's top ops (by input shape)
+column counts the minor page faults of the timed meta-epochs, 0 once the heap has settled).
+``--before COMMIT`` also times the code of that commit (from a temporary git worktree, the same
+script driving it), the two taking turns, so that the table has the earlier figure beside today's. ``--profile`` also writes, per l, torch.profiler's top ops (by input shape)
 of one meta-epoch of today's code to ``<out>_profile_l<l>.txt``. The paper's Atari runs went to
 20k-200k meta-epochs: the table extrapolates to those budgets at the measured rate.
 """
