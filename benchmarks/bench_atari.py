@@ -13,6 +13,15 @@ column counts the minor page faults of the timed meta-epochs, 0 once the heap ha
 script driving it), the two taking turns, so that the table has the earlier figure beside today's. ``--profile`` also writes, per l, torch.profiler's top ops (by input shape)
 of one meta-epoch of today's code to ``<out>_profile_l<l>.txt``. The paper's Atari runs went to
 20k-200k meta-epochs: the table extrapolates to those budgets at the measured rate.
+
+What bounds the time: the env column is the part of each timed meta-epoch spent in the
+environment's steps (emulator, frame preprocessing, tensors to and from numpy), timed inside the
+same meta-epochs; the rest is the networks and everything else. The network arithmetic of a
+meta-epoch is counted from the Nature-CNN's layer shapes (:func:`network_gflop`), and each process
+also times every layer's forward alone on a minibatch (256 channels-last frames, as the update runs
+them; the best of 10 calls); the floor column is env + that arithmetic at the fastest of those layer rates: what no
+change to the code's overheads can go below without changing the environment's cost or the
+arithmetic (fewer or smaller networks, fewer frames).
 """
 
 from __future__ import annotations
@@ -50,13 +59,23 @@ def child(game: str, split: int, warmup: int, meta_epochs: int, device: str, pro
 
     section = {**load_scale("paper")["atari"], "eval_every": 0}
     run = PPMO(scale_config(f"atari-{game}-l{split}", section, device=device))
+    env_step, in_env = run.env.step, [0.0]
+
+    def timed_step(actions):  # the environment's share of a meta-epoch, timed where it happens
+        t = clock()
+        out = env_step(actions)
+        in_env[0] += clock() - t
+        return out
+
+    run.env.step = timed_step
     for _ in range(warmup):
         run.meta_epoch_step()
-    times, faults = [], []
+    times, faults, env_times = [], [], []
     for _ in range(meta_epochs):
-        f, t = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, clock()
+        f, t, in_env[0] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, clock(), 0.0
         run.meta_epoch_step()
         times.append(clock() - t)
+        env_times.append(in_env[0])
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f)
     if profile_to:
         from torch.profiler import ProfilerActivity, profile
@@ -69,7 +88,78 @@ def child(game: str, split: int, warmup: int, meta_epochs: int, device: str, pro
                     + prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=30,
                                                                          max_name_column_width=30,
                                                                          max_shapes_column_width=70) + "\n")
-    print(json.dumps({"times": times, "faults": faults, "steps": run.cfg.num_envs * run.cfg.num_steps, "torch": torch.__version__}))
+    print(json.dumps({"times": times, "faults": faults, "env_times": env_times, "layer_gflops": layer_rates(run, device),
+                      "steps": run.cfg.num_envs * run.cfg.num_steps, "update_epochs": run.cfg.update_epochs,
+                      "obs_shape": list(run.obs_shape), "num_actions": run.num_actions, "torch": torch.__version__}))
+
+
+#: the Nature-CNN (the learner and the critic alike): (kind, out channels/features, kernel, stride);
+#: the output layer's size is the number of actions (1 for the critic)
+LAYERS = (("conv", 32, 8, 4), ("conv", 64, 4, 2), ("conv", 64, 3, 1), ("linear", 512, 0, 0), ("linear", 0, 0, 0))
+
+
+def layer_macs(obs_shape: tuple[int, int, int], outputs: int) -> list[int]:
+    """Multiply-adds per frame of each Nature-CNN layer's forward on observations ``obs_shape``."""
+    (c, h, w), flat, macs = obs_shape, None, []
+    for i, (kind, n, k, s) in enumerate(LAYERS):
+        n = outputs if i == len(LAYERS) - 1 else n
+        if kind == "conv":
+            h, w = (h - k) // s + 1, (w - k) // s + 1
+            macs.append(n * c * k * k * h * w)
+            c = n
+        else:
+            fan_in = flat if flat is not None else c * h * w
+            macs.append(n * fan_in)
+            flat = n
+    return macs
+
+
+def network_gflop(obs_shape: tuple[int, int, int], num_actions: int, frames: int, update_epochs: int = 1) -> float:
+    """The network arithmetic of one meta-epoch over ``frames`` rollout frames (2 flops per multiply-add):
+    the acting learner's forward per frame (encoder and one-step learner, whatever the split), the
+    critic's values, and per update epoch the learner's and the critic's forward and backward (weight
+    gradients of every layer, input gradients of all but the first: the frames need none). Not
+    counted: the inner step on the B synthetic states (about 1% at l = 3, 4 with B = 4) and the
+    critic on the envs' last observations (8 frames)."""
+    learner, critic = layer_macs(obs_shape, num_actions), layer_macs(obs_shape, 1)
+    fwd_l, fwd_c = sum(learner), sum(critic)
+    train = lambda fwd, first: fwd + 2 * fwd - first  # forward, weight gradients, input gradients
+    macs = fwd_l + fwd_c + update_epochs * (train(fwd_l, learner[0]) + train(fwd_c, critic[0]))
+    return 2 * macs * frames / 1e9
+
+
+def layer_rates(run, device: str, batch: int = 256, reps: int = 10) -> list[float]:
+    """GFLOP/s of each Nature-CNN layer's forward but the output layer's alone on ``batch`` frames (channels-last
+    convolutions, as the update runs them), the best of ``reps``, with the run's critic's weights."""
+    import torch
+    import torch.nn.functional as F
+
+    def clock() -> float:
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    macs = layer_macs(run.obs_shape, 1)
+    x = torch.rand(batch, *run.obs_shape, device=device).contiguous(memory_format=torch.channels_last)
+    rates = []
+    with torch.no_grad():
+        for i, (kind, _, _, s) in enumerate(LAYERS[:-1]):  # the output layer (512 -> 1) is negligible
+            w, b = run.critic[f"c{i}.weight"], run.critic[f"c{i}.bias"]
+            if kind == "conv":
+                w = w.contiguous(memory_format=torch.channels_last)
+                fn = lambda x=x, w=w, b=b, s=s: F.conv2d(x, w, b, stride=s)
+            else:
+                x = x.flatten(1)
+                fn = lambda x=x, w=w, b=b: F.linear(x, w, b)
+            y = fn()
+            ts = []
+            for _ in range(reps):
+                t = clock()
+                fn()
+                ts.append(clock() - t)
+            rates.append(2 * macs[i] * batch / min(ts) / 1e9)  # the best of reps: the most favourable rate
+            x = y.relu()
+    return rates
 
 
 def timed(code: Path, args: argparse.Namespace, split: int, profile_to: str | None = None) -> dict:
@@ -117,12 +207,17 @@ def main() -> None:
             for split in args.splits:
                 times: dict[str, list[float]] = {name: [] for name in codes}
                 faults: list[int] = []  # today's code's
+                env_times, rest_times, fastest = [], [], []  # today's code's
                 for i in range(args.repeats):
                     for name, code in codes.items():  # the codes take turns
                         prof = f"{args.out}_profile_l{split}.txt" if args.profile and name == "after" and i == 0 else None
                         res = timed(code, args, split, prof)
                         times[name] += res["times"]
-                        faults += res["faults"] if name == "after" else []
+                        if name == "after":
+                            faults += res["faults"]
+                            env_times += res["env_times"]
+                            rest_times += [t - e for t, e in zip(res["times"], res["env_times"])]
+                            fastest.append(max(res["layer_gflops"]))
                         print(f"{args.game} l={split} {name}: {statistics.median(res['times']):.3f} s", flush=True)
                 s = {name: statistics.median(t) for name, t in times.items()}
                 after = s["after"]
@@ -133,6 +228,11 @@ def main() -> None:
                 row["page faults / meta-epoch (median)"] = statistics.median(faults)
                 row[f"target {TARGET_S} s"] = ("(not a target)" if split not in (3, 4) else "met" if after <= TARGET_S
                                                else f"missed by {after - TARGET_S:.2f} s ({100 * (after / TARGET_S - 1):.0f}%)")
+                gflop = network_gflop(tuple(res["obs_shape"]), res["num_actions"], res["steps"], res["update_epochs"])
+                env_s, rate = statistics.median(env_times), statistics.median(fastest)
+                row |= {"env s (median)": env_s, "rest s (median)": statistics.median(rest_times),
+                        "network GFLOP": gflop, "rest GFLOP/s": gflop / statistics.median(rest_times),
+                        "fastest layer GFLOP/s": rate, "floor s": env_s + gflop / rate}
                 row |= {"agent steps / s": res["steps"] / after, "device": args.device,
                         "20k meta-epochs (h)": 20_000 * after / 3600, "200k meta-epochs (days)": 200_000 * after / 86_400}
                 rows.append(row)
@@ -155,7 +255,16 @@ def main() -> None:
             f"steps, 1 epoch x 4 minibatches of 256, Nature-CNN learner and critic, no evaluations); per (code, l) "
             f"{args.repeats} fresh process(es) x ({args.warmup} warm-up + {args.meta_epochs} timed meta-epochs), the median of "
             f"the timed ones (the warm-up: the process's heap grows to its peak over the first meta-epochs, each new page a "
-            f"page fault; the faults column counts today's code's minor faults per timed meta-epoch). Target (issue 23): <= {TARGET_S} s for l = 4 and 3 on one core.\n\n" + md.read_text())
+            f"page fault; the faults column counts today's code's minor faults per timed meta-epoch). Target (issue 23): <= {TARGET_S} s for l = 4 and 3 on one core.\n\n"
+            f"Where the time goes (today's code, the same timed meta-epochs): **env s** is the environment's steps (emulator, "
+            f"frame preprocessing, tensors to and from numpy), **rest s** everything else (the networks, the inner step, "
+            f"statistics, optimisers); **network GFLOP** is the meta-epoch's network arithmetic counted from the layer shapes "
+            f"(the acting learner's and the critic's forward on every frame, then the learner's and the critic's forward and "
+            f"backward per update epoch; `network_gflop`; the inner step on the B synthetic states is not counted: about 1% at l = 3 and 4 (B = 4), more at l = 0), **rest GFLOP/s** that arithmetic over rest s; **fastest layer "
+            f"GFLOP/s** the best rate of any Nature-CNN layer's forward run alone on a minibatch in the same processes (the "
+            f"median over processes of each one's best), and **floor s** = env s + network GFLOP at that rate: the time "
+            f"the meta-epoch would take if every flop ran at the fastest layer's rate and nothing else cost anything.\n\n"
+            + md.read_text())
         print(f"wrote {csv} and {md}")
 
 

@@ -277,3 +277,29 @@ def test_cli_distils_atari_with_per_pixel_normalisation_unless_raw_pixels(tmp_pa
     ds = DistilledDataset.load(out)
     assert ds.normalization is not None and ds.extra["obs_mean"].shape == (4, 84, 84)
     assert build_parser().parse_args(["distill", "--out", "x", "--raw-pixels"]).raw_pixels
+
+
+def test_benchmark_flop_count_is_torchs():
+    """benchmarks/bench_atari.py's network arithmetic per meta-epoch (its floor column) against
+    torch's own flop counter on the ops the meta-epoch runs: the acting learner's and the critic's
+    forward, then each one's forward and backward (the frames need no gradient)."""
+    import importlib.util
+    from pathlib import Path
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_atari.py"
+    spec = importlib.util.spec_from_file_location("bench_atari", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    g = torch.Generator().manual_seed(0)
+    learner, critic = init_params(atari_learner(0), (4, 84, 84), 6, g), init_params(atari_learner(0), (4, 84, 84), 1, g)
+    frames = torch.rand(2, 4, 84, 84, generator=g)
+    with FlopCounterMode(display=False) as counter:
+        with torch.no_grad():
+            cnn_forward(learner, frames), cnn_forward(critic, frames)
+        for params in (learner, critic):
+            params = {k: v.requires_grad_() for k, v in params.items()}
+            cnn_forward(params, frames).sum().backward()
+    assert bench.network_gflop((4, 84, 84), 6, frames=2) == pytest.approx(counter.get_total_flops() / 1e9, rel=1e-3)
+    assert bench.layer_macs((4, 84, 84), 6)[0] == 32 * 4 * 8 * 8 * 20 * 20  # the first conv: 20 x 20 outputs
