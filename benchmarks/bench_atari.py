@@ -93,16 +93,14 @@ def child(game: str, split: int, warmup: int, meta_epochs: int, device: str, pro
                       "obs_shape": list(run.obs_shape), "num_actions": run.num_actions, "torch": torch.__version__}))
 
 
-#: the Nature-CNN (the learner and the critic alike): (kind, out channels/features, kernel, stride);
-#: the output layer's size is the number of actions (1 for the critic)
-LAYERS = (("conv", 32, 8, 4), ("conv", 64, 4, 2), ("conv", 64, 3, 1), ("linear", 512, 0, 0), ("linear", 0, 0, 0))
-
-
 def layer_macs(obs_shape: tuple[int, int, int], outputs: int) -> list[int]:
-    """Multiply-adds per frame of each Nature-CNN layer's forward on observations ``obs_shape``."""
+    """Multiply-adds per frame of each Nature-CNN layer's forward on observations ``obs_shape``
+    (``outputs``: the output layer's size, the number of actions or 1 for the critic)."""
+    from paper_code.learners import NATURE_CNN
+
     (c, h, w), flat, macs = obs_shape, None, []
-    for i, (kind, n, k, s) in enumerate(LAYERS):
-        n = outputs if i == len(LAYERS) - 1 else n
+    for i, (kind, n, k, s) in enumerate(NATURE_CNN):
+        n = outputs if i == len(NATURE_CNN) - 1 else n
         if kind == "conv":
             h, w = (h - k) // s + 1, (w - k) // s + 1
             macs.append(n * c * k * k * h * w)
@@ -134,6 +132,8 @@ def layer_rates(run, device: str, batch: int = 256, reps: int = 10) -> list[floa
     import torch
     import torch.nn.functional as F
 
+    from paper_code.learners import NATURE_CNN
+
     def clock() -> float:
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
@@ -143,7 +143,7 @@ def layer_rates(run, device: str, batch: int = 256, reps: int = 10) -> list[floa
     x = torch.rand(batch, *run.obs_shape, device=device).contiguous(memory_format=torch.channels_last)
     rates = []
     with torch.no_grad():
-        for i, (kind, _, _, s) in enumerate(LAYERS[:-1]):  # the output layer (512 -> 1) is negligible
+        for i, (kind, _, _, s) in enumerate(NATURE_CNN[:-1]):  # the output layer (512 -> 1) is negligible
             w, b = run.critic[f"c{i}.weight"], run.critic[f"c{i}.bias"]
             if kind == "conv":
                 w = w.contiguous(memory_format=torch.channels_last)
