@@ -95,21 +95,16 @@ def child(game: str, split: int, warmup: int, meta_epochs: int, device: str, pro
 
 def layer_macs(obs_shape: tuple[int, int, int], outputs: int) -> list[int]:
     """Multiply-adds per frame of each Nature-CNN layer's forward on observations ``obs_shape``
-    (``outputs``: the output layer's size, the number of actions or 1 for the critic)."""
-    from paper_code.learners import NATURE_CNN
+    (``outputs``: the output layer's size, the number of actions or 1 for the critic), from the
+    library's layer shapes: a convolution applies its weight once per output position (its output
+    is the next layer's input), a linear layer once."""
+    import math
 
-    (c, h, w), flat, macs = obs_shape, None, []
-    for i, (kind, n, k, s) in enumerate(NATURE_CNN):
-        n = outputs if i == len(NATURE_CNN) - 1 else n
-        if kind == "conv":
-            h, w = (h - k) // s + 1, (w - k) // s + 1
-            macs.append(n * c * k * k * h * w)
-            c = n
-        else:
-            fan_in = flat if flat is not None else c * h * w
-            macs.append(n * fan_in)
-            flat = n
-    return macs
+    from paper_code.learners import cnn_shapes
+
+    shapes = cnn_shapes(obs_shape, outputs)
+    return [math.prod(w) * (math.prod(shapes[i + 1][1]) // w[0] if len(w) == 4 else 1)
+            for i, (w, _) in enumerate(shapes)]
 
 
 def network_gflop(obs_shape: tuple[int, int, int], num_actions: int, frames: int, update_epochs: int = 1) -> float:
