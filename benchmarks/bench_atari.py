@@ -90,7 +90,23 @@ def child(game: str, split: int, warmup: int, meta_epochs: int, device: str, pro
                                                                          max_shapes_column_width=70) + "\n")
     print(json.dumps({"times": times, "faults": faults, "env_times": env_times, "layer_gflops": layer_rates(run, device),
                       "steps": run.cfg.num_envs * run.cfg.num_steps, "update_epochs": run.cfg.update_epochs,
-                      "obs_shape": list(run.obs_shape), "num_actions": run.num_actions, "torch": torch.__version__}))
+                      "obs_shape": list(run.obs_shape), "num_actions": run.num_actions, "torch": torch.__version__,
+                      "cpu": f"{cpu_model()}, torch's CPU kernels: {torch.backends.cpu.get_cpu_capability()}"}))
+
+
+def cpu_model() -> str:
+    """The processor as /proc/cpuinfo names it, with its family and model numbers, and the number of
+    cores this process may use: the machines of this project differ in generation (an EPYC with AVX2
+    only and one with AVX-512 have both run this benchmark, its figures about 2x apart), so a figure names its machine."""
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+        info = {k.strip(): v.strip() for k, v in info.items()}  # (the last core's entries; all cores are alike)
+        name = f"{info.get('model name', '?')} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
+    except OSError:  # not Linux
+        import platform
+
+        name = platform.processor() or platform.machine()
+    return f"{name}, {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} cores"
 
 
 def layer_macs(obs_shape: tuple[int, int, int], outputs: int) -> list[int]:
@@ -246,6 +262,7 @@ def main() -> None:
         md.write_text(
             f"# Seconds per PPMO meta-epoch on Atari\n\n"
             f"`python benchmarks/bench_atari.py {' '.join(sys.argv[1:])}`: {compared}; torch {res['torch']} on {where}; "
+            f"machine: {res['cpu']}; "
             f"the CPU-scale configuration of the presets and of params.yaml's paper scale (8 envs x 128 steps = 1,024 agent "
             f"steps, 1 epoch x 4 minibatches of 256, Nature-CNN learner and critic, no evaluations); per (code, l) "
             f"{args.repeats} fresh process(es) x ({args.warmup} warm-up + {args.meta_epochs} timed meta-epochs), the median of "
