@@ -4,6 +4,7 @@
     presets   list the named settings of every paper run
     evaluate  train fresh learners one step on a dataset and run them in the real environment
     compress  fit a small dataset whose one-step learners act like a teacher (a dataset or a PPO policy)
+    ppo       train a PPO policy (the baseline, and a teacher for compress) on any supported task
     import-reference  convert the authors' published datasets to this package's format
     notebook  execute a notebook at a scale (what the DVC stages run)
 """
@@ -29,7 +30,7 @@ from .files import check_writable
 from .interrupts import RunInterrupted
 from .notebooks import run_notebook
 from .presets import FAMILIES, atari_learner, preset_for_env, preset_names, resolve
-from .settings import CompressConfig, PPMOConfig
+from .settings import CompressConfig, PPMOConfig, PPOConfig
 from .training import DivergenceError, checkpoint_path, distill
 
 
@@ -148,6 +149,45 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     if run is not None:
         print(f"{'wrote' if run.files_written else 'up to date:'} {args.out} (PPMO fine-tune from it: {run.meta_epoch} "
               f"meta-epochs, {run.env_steps:,} env steps, {run.wall_time:.1f} s, lr {float(run.lr.detach()):.4g})")
+    return 0
+
+
+def _ppo_config(args: argparse.Namespace) -> tuple[str, PPOConfig]:
+    """The PPO preset (``--preset``, else the one for ``--env``) with every given flag applied."""
+    from .presets import resolve_ppo
+
+    given = {f.name: getattr(args, f.name) for f in fields(PPOConfig) if getattr(args, f.name) is not None}
+    if args.preset is None and "env_id" not in given:
+        raise ValueError("give --env (a gymnasium id) or --preset (e.g. atari-Pong, mujoco-Hopper-v5, cartpole-nd2)")
+    preset = args.preset or preset_for_env(given["env_id"], dof=args.dof)
+    if preset.startswith("cartpole-nd") and "env_kwargs" not in given and args.dof is not None:
+        given["env_kwargs"] = {"dof": args.dof}
+    if args.max_episode_steps is not None:
+        base = resolve_ppo(preset, **{k: v for k, v in given.items() if k == "env_id"})
+        given["env_kwargs"] = {**given.get("env_kwargs", base.env_kwargs), "max_episode_steps": args.max_episode_steps}
+    return preset, resolve_ppo(preset, **given)
+
+
+def _cmd_ppo(args: argparse.Namespace) -> int:
+    from .ppo import ppo_file
+
+    preset, cfg = _ppo_config(args)
+    if args.print_config:
+        print(json.dumps({**json.loads(json.dumps(cfg.__dict__, default=lambda o: o.to_dict() if hasattr(o, "to_dict")
+                                                  else list(o))), "total_env_steps": args.total_env_steps}, indent=2))
+        return 0
+    if args.out is None:
+        raise ValueError("--out is required (the policy file to write), unless --print-config")
+    run = ppo_file(cfg, args.out, args.total_env_steps, resume=args.resume, force=args.force, progress=not args.quiet,
+                   checkpoint_every_s=args.checkpoint_every, eval_every=args.eval_every, eval_episodes=args.eval_episodes)
+    last = run.evals[-1] if run.evals else None
+    score = "" if last is None else (f"; evaluated over {last['episodes']} episodes: sampled {last['sampled_return']:.1f}, "
+                                     f"greedy {last['greedy_return']:.1f}")
+    what = f"{run.iteration} iterations, {run.env_steps:,} env steps, {run.wall_time:.1f} s{score}"
+    if run.files_written:
+        print(f"wrote {args.out} ({what}; preset {preset}); checkpoint {checkpoint_path(args.out)}")
+    else:
+        print(f"{args.out} is up to date with its checkpoint ({what}); nothing to do")
     return 0
 
 
@@ -272,6 +312,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_arguments(c.add_argument_group("settings (CompressConfig)"), CompressConfig)
     c.set_defaults(func=_cmd_compress)
+
+    t = sub.add_parser("ppo", formatter_class=_DefaultsFormatter,
+                       help="train a PPO policy (the baseline, and a teacher for compress)",
+                       description="Plain PPO (CleanRL's settings for the task's kind: ppo.py for discrete actions, "
+                                   "ppo_continuous_action.py for MuJoCo and continuous actions, ppo_atari.py with the "
+                                   "Nature-CNN for Atari) writing a policy file that compress reads as a teacher. "
+                                   "Progress, periodic evaluations of the policy (sampled and greedy), checkpoints, "
+                                   "--resume and Ctrl-C as for distill.")
+    run = t.add_argument_group("the run")
+    run.add_argument("--preset", default=None, help="atari-{game}, mujoco-{task} or cartpole-nd{N} (default: the one for --env)")
+    run.add_argument("--print-config", action="store_true", help="print the resolved configuration as JSON and exit")
+    run.add_argument("--out", default=None, help="the policy file (.safetensors); checkpoint and log go beside it")
+    run.add_argument("--total-env-steps", type=int, default=1_000_000, help="agent steps in total (Atari: 4 frames each)")
+    run.add_argument("--eval-every", type=int, default=50, help="iterations between evaluations of the policy (0: at the end only)")
+    run.add_argument("--eval-episodes", type=int, default=8, help="episodes per evaluation, sampled and as many greedy")
+    run.add_argument("--resume", action="store_true", help="continue the run from its checkpoint")
+    run.add_argument("--force", action="store_true", help="start over even if the output or its checkpoint exists")
+    run.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    short = t.add_argument_group("shorthands")
+    short.add_argument("--env", "--env-id", dest="env_id", default=None, help="gymnasium id (as for distill)")
+    short.add_argument("--dof", type=int, default=None, help="N, cart-pole axes (NDCartPole): env_kwargs dof")
+    short.add_argument("--max-episode-steps", type=int, default=None, help="env_kwargs max_episode_steps")
+    add_config_arguments(t.add_argument_group("settings (PPOConfig; default: the preset's)"), PPOConfig, skip={"env_id"})
+    t.set_defaults(func=_cmd_ppo)
 
     r = sub.add_parser("import-reference", formatter_class=_DefaultsFormatter,
                        help="convert the authors' published datasets to this package's format",

@@ -133,13 +133,16 @@ def _check_history(value: Any, where: str) -> None:
         _fail(where, f"columns of different lengths {sorted(lengths)}")
 
 
-def _check_optimizer(value: Any, params: list[torch.Tensor], where: str) -> None:
+def _check_optimizer(value: Any, params: list[torch.Tensor], where: str, template: dict[str, Any]) -> None:
     if not isinstance(value, dict) or set(value) != {"state", "param_groups"}:
         _fail(where, "expected an optimiser state (keys 'state' and 'param_groups')")
     groups = value["param_groups"]
-    if (not isinstance(groups, list) or len(groups) != 1 or not isinstance(groups[0], dict)
-            or groups[0].get("params") != list(range(len(params)))):
-        _fail(where, f"expected one parameter group of {len(params)} parameters")
+    sizes = [len(g["params"]) for g in template["param_groups"]]  # the run's own groups, in order
+    if (not isinstance(groups, list) or not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)
+            or [len(g["params"]) for g in groups] != sizes
+            or [i for g in groups for i in g["params"]] != list(range(len(params)))):
+        what = "one parameter group" if len(sizes) == 1 else f"{len(sizes)} parameter groups"
+        _fail(where, f"expected {what} of {len(params)} parameters")
     state = value["state"]
     if not isinstance(state, dict) or not set(state) <= set(range(len(params))):
         _fail(where, "optimiser state of unknown parameters")
@@ -173,6 +176,6 @@ def check_like(sd: dict[str, Any], template: dict[str, Any], optimizer_params: d
         elif k in _HISTORY_KEYS:
             _check_history(sd[k], f"{where}: {k}")
         elif k in _OPTIMIZER_KEYS:
-            _check_optimizer(sd[k], optimizer_params[k], f"{where}: {k}")
+            _check_optimizer(sd[k], optimizer_params[k], f"{where}: {k}", t)
         else:
             _check_value(sd[k], t, f"{where}: {k}")

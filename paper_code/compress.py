@@ -35,12 +35,12 @@ from tqdm import tqdm
 
 from .config import relative
 from .checkpoints import CheckpointError, read_checkpoint, write_checkpoint
-from .dataset import DatasetError, DistilledDataset, git_revision, read_safetensors
+from .dataset import DatasetError, DistilledDataset, git_revision, movement, read_safetensors
 from .envs import ND_CARTPOLE_ID, make_env
 from .files import OutputLock, atomic_path, check_writable, lock_path, remove_stale_temporaries
 from .inner import inner_step_batch
 from .interrupts import RunInterrupted, deferred_interrupts
-from .learners import LearnerSpec, batched_forward, forward, init_params_batch
+from .learners import LearnerSpec, batched_forward, cnn_forward, forward, init_params_batch
 from .observations import NORM_CLIP, NORM_EPS, prepare
 from .policies import head, sample
 from .presets import preset_for_env, resolve
@@ -69,6 +69,7 @@ class Teacher:
     source: str = ""
     sha256: str = ""
     cost: dict[str, Any] | None = None  # what making the teacher cost (env steps, wall time), where recorded
+    params: Params | None = None  # a policy teacher's actor (a Nature-CNN teacher's layers start the student's encoder)
 
     @property
     def gaussian(self) -> bool:
@@ -146,8 +147,10 @@ def _policy_teacher(path: Path, meta: dict[str, str], tensors: dict[str, torch.T
         return None if ls is None else ls.reshape(1, -1)
 
     cost = {"env_steps": key["total_env_steps"]} if "total_env_steps" in key else None
+    if cost is not None and "wall_time_s" in meta:  # written by `python -m paper_code ppo`
+        cost = {**cost, "env_steps": int(meta.get("env_steps", cost["env_steps"])), "wall_time_s": float(meta["wall_time_s"])}
     return Teacher("policy", env_id, env_kwargs, learner, outputs, log_std, 1.0,
-                   obs_mean, obs_var, source=_shown(path), sha256=_sha256(path), cost=cost)
+                   obs_mean, obs_var, source=_shown(path), sha256=_sha256(path), cost=cost, params=actor)
 
 
 def theta0_count(theta0: Params | None) -> int:
@@ -155,9 +158,10 @@ def theta0_count(theta0: Params | None) -> int:
 
 
 @torch.no_grad()
-def visited_states(teacher: Teacher, count: int, *, seed: int, num_envs: int = 64) -> torch.Tensor:
-    """``count`` real observations (as the teacher sees them) from episodes of the teacher acting
-    with sampled actions (a dataset teacher acts as one fresh one-step learner per env)."""
+def visited_states(teacher: Teacher, count: int, *, seed: int, num_envs: int = 64, raw: bool = False) -> torch.Tensor:
+    """``count`` real observations (as the teacher sees them; ``raw``: as the environment gives them,
+    e.g. uint8 frames, 4x smaller) from episodes of the teacher acting with sampled actions (a dataset
+    teacher acts as one fresh one-step learner per env)."""
     env = make_env(teacher.env_id, num_envs, seed=seed, check_actions=False, **teacher.env_kwargs)
     g = torch.Generator().manual_seed(seed)
     theta0 = init_params_batch(teacher.learner, env.observation_size, env.num_actions, num_envs, g) \
@@ -167,7 +171,7 @@ def visited_states(teacher: Teacher, count: int, *, seed: int, num_envs: int = 6
     out: list[torch.Tensor] = []
     for _ in range(math.ceil(count / num_envs)):
         s = teacher.prepare(obs)
-        out.append(s)
+        out.append(obs.clone() if raw else s)
         o = teacher.outputs(theta0, s[:, None, :] if theta0 is not None else s[None])  # env i acts with learner i
         o = o[:, 0] if theta0 is not None else o[0]
         ls = teacher.log_std(theta0)
@@ -228,6 +232,7 @@ class Compression:
             self.log_std_target = torch.full((self.num_actions,), float(teacher.learner.init_log_std), requires_grad=True)
             self.params.append(self.log_std_target)
         self.opt = torch.optim.Adam(self.params, lr=cfg.adam_lr)
+        self.initial = {k: v.detach().clone() for k, v in self._movable().items()}
         self.step_count = 0
         self.wall_time = 0.0
         self.history: list[dict[str, float]] = []
@@ -259,6 +264,11 @@ class Compression:
         self.history.append(row)
         return row
 
+    def _movable(self) -> dict[str, torch.Tensor]:
+        out = {"states": self.x, "labels": self.y, "log_lr": self.log_lr}
+        out.update({f"encoder.{k}": v for k, v in getattr(self, "encoder", {}).items()})
+        return out
+
     def dataset(self) -> DistilledDataset:
         teacher, cfg = self.teacher, self.cfg
         extra: dict[str, torch.Tensor] = {}
@@ -276,7 +286,7 @@ class Compression:
                       "final_kl": self.history[-1]["kl"] if self.history else None, "meta_epochs": 0,
                       "env_steps": len(self.pool), "collect_s": round(self.collect_s, 3),
                       "wall_time_s": round(self.wall_time + self.collect_s, 3), "git_revision": git_revision(),
-                      "torch": torch.__version__}
+                      "torch": torch.__version__, "movement": movement(self.initial, self._movable())}
         return DistilledDataset(states=self.x.detach().clone(), labels=self.y.detach().clone(),
                                 lr=self.log_lr.detach().exp(), env_id=teacher.env_id, env_kwargs=dict(teacher.env_kwargs),
                                 learner=teacher.learner, label_kind="gaussian_mse" if teacher.gaussian else "logits_mse",
@@ -315,6 +325,88 @@ class Compression:
             raise CheckpointError(f"{where}: damaged ({type(e).__name__})") from None
         if len(self.history) != self.step_count:
             raise CheckpointError(f"{where}: damaged (history of {len(self.history)} steps at step {self.step_count})")
+
+
+class FrameCompression(Compression):
+    """:class:`Compression` for a Nature-CNN policy teacher (Atari): image-space instances ``x`` [B, 4,
+    84, 84] (frames on the [0, 1] scale, kept there), labels, the inner lr and the student's persistent
+    encoder (layers c0 .. c{l-1}, started from the teacher's and fitted with the dataset at
+    ``cfg.encoder_lr``; 0 keeps the teacher's). Fresh learners of layers l..4 take one step on
+    ``encoder(x)``; the KL to the teacher's policy is taken on the teacher's visited frames, whose
+    teacher outputs are computed once."""
+
+    def __init__(self, teacher: Teacher, cfg: CompressConfig) -> None:
+        from .presets import atari_learner, preset_for_env
+
+        if teacher.kind != "policy" or teacher.params is None or teacher.obs_mean is not None:
+            raise DatasetError(f"{teacher.source}: a Nature-CNN student needs a PPO policy teacher on raw frames")
+        self.teacher, self.cfg = teacher, cfg
+        self.split = 4 if cfg.split is None else cfg.split
+        self.spec = atari_learner(self.split)
+        self.obs_scale, self.state_bound = 1.0, None
+        t0 = time.perf_counter()
+        self.pool = visited_states(teacher, cfg.pool, seed=cfg.seed, num_envs=8, raw=True)  # uint8 frames
+        self.obs_shape = tuple(self.pool.shape[1:])
+        with torch.no_grad():
+            self.targets = torch.cat([teacher.outputs(None, prepare(chunk)[None])[0] for chunk in self.pool.split(512)])
+        self.collect_s = time.perf_counter() - t0
+        self.num_actions = self.targets.shape[1]
+        self.g = torch.Generator().manual_seed(cfg.seed)
+        idx = torch.randperm(len(self.pool), generator=self.g)[:cfg.size]
+        x = prepare(self.pool[idx]).contiguous()
+        if len(x) < cfg.size:
+            x = x.repeat(math.ceil(cfg.size / len(x)), 1, 1, 1)[:cfg.size].contiguous()
+        self.x = x.requires_grad_(True)
+        self.y = torch.zeros(cfg.size, self.num_actions, requires_grad=True)
+        init_lr = cfg.init_lr if cfg.init_lr is not None else resolve(preset_for_env(teacher.env_id, split=self.split)).init_inner_lr
+        self.log_lr = torch.tensor(math.log(init_lr), requires_grad=True)
+        self.encoder = {f"c{i}.{p}": teacher.params[f"c{i}.{p}"].detach().clone().requires_grad_(cfg.encoder_lr > 0)
+                        for i in range(self.split) for p in ("weight", "bias")}
+        self.params = [self.x, self.y, self.log_lr, *self.encoder.values()]
+        groups = [{"params": [self.x, self.y, self.log_lr], "lr": cfg.adam_lr}]
+        if cfg.encoder_lr > 0 and self.encoder:
+            groups.append({"params": list(self.encoder.values()), "lr": cfg.encoder_lr})
+        self.opt = torch.optim.Adam(groups)
+        self.initial = {k: v.detach().clone() for k, v in self._movable().items()}
+        self.log_std_target = None
+        self.step_count = 0
+        self.wall_time = 0.0
+        self.history = []
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return cnn_forward(self.encoder, x) if self.encoder else x
+
+    def step(self) -> dict[str, float]:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        theta0 = init_params_batch(self.spec, self.obs_shape, self.num_actions, cfg.inits, self.g)
+        idx = torch.randint(len(self.pool), (cfg.batch_states,), generator=self.g)
+        s = self.features(prepare(self.pool[idx]))
+        theta1 = inner_step_batch(theta0, self.features(self.x), self.y, self.log_lr.exp(), "relu")
+        student = batched_forward(theta1, s.expand(cfg.inits, *s.shape), "relu")
+        t_out = self.targets[idx]
+        loss = kl_divergence(t_out.expand(cfg.inits, *t_out.shape), student)
+        with torch.no_grad():
+            agree = (student.argmax(-1) == t_out.argmax(-1)).float().mean()
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            self.x.clamp_(0.0, 1.0)  # images: the pixel range
+        self.step_count += 1
+        self.wall_time += time.perf_counter() - t0
+        row = {"step": self.step_count, "kl": float(loss.detach()), "lr": float(self.log_lr.detach().exp()),
+               "agreement": float(agree), "wall_time_s": self.wall_time}
+        self.history.append(row)
+        return row
+
+    def dataset(self) -> DistilledDataset:
+        ds = super().dataset()
+        ds.learner = self.spec
+        ds.extra = {f"encoder.{k}": v.detach().clone() for k, v in self.encoder.items()}
+        ds.provenance = {**ds.provenance, "split": self.split}
+        ds.validate()
+        return ds
 
 
 @dataclass
@@ -388,7 +480,7 @@ def compress_file(teacher_path: str | Path, out: str | Path, cfg: CompressConfig
         done = _finished(read_checkpoint(ckpt), teacher, cfg)
         if done is not None:  # nothing to do: the teacher's states are not collected again
             return done
-    comp = Compression(teacher, cfg)
+    comp = (FrameCompression if teacher.learner.kind == "nature_cnn" else Compression)(teacher, cfg)
     comp.files_written = False  # type: ignore[attr-defined]
     with deferred_interrupts() as interrupts, OutputLock(out):
         remove_stale_temporaries(out)
@@ -438,8 +530,11 @@ def finetune_config(dataset: str | Path, seed: int, **overrides: Any) -> PPMOCon
     """The PPMO run that continues from a fitted dataset: the environment's preset with its B, the
     given seed and ``init_dataset`` (``overrides`` as in :func:`~paper_code.presets.resolve`)."""
     ds = DistilledDataset.load(dataset)
-    preset = preset_for_env(ds.env_id, dof=ds.env_kwargs.get("dof"))
+    split = ds.learner.split if ds.learner.kind == "nature_cnn" else None
+    preset = preset_for_env(ds.env_id, dof=ds.env_kwargs.get("dof"), split=split)
     kwargs: dict[str, Any] = {"size": ds.size, "seed": seed, "init_dataset": str(dataset)}
+    if ds.normalization is None and resolve(preset).normalize_obs:  # e.g. a fit to a raw-frame Atari teacher
+        kwargs["normalize_obs"] = False
     if ds.env_id == ND_CARTPOLE_ID or ds.env_kwargs != resolve(preset).env_kwargs:
         kwargs["env_kwargs"] = dict(ds.env_kwargs)
     return resolve(preset, **{**kwargs, **overrides})

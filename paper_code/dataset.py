@@ -323,3 +323,25 @@ def git_revision() -> str:
         return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def movement(initial: dict[str, torch.Tensor], now: dict[str, torch.Tensor]) -> dict[str, float]:
+    """How far a dataset moved from where it started, from tensors named ``states``, ``labels``,
+    ``log_lr`` and ``encoder.*`` (the same names in both): the RMS change of the states and of the
+    labels, each also relative to its initial RMS; the inner lr's ratio to its start; the encoder's
+    change relative to its initial norm (all its tensors together). What a file's provenance records."""
+    def rms(t: torch.Tensor) -> float:
+        return float(t.detach().double().pow(2).mean().sqrt())
+
+    out: dict[str, float] = {}
+    for k in ("states", "labels"):
+        change = rms(now[k] - initial[k])
+        out[f"{k}_rms_change"] = change
+        out[f"{k}_rel_change"] = change / max(rms(initial[k]), 1e-12)
+    out["lr_ratio"] = float((now["log_lr"].detach().double() - initial["log_lr"].double()).exp())
+    enc = sorted(k for k in initial if k.startswith("encoder."))
+    if enc:
+        diff = sum(float((now[k].detach().double() - initial[k].double()).pow(2).sum()) for k in enc)
+        base = sum(float(initial[k].double().pow(2).sum()) for k in enc)
+        out["encoder_rel_change"] = (diff / max(base, 1e-24)) ** 0.5
+    return {k: float(f"{v:.6g}") for k, v in out.items()}

@@ -35,7 +35,7 @@ from torch.utils._pytree import tree_leaves, tree_map_only
 from . import checks
 from .config import project_root
 from .distributed import average_gradients, mean_over_ranks, rank_seed, world
-from .dataset import MAX_ABS, MAX_LR, DistilledDataset, git_revision
+from .dataset import MAX_ABS, MAX_LR, DistilledDataset, git_revision, movement
 from .envs import BatchedNDCartPole, GymVectorEnv, has_batched, make_env
 from .evaluation import evaluate_dataset
 from .learners import (LearnerSpec, batched_forward, forward, init_encoder, init_params,
@@ -124,8 +124,11 @@ class PPMO:
                 except (ValueError, OSError):
                     pass  # not in a project: the load below names the missing file
             self._warm_start(DistilledDataset.load(path))
-        self.data_opt = torch.optim.Adam(self.data_params, lr=cfg.dataset_lr, eps=cfg.adam_eps,
+        self.data_opt = torch.optim.Adam(self._data_groups(), lr=cfg.dataset_lr,
+                                         eps=cfg.adam_eps if cfg.dataset_adam_eps is None else cfg.dataset_adam_eps,
                                          fused=self.env.device.type == "cpu")
+        # what the dataset started from (a warm start's dataset): its movement is recorded in the file
+        self.initial = {k: v.detach().clone() for k, v in self._movable().items()}
         self.ret_rms = RunningMeanStd((), dev, synced=synced) if cfg.normalize_reward else None
         self.ret_acc = torch.zeros(K * E, device=dev)
         if self.cnn:  # a separate Nature-CNN
@@ -157,11 +160,28 @@ class PPMO:
         self.files_written = False  # set by distill(): whether it wrote the dataset
         self._eval_env_cache: GymVectorEnv | None = None
 
+    def _data_groups(self) -> list[torch.Tensor] | list[dict[str, Any]]:
+        """The dataset's Adam parameter groups: one (the paper's), or with ``states_lr``, ``labels_lr``
+        or ``inner_lr_lr`` the states, the labels, the log lr and the rest (encoder, log-std target)
+        each with its own step size, in :attr:`data_params` order."""
+        cfg = self.cfg
+        if not cfg.grouped_dataset_lr:
+            return self.data_params
+        own = [(self.states, cfg.states_lr), (self.labels, cfg.labels_lr), (self.log_lr, cfg.inner_lr_lr)]
+        groups = [{"params": [p], "lr": cfg.dataset_lr if lr is None else lr} for p, lr in own]
+        rest = [p for p in self.data_params if all(p is not q for q, _ in own)]
+        return groups + ([{"params": rest, "lr": cfg.dataset_lr}] if rest else [])
+
+    def _movable(self) -> dict[str, torch.Tensor]:
+        out = {"states": self.states, "labels": self.labels, "log_lr": self.log_lr}
+        out.update({f"encoder.{k}": v for k, v in self.encoder.items()})
+        return out
+
     #: how many observations a warm start's frozen statistics count as in the running ones
     WARM_START_OBS_COUNT = 1e6
 
     def _warm_start(self, ds: DistilledDataset) -> None:
-        """Start from ``ds`` (``cfg.init_dataset``): its states, labels, lr and log-std target; its
+        """Start from ``ds`` (``cfg.init_dataset``): its states, labels, lr, log-std target and encoder; its
         observation statistics as the running ones, weighted as ``WARM_START_OBS_COUNT`` observations
         (so the coordinates the states live in move slowly)."""
         cfg = self.cfg
@@ -170,8 +190,8 @@ class PPMO:
         want = (cfg.env_id, dict(cfg.env_kwargs), cfg.size, cfg.learner.to_json())
         if made != want:
             raise ValueError(f"{where} was made for {made}, this run is {want} (env, env_kwargs, B, learner)")
-        if self.encoder or ds.encoder:
-            raise ValueError(f"{where}: warm starts support learners without a persistent encoder")
+        if set(self.encoder) != set(ds.encoder):  # the same learner spec: cannot differ for a valid file
+            raise ValueError(f"{where}: its encoder layers {sorted(ds.encoder)} are not this run's {sorted(self.encoder)}")
         norm = ds.normalization or {}
         if bool(norm) != cfg.normalize_obs or (norm and float(norm.get("scale", 1.0)) != cfg.obs_scale):
             raise ValueError(f"{where}: its observation normalisation ({norm or 'none'}) is not this run's "
@@ -183,6 +203,8 @@ class PPMO:
             self.log_lr.copy_(ds.lr.reshape(()).log().to(dev))
             if self.log_std_target is not None:
                 self.log_std_target.copy_(ds.log_std.to(dev))
+            for k, v in self.encoder.items():  # a split Nature-CNN's persistent encoder
+                v.copy_(ds.encoder[k].to(dev))
         if self.obs_rms is not None:
             self.obs_rms.load_state_dict({"mean": ds.extra["obs_mean"].to(dev, torch.float64),
                                           "var": ds.extra["obs_var"].to(dev, torch.float64),
@@ -231,6 +253,7 @@ class PPMO:
                 "git_revision": self.revisions[-1] if self.revisions else git_revision(),
                 "git_revisions": list(self.revisions),
                 "config": cfg.to_dict(), "torch": torch.__version__,
+                "movement": movement(self.initial, self._movable()),
             },
         )
 

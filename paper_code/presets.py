@@ -74,6 +74,15 @@ MUJOCO_PPO: dict[str, Any] = dict(env_kwargs={}, learner=GAUSSIAN_LEARNER, num_e
                                   normalize_obs=True, normalize_reward=True)
 
 
+#: plain PPO on Atari (the teacher): CleanRL's ppo_atari.py settings (8 envs x 128 steps, 4 epochs of 4
+#: minibatches, lr 2.5e-4 annealed, clip 0.1, entropy 0.01, GAE 0.95, rewards clipped to their sign),
+#: the whole Nature-CNN with a value head on its trunk, on the PPMO presets' episodes (at most 3000 agent
+#: steps, sticky actions) and raw frames in [0, 1]
+ATARI_PPO: dict[str, Any] = dict(env_kwargs={"max_episode_steps": ATARI_EPISODE_STEPS}, num_envs=8, num_steps=128,
+                                 update_epochs=4, minibatch_size=256, lr=2.5e-4, anneal_lr=True, clip_coef=0.1,
+                                 ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, clip_rewards=True)
+
+
 def atari_learner(split: int) -> LearnerSpec:
     """The Nature-CNN learner split at level ``split`` (orthogonal init, ReLU, output gain 0.01)."""
     return LearnerSpec(kind="nature_cnn", activation="relu", split=int(split))
@@ -177,12 +186,20 @@ def preset_for_env(env_id: str, *, dof: int | None = None, split: int | None = N
 
 
 def resolve_ppo(name: str, **overrides: Any) -> PPOConfig:
-    """The plain PPO baseline beside a distillation preset: ``cartpole-nd{N}`` (CleanRL's ppo.py
-    settings, the paper's network) or ``mujoco-{task}`` (ppo_continuous_action.py's)."""
+    """The plain PPO baseline (a teacher for ``compress``) beside a distillation preset:
+    ``cartpole-nd{N}`` (CleanRL's ppo.py settings, the paper's network), ``mujoco-{task}``
+    (ppo_continuous_action.py's) or ``atari-{game}`` (ppo_atari.py's, :data:`ATARI_PPO`)."""
     m = re.fullmatch(r"cartpole-nd(\d+)", name)
     if m:
         return PPOConfig(env_kwargs={"dof": int(m[1])}, **overrides)
     m = re.fullmatch(rf"mujoco-({_TASKS})", name)
     if m:
         return PPOConfig(env_id=m[1], **{**MUJOCO_PPO, **overrides})
-    raise ValueError(f"no PPO baseline preset {name!r} (known: cartpole-nd{{N}}, mujoco-{{task}})")
+    m = re.fullmatch(rf"atari-({_GAMES})(?:-l[0-4])?", name)
+    if m:
+        return PPOConfig(env_id=atari_id(m[1]), **{**ATARI_PPO, "learner": atari_learner(0), **overrides})
+    if name in ("discrete", "continuous") and "env_id" in overrides:  # any other task: by its action space
+        base = {"env_kwargs": {}} if name == "discrete" else MUJOCO_PPO
+        return PPOConfig(**{**base, **overrides})
+    raise ValueError(f"no PPO baseline preset {name!r} (known: cartpole-nd{{N}}, mujoco-{{task}}, atari-{{game}}, "
+                     f"and discrete / continuous with an env_id)")

@@ -111,7 +111,7 @@ def atari_reference_returns(game: str, *, episodes: int, seed: int = 0, **env_kw
     uniformly random policy, under ``env_kwargs`` (e.g. a dataset's: ``max_episode_steps``,
     ``repeat_action_probability``). One row per (policy, episode)."""
     env = make_env(atari_id(check_game(game)), episodes, seed=seed, **env_kwargs)
-    names = env.env.envs[0].unwrapped.get_action_meanings()
+    names = env.env.action_meanings()
     policies = {"random": RandomPolicy(env.num_actions, torch.Generator().manual_seed(seed))}
     policies.update({name: ConstantPolicy(a) for a, name in enumerate(names)})
     rows = []

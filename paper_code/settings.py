@@ -99,6 +99,11 @@ class RLSettings:
         return d
 
 
+#: PPMOConfig fields added after datasets were committed: left out of ``to_dict`` at these defaults
+#: (what the files record stays what --print-config prints)
+PPMO_LATER = {"states_lr": None, "labels_lr": None, "inner_lr_lr": None, "dataset_adam_eps": None}
+
+
 @dataclass
 class PPMOConfig(RLSettings):
     """A distillation run (PPMO): the shared RL settings plus the dataset, its optimiser and the
@@ -118,6 +123,14 @@ class PPMOConfig(RLSettings):
     """normalise advantages per minibatch."""
     dataset_lr: float = 2.5e-4
     """Adam's learning rate on states, labels and the log inner lr (gradient norm clipped by max_grad_norm)."""
+    states_lr: float | None = None
+    """beyond the paper: Adam's learning rate on the states alone (None: dataset_lr)."""
+    labels_lr: float | None = None
+    """beyond the paper: Adam's learning rate on the labels alone (None: dataset_lr)."""
+    inner_lr_lr: float | None = None
+    """beyond the paper: Adam's learning rate on the log inner lr alone (None: dataset_lr)."""
+    dataset_adam_eps: float | None = None
+    """beyond the paper: Adam's epsilon for the dataset (None: adam_eps). Atari's per-pixel gradients (about 5e-6) are below the default 1e-5, which then all but stops the states."""
     critic_lr: float = 2.5e-4
     """Adam's learning rate on the critic (its own gradient-norm clip)."""
     init_inner_lr: float = 0.02
@@ -155,6 +168,12 @@ class PPMOConfig(RLSettings):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         self.dataset_lr = checks.positive("dataset_lr", self.dataset_lr, hi=1e3)
         self.critic_lr = checks.positive("critic_lr", self.critic_lr, hi=1e3)
+        for name in ("states_lr", "labels_lr", "inner_lr_lr", "dataset_adam_eps"):
+            if getattr(self, name) is not None:
+                setattr(self, name, checks.positive(name, getattr(self, name), hi=1e3))
+        if self.compile and (self.grouped_dataset_lr or self.dataset_adam_eps is not None):
+            raise ValueError("compile supports one dataset_lr and adam_eps: not states_lr, labels_lr, inner_lr_lr or "
+                             "dataset_adam_eps")
         self.init_inner_lr = checks.positive("init_inner_lr", self.init_inner_lr, hi=MAX_LR)
         self.init_state_std = checks.positive("init_state_std", self.init_state_std, hi=1e3)
         if self.init_dataset is not None and (not isinstance(self.init_dataset, str) or not self.init_dataset.strip()):
@@ -184,6 +203,15 @@ class PPMOConfig(RLSettings):
                 raise ValueError("compile supports MLP learners only (a Nature-CNN's meta-epoch is convolution "
                                  "arithmetic, which compiling does not shorten)")
 
+    @property
+    def grouped_dataset_lr(self) -> bool:
+        """Whether states, labels or the inner lr have their own Adam learning rate."""
+        return any(getattr(self, k) is not None for k in ("states_lr", "labels_lr", "inner_lr_lr"))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        return {k: v for k, v in d.items() if not (k in PPMO_LATER and v == PPMO_LATER[k])}
+
 
 @dataclass
 class PPOConfig(RLSettings):
@@ -195,13 +223,16 @@ class PPOConfig(RLSettings):
     """Adam's learning rate (actor and critic, one optimiser)."""
     anneal_lr: bool = False
     """decay the learning rate linearly to 0 over the run."""
+    clip_rewards: bool = False
+    """train on the sign of each reward (CleanRL's Atari ClipRewardEnv); returns are reported unclipped."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.learner = LearnerSpec.coerce(self.learner, "learner")
         self.lr = checks.positive("lr", self.lr, hi=1e3)
-        if not isinstance(self.anneal_lr, bool):
-            raise ValueError(f"anneal_lr must be true or false, got {self.anneal_lr!r}")
+        for name in ("anneal_lr", "clip_rewards"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -227,6 +258,10 @@ class CompressConfig:
     """seed of the teacher's episodes, the initial states, the learner inits and the state batches."""
     finetune: int = 0
     """beyond the fit: PPMO meta-epochs from the fitted dataset (a warm start, the env's preset with this B and seed; 0: none)."""
+    split: int | None = None
+    """Atari (a Nature-CNN teacher): the student's split l in 0..4; its encoder starts as the teacher's first l layers (None: 4)."""
+    encoder_lr: float = 1e-4
+    """Atari: Adam's learning rate on the student's encoder, fitted with the dataset (0: the teacher's layers, frozen)."""
 
     def __post_init__(self) -> None:
         self.size = checks.integer("size", self.size, hi=100_000)
@@ -239,9 +274,15 @@ class CompressConfig:
             self.init_lr = checks.positive("init_lr", self.init_lr, hi=MAX_LR)
         self.seed = checks.seed("seed", self.seed)
         self.finetune = checks.integer("finetune", self.finetune, lo=0)
+        if self.split is not None:
+            self.split = checks.integer("split", self.split, lo=0, hi=4)
+        self.encoder_lr = checks.number("encoder_lr", self.encoder_lr, lo=0.0, hi=1e3)
+
+    #: fields added after fits were committed: left out of to_dict at their defaults (their checkpoints stay valid)
+    _LATER = {"split": None, "encoder_lr": 1e-4}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if not (k in self._LATER and v == self._LATER[k])}
 
 
 @dataclass

@@ -77,84 +77,94 @@ def test_the_fast_frame_paths_keep_the_values():
     torch.testing.assert_close(batched[1], cnn_forward(params, flat), rtol=1e-5, atol=1e-5)
 
 
-def test_the_emulators_discarded_observations_do_not_change_the_frames():
-    """make_atari asks the emulator for grayscale observations and skips copying the per-frame
-    screen AtariPreprocessing discards; its frames equal those of gymnasium's own wrappers on the
-    default (RGB) emulator, sticky actions, no-op resets and episode ends included."""
+def test_ales_vector_env_makes_gymnasiums_preprocessed_frames():
+    """ale-py's vector env under this package's settings gives the frames, rewards and episode end of
+    gymnasium's AtariPreprocessing + FrameStackObservation for the same emulator frames (no sticky
+    actions and no no-ops on both sides, so that their different random streams do not enter; ale-py's
+    noop_max=1 draws 0 no-ops). The one difference: ale-py pads a new episode's stack with blank frames
+    where gymnasium repeats the first frame, so the newest frame of every stack is compared, and the
+    padding checked."""
     import ale_py
     import gymnasium as gym
     import numpy as np
-    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, TimeLimit
+    from ale_py.vector_env import AtariVectorEnv as ALEVectorEnv
+    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
-    from paper_code.envs.atari import STICKY_ACTIONS, make_atari
+    from paper_code.envs.atari import ale_settings
 
     gym.register_envs(ale_py)
-    plain = gym.make("ALE/Breakout-v5", frameskip=1, repeat_action_probability=STICKY_ACTIONS)
-    plain = TimeLimit(FrameStackObservation(AtariPreprocessing(plain, noop_max=30, frame_skip=4, screen_size=84), 4),
-                      max_episode_steps=60)
-    runs = []
-    for env in (make_atari("ALE/Breakout-v5", max_episode_steps=60), plain):
-        obs, _ = env.reset(seed=3)
-        seq = [obs]
-        for t in range(150):
-            obs, _, terminated, truncated, _ = env.step([1, 2, 3, 0][t % 4])
-            seq.append(obs)
-            if terminated or truncated:
-                obs, _ = env.reset()
-                seq.append(obs)
-        runs.append(torch.as_tensor(np.stack(seq)))
-        env.close()
-    assert runs[0].shape[1:] == (4, 84, 84) and runs[0].float().std() > 0 and torch.equal(runs[0], runs[1])
+    plain = gym.make("ALE/Breakout-v5", frameskip=1, repeat_action_probability=0.0)
+    plain = FrameStackObservation(AtariPreprocessing(plain, noop_max=0, frame_skip=4, screen_size=84), 4)
+    ale = ALEVectorEnv(num_envs=1, num_threads=1, autoreset_mode="SameStep",
+                       **{**ale_settings("ALE/Breakout-v5", repeat_action_probability=0.0), "noop_max": 1})
+    a, _ = plain.reset(seed=3)
+    b, _ = ale.reset(seed=3)
+    assert np.array_equal(a[-1], b[0, -1]) and not b[0, :-1].any() and np.array_equal(a[0], a[-1])
+    rng, steps = np.random.default_rng(0), 0
+    while True:
+        action = int(rng.integers(0, 4))
+        a, ra, ta, ua, _ = plain.step(action)
+        b, rb, tb, ub, info = ale.step(np.array([action]))
+        steps += 1
+        frame = info["final_obs"][0, -1] if tb[0] else b[0, -1]
+        assert np.array_equal(a[-1], frame) and ra == rb[0] and ta == tb[0] and ua == ub[0], steps
+        if ta:
+            break
+    assert steps > 100 and a.std() > 0  # a whole game (5 lives) was compared
+    plain.close()
+    ale.close()
 
 
-@pytest.mark.parametrize("game, kwargs", [
-    ("Breakout", {}),  # episodes end by losing every life (terminated)
-    ("Breakout", {"max_episode_steps": 37}),  # TimeLimit (truncated)
-    ("Pong", {"max_num_frames_per_episode": 203}),  # ALE's frame limit, inside a frame skip (truncated)
-])
-def test_atari_vector_env_steps_as_gymnasiums_sync_vector_env(game, kwargs):
-    """AtariVectorEnv against gymnasium's SyncVectorEnv (same-step autoreset) of gymnasium's own
-    wrappers: the same frames, rewards, episode ends and final observations at every step, with
-    sticky actions, seeded and unseeded no-op resets."""
-    import ale_py
-    import gymnasium as gym
+def test_atari_vector_env_episode_ends_and_seeds():
+    """The package's AtariVectorEnv: max_episode_steps truncates and resets in the same step (the
+    final observation kept, the new episode's stack padded), ALE's frame limit truncates, a whole
+    game terminates; a seeded reset replays the same episodes, an unseeded one continues."""
     import numpy as np
-    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, TimeLimit
 
-    from paper_code.envs.atari import STICKY_ACTIONS, AtariVectorEnv, atari_id
+    from paper_code.envs.atari import AtariVectorEnv, atari_id
 
-    gym.register_envs(ale_py)
-    steps = kwargs.get("max_episode_steps")
-    ale_kwargs = {k: v for k, v in kwargs.items() if k != "max_episode_steps"}
-
-    def plain() -> gym.Env:
-        env = gym.make(atari_id(game), frameskip=1, repeat_action_probability=STICKY_ACTIONS, **ale_kwargs)
-        env = FrameStackObservation(AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84), 4)
-        return TimeLimit(env, max_episode_steps=steps) if steps else env
-
-    ref = gym.vector.SyncVectorEnv([plain] * 3, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    ours = AtariVectorEnv(atari_id(game), 3, **kwargs)
-    assert ours.single_observation_space == ref.single_observation_space
-    assert ours.single_action_space == ref.single_action_space
+    env = AtariVectorEnv(atari_id("Breakout"), 3, max_episode_steps=37)
     rng = np.random.default_rng(0)
-    ends = {"terminated": 0, "truncated": 0}
-    for seed in (5, None):  # unseeded: every env continues its own generators
-        a, b = ref.reset(seed=seed)[0], ours.reset(seed=seed)[0]
-        assert np.array_equal(a, b)
-        for _ in range(300 if game == "Breakout" and not steps else 120):
-            actions = rng.integers(0, ref.single_action_space.n, 3)
-            (oa, ra, ta, ua, ia), (ob, rb, tb, ub, ib) = ref.step(actions), ours.step(actions)
-            assert np.array_equal(oa, ob) and np.array_equal(ra, rb) and np.array_equal(ta, tb) and np.array_equal(ua, ub)
-            done = ta | ua
-            ends["terminated"] += int(ta.sum())
-            ends["truncated"] += int(ua.sum())
-            if done.any():
-                assert np.array_equal(ia["_final_obs"], ib["_final_obs"])
-                for i in np.flatnonzero(done):
-                    assert np.array_equal(ia["final_obs"][i], ib["final_obs"][i])
-    assert ends["truncated" if kwargs else "terminated"] >= 3  # the case's kind of episode end was met
-    ref.close()
-    ours.close()
+    actions = rng.integers(0, 4, (120, 3))
+
+    def play(seed):
+        obs, _ = env.reset(seed=seed)
+        seq, ends = [obs], []
+        for t, a in enumerate(actions):
+            obs, r, term, trunc, info = env.step(a)
+            seq.append(obs)
+            if (term | trunc).any():
+                ends.append((t, term.copy(), trunc.copy()))
+                assert np.array_equal(info["_final_obs"], term | trunc)
+                for i in np.flatnonzero(term | trunc):
+                    assert np.array_equal(info["final_obs"][i, :-1], seq[-2][i, 1:])  # the stack moved on by one
+                    assert not obs[i, :-1].any() and obs[i, -1].any()  # a new episode: blank padding, first frame
+        return np.stack(seq), ends
+
+    first, ends = play(5)
+    assert [t for t, _, _ in ends] == [36, 73, 110] and all(u.all() and not m.any() for _, m, u in ends)
+    again, _ = play(5)
+    other, _ = play(None)
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    env.close()
+    env = AtariVectorEnv(atari_id("Pong"), 2, max_num_frames_per_episode=203)  # ALE's limit, inside a frame skip
+    env.reset(seed=0)
+    for t in range(60):
+        _, _, term, trunc, _ = env.step(np.array([0, 1]))
+        if trunc.any():
+            break
+    assert trunc.all() and not term.any() and t < 51
+    env.close()
+    env = AtariVectorEnv(atari_id("Breakout"), 1)
+    env.reset(seed=0)
+    for t in range(3000):  # random play loses 5 lives: terminated
+        _, _, term, trunc, _ = env.step(rng.integers(0, 4, 1))
+        if term.any() or trunc.any():
+            break
+    assert term.all() and not trunc.any()
+    env.close()
+    with pytest.raises(ValueError, match="takes env_kwargs"):
+        AtariVectorEnv(atari_id("Pong"), 1, frameskip=1)
 
 
 def test_atari_env_is_preprocessed_and_uint8():
@@ -170,7 +180,7 @@ def test_atari_env_is_preprocessed_and_uint8():
 def test_without_a_cap_an_atari_episode_is_followed_to_ales_own_end():
     """No max_episode_steps: evaluation runs up to ALE's 108,000 frames (27,000 agent steps), not a
     default of 1,000 steps (which scored every longer episode 0). Centipede's constant UPRIGHTFIRE
-    lasts more than 1,000 steps on this seed; an episode cut off before its end is an error."""
+    lasts more than 1,000 steps on this seed (101); an episode cut off before its end is an error."""
     from paper_code.envs.atari import ale_step_cap
     from paper_code.evaluation import first_episode_returns
     from paper_code.reference_policies import ConstantPolicy
@@ -178,12 +188,12 @@ def test_without_a_cap_an_atari_episode_is_followed_to_ales_own_end():
     assert ale_step_cap("ALE/Centipede-v5") == 27_000 and ale_step_cap("ALE/Pong-v5", max_num_frames_per_episode=400) == 100
     env = make_env("ALE/Centipede-v5", 1, seed=0, repeat_action_probability=0.0)
     assert env.max_episode_steps == 27_000
-    action = env.env.envs[0].unwrapped.get_action_meanings().index("UPRIGHTFIRE")
-    returns, lengths = first_episode_returns(env, ConstantPolicy(action), seed=100)
+    action = env.env.action_meanings().index("UPRIGHTFIRE")
+    returns, lengths = first_episode_returns(env, ConstantPolicy(action), seed=101)
     assert lengths.item() > 1_000 and returns.item() > 0
     env.max_episode_steps = 1_000
     with pytest.raises(RuntimeError, match="did not end within"):
-        first_episode_returns(env, ConstantPolicy(action), seed=100)
+        first_episode_returns(env, ConstantPolicy(action), seed=101)
     env.close()
 
 

@@ -389,3 +389,28 @@ def test_cli_distills_any_gymnasium_task_with_box_observations(tmp_path, env, ki
     assert (ds.normalization is not None) == (kind == "gaussian_mse")
     r = _cli("evaluate", str(out), "--learners", "2", "--episodes", "1", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["learners"] == 2, r.stderr
+
+
+def test_states_labels_and_inner_lr_can_have_their_own_adam_steps(tmp_path):
+    """Issue 39: per-group step sizes and the dataset's own Adam epsilon; the default stays one group
+    (the committed checkpoints' optimiser state); the file records how far the dataset moved."""
+    plain = PPMO(PPMOConfig(**{**TINY, "eval_every": 0}))
+    assert len(plain.data_opt.param_groups) == 1 and plain.data_opt.param_groups[0]["eps"] == 1e-5
+    assert "states_lr" not in plain.cfg.to_dict()  # at its default: not in what files record
+    cfg = PPMOConfig(**{**TINY, "eval_every": 0}, states_lr=0.1, labels_lr=0.02, inner_lr_lr=0.05, dataset_adam_eps=1e-10)
+    run = PPMO(cfg)
+    groups = run.data_opt.param_groups
+    assert [g["lr"] for g in groups] == [0.1, 0.02, 0.05] and all(g["eps"] == 1e-10 for g in groups)
+    assert [p for g in groups for p in g["params"]] == run.data_params
+    start = (run.states.detach().clone(), run.labels.detach().clone(), float(run.lr))
+    run.meta_epoch_step()
+    moved = run.dataset().provenance["movement"]
+    assert moved["states_rms_change"] == pytest.approx(float((run.states.detach() - start[0]).pow(2).mean().sqrt()), rel=1e-5)
+    assert moved["lr_ratio"] == pytest.approx(float(run.lr) / start[2], rel=1e-5)
+    assert moved["states_rms_change"] > 10 * plain.dataset().provenance["movement"]["states_rms_change"]
+    out = tmp_path / "d.safetensors"
+    distill(cfg, out, 2, progress=False)
+    again = distill(cfg, out, 3, resume=True, progress=False)  # the groups' state comes back from the checkpoint
+    assert again.meta_epoch == 3 and len(again.data_opt.param_groups) == 3
+    with pytest.raises(ValueError, match="compile supports one dataset_lr"):
+        PPMOConfig(states_lr=0.1, compile=True)

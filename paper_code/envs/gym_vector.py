@@ -1,5 +1,5 @@
 """Gymnasium environments without a tensor face (MuJoCo, Atari), stepped as one ``SyncVectorEnv``
-(Atari: :class:`~paper_code.envs.atari.AtariVectorEnv`, the same steps in one loop) behind the
+(Atari: ale-py's vector env, :class:`~paper_code.envs.atari.AtariVectorEnv`) behind the
 interface of :class:`~paper_code.envs.cartpole.BatchedNDCartPole`.
 
 Torch tensors in and out, same-step auto-reset (``final_obs`` holds the last observation of an
@@ -74,8 +74,8 @@ class GymVectorEnv:
             raise ValueError(f"num_envs must be an integer in 1..{MAX_ENVS} (one simulator each), got {num_envs!r}")
         try:
             if is_atari(env_id):
-                self.env = AtariVectorEnv(env_id, num_envs, **env_kwargs)  # SyncVectorEnv's steps, in one loop
-                spec = self.env.envs[0].spec
+                self.env = AtariVectorEnv(env_id, num_envs, **env_kwargs)  # ale-py's C++ vector env
+                spec = self.env.spec
             else:
                 try:
                     spec = gym.spec(env_id)
