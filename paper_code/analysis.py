@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import torch
 
-from .dataset import DistilledDataset
+from .dataset import DistilledDataset, movement
 from .evaluation import evaluate_dataset
 from .inner import inner_step
 from .learners import init_params
@@ -58,6 +58,20 @@ def kshot_returns(ds: DistilledDataset, ks: list[int], *, learners: int, episode
                          "sampled mean": r.mean, "sampled std": r.std, "ci95 low": r.ci95[0], "ci95 high": r.ci95[1],
                          "% at 500": 100 * r.solved_fraction})
     return pd.DataFrame(rows)
+
+
+def dataset_movement(ds: DistilledDataset) -> dict[str, float]:
+    """How far ``ds`` moved from where it started (:func:`~paper_code.dataset.movement`): its
+    provenance's record, or for a PPMO dataset made before runs recorded it, against its run's initial
+    dataset rebuilt from the configuration and seed in its provenance; ``{}`` for anything else."""
+    if "movement" in ds.provenance:
+        return dict(ds.provenance["movement"])
+    if ds.provenance.get("method") != "ppmo":
+        return {}
+    start = PPMO(PPMOConfig(**ds.provenance["config"])).initial
+    now = {"states": ds.states, "labels": ds.labels, "log_lr": ds.lr.reshape(()).log(),
+           **{f"encoder.{k}": v for k, v in ds.encoder.items()}}
+    return movement(start, now)
 
 
 def initial_states(ds: DistilledDataset) -> torch.Tensor:

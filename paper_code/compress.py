@@ -440,6 +440,24 @@ def _finished(sd: dict[str, Any], teacher: Teacher, cfg: CompressConfig) -> Fini
         return None
 
 
+def _finished_from_files(out: Path, teacher: Teacher, cfg: CompressConfig) -> FinishedFit | None:
+    """A finished fit of ``cfg`` on ``teacher`` known from its dataset and log alone (no checkpoint:
+    too large to commit for a Nature-CNN student's encoder); None if they do not show one."""
+    same = lambda c: {k: v for k, v in (c or {}).items() if k not in ("steps", "finetune")}  # noqa: E731
+    try:
+        ds = DistilledDataset.load(out)
+        prov = ds.provenance
+        if (prov.get("teacher_sha256") != teacher.sha256 or same(prov.get("settings")) != same(cfg.to_dict())
+                or int(prov.get("steps", -1)) < cfg.steps):
+            return None
+        history = json.loads(log_path(out).read_text())["history"]
+        collect = float(prov["collect_s"])
+        return FinishedFit(teacher, cfg, int(prov["steps"]), float(prov["wall_time_s"]) - collect, collect, history,
+                           ds.lr.reshape(()).log())
+    except (DatasetError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def fit_path(out: str | Path) -> Path:
     """With a fine-tune, where the fitted dataset (the warm start) goes: ``X.fit.safetensors`` beside ``X``."""
     out = Path(out)
@@ -473,9 +491,12 @@ def compress_file(teacher_path: str | Path, out: str | Path, cfg: CompressConfig
     OutputLock(out).check_free()
     if resume and not ckpt.is_file():
         raise FileNotFoundError(f"no checkpoint {ckpt} to resume from")
-    if not (resume or force) and out.exists() and not ckpt.exists():
-        raise FileExistsError(f"{out} exists and has no checkpoint: start over with --force (force=True)")
     teacher = load_teacher(teacher_path)
+    if not (resume or force) and out.exists() and not ckpt.exists():
+        done = _finished_from_files(out, teacher, cfg)  # e.g. an Atari fit, whose checkpoint is not committed
+        if done is not None:
+            return done
+        raise FileExistsError(f"{out} exists and has no checkpoint: start over with --force (force=True)")
     if not force and ckpt.is_file() and out.is_file() and log_path(out).is_file():
         done = _finished(read_checkpoint(ckpt), teacher, cfg)
         if done is not None:  # nothing to do: the teacher's states are not collected again

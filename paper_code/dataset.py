@@ -328,7 +328,7 @@ def git_revision() -> str:
 def movement(initial: dict[str, torch.Tensor], now: dict[str, torch.Tensor]) -> dict[str, float]:
     """How far a dataset moved from where it started, from tensors named ``states``, ``labels``,
     ``log_lr`` and ``encoder.*`` (the same names in both): the RMS change of the states and of the
-    labels, each also relative to its initial RMS; the inner lr's ratio to its start; the encoder's
+    labels, each also relative to its initial RMS (where that is not 0); the inner lr's ratio to its start; the encoder's
     change relative to its initial norm (all its tensors together). What a file's provenance records."""
     def rms(t: torch.Tensor) -> float:
         return float(t.detach().double().pow(2).mean().sqrt())
@@ -337,7 +337,8 @@ def movement(initial: dict[str, torch.Tensor], now: dict[str, torch.Tensor]) -> 
     for k in ("states", "labels"):
         change = rms(now[k] - initial[k])
         out[f"{k}_rms_change"] = change
-        out[f"{k}_rel_change"] = change / max(rms(initial[k]), 1e-12)
+        if rms(initial[k]) > 1e-9:  # (labels that start at 0 have no relative change)
+            out[f"{k}_rel_change"] = change / rms(initial[k])
     out["lr_ratio"] = float((now["log_lr"].detach().double() - initial["log_lr"].double()).exp())
     enc = sorted(k for k in initial if k.startswith("encoder."))
     if enc:

@@ -60,3 +60,18 @@ def minimal_dataset_path(out_root: str | Path, dof: int) -> Path:
     """The published minimal dataset of N-D cart-pole, B = N + 1: ``cartpole/datasets/nd{N}_b{N+1}.safetensors``
     (a copy of the compressed set notebook 05 selects)."""
     return Path(out_root) / "cartpole" / "datasets" / f"nd{int(dof)}_b{int(dof) + 1}.safetensors"
+
+
+def atari_teacher_path(out_root: str | Path, game: str) -> Path:
+    """The PPO teacher of an Atari game (``python -m paper_code ppo --preset atari-{game}``):
+    ``atari/teachers/ppo_{game}.safetensors``."""
+    return Path(out_root) / "atari" / "teachers" / f"ppo_{game}.safetensors"
+
+
+def atari_teacher_set_path(out_root: str | Path, kind: str, game: str, split: int, size: int) -> Path:
+    """An Atari dataset made from the game's teacher: ``kind`` ``fit`` (``compress`` through the encoder
+    split) or ``finetuned`` (PPMO continued from the fit) ->
+    ``atari/datasets/{kind}/{game}_l{l}_b{B}.safetensors``."""
+    if kind not in ("fit", "finetuned"):
+        raise ValueError(f"unknown kind {kind!r} (fit or finetuned)")
+    return Path(out_root) / "atari" / "datasets" / kind / f"{game}_l{int(split)}_b{int(size)}.safetensors"

@@ -238,6 +238,36 @@ def atari_learning_curves(curves: pd.DataFrame, baselines: pd.DataFrame, *, lear
     return fig
 
 
+def atari_teachers(curves: pd.DataFrame, baselines: pd.DataFrame, *, episodes: int):
+    """One panel per game: the PPO teacher's evaluations during training (sampled: solid, greedy:
+    dashed; ``episodes`` fresh episodes each) against frames (4 per agent step), beside the random
+    policy (grey --) and the best constant action (grey ..) of ``baselines``."""
+    games = list(dict.fromkeys(curves["game"]))
+    ncol = min(4, len(games))
+    nrow = -(-len(games) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 0.9 + 2.6 * nrow), squeeze=False)
+    for ax, game in zip(axes.flat, games):
+        c = curves[curves.game == game].sort_values("env_steps")
+        frames = 4 * c["env_steps"] / 1e6
+        ax.plot(frames, c["sampled_return"], color="C0", lw=1.3, marker=".", label="sampled")
+        ax.plot(frames, c["greedy_return"], color="C0", lw=1.0, ls="--", label="greedy")
+        base = baselines[baselines.game == game]
+        if not base.empty:
+            ax.axhline(base[base.policy == "random"]["return"].mean(), color="grey", ls="--", lw=1, label="random")
+            ax.axhline(base[base.policy != "random"].groupby("policy")["return"].mean().max(), color="grey", ls=":", lw=1.2,
+                       label="best constant")
+        ax.set_title(game, fontsize="small")
+        ax.set_xlabel("frames (millions)")
+        ax.legend(fontsize="x-small", loc="best")
+    for ax in list(axes.flat)[len(games):]:
+        ax.axis("off")
+    for row in axes:
+        row[0].set_ylabel(f"return (mean of {episodes} episodes)")
+    fig.suptitle("PPO teachers: evaluations of the policy during training", fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
 def atari_splits(table: pd.DataFrame, game: str, *, authors: pd.DataFrame | None = None):
     """The split study: one-step return (sampled, mean and 95% CI over learners; greedy as open
     markers) against the split l for ``game``; ``authors``: their published datasets (under their

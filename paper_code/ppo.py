@@ -341,6 +341,73 @@ def ppo_baseline(cfg: PPOConfig, env_steps: int, path: str | Path, *, episodes: 
     return result, returns
 
 
+def load_policy(path: str | Path) -> tuple[PPOResult, dict[str, str]]:
+    """A policy file (:func:`save_policy`) as a :class:`PPOResult` and its metadata."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    stats = {k: tensors.pop("__" + k) for k in STAT_NAMES if "__" + k in tensors}
+    critic = {k.removeprefix("__critic."): tensors.pop(k) for k in list(tensors) if k.startswith("__critic.")}
+    history = json.loads(meta["history"]) if "history" in meta else []
+    evals = json.loads(meta["evals"]) if "evals" in meta else None
+    return PPOResult(tensors, history, **stats, critic=critic or None, evals=evals), meta
+
+
+@dataclass
+class FinishedPPO:
+    """A finished PPO run known from its policy file alone (the attributes callers read of a :class:`PPO`)."""
+
+    cfg: PPOConfig
+    iteration: int
+    iterations: int
+    env_steps: int
+    wall_time: float
+    history: list[dict[str, float]]
+    evals: list[dict[str, float]]
+    files_written: bool = False
+
+
+def finished_policy(cfg: PPOConfig, total_env_steps: int, path: str | Path) -> FinishedPPO | None:
+    """The run behind policy file ``path`` if the file shows it finished with ``cfg`` and this budget
+    (its key, and env steps = the budget's whole iterations); None otherwise."""
+    try:
+        result, meta = load_policy(path)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError):  # (safetensors raises its own errors too)
+        return None
+    iterations = max(1, int(total_env_steps) // (cfg.num_envs * cfg.num_steps))
+    steps = iterations * cfg.num_envs * cfg.num_steps
+    if meta.get("key") != _cache_key(cfg, total_env_steps) or int(meta.get("env_steps", -1)) != steps:
+        return None
+    return FinishedPPO(cfg, len(result.history), iterations, steps, float(meta.get("wall_time_s", "nan")),
+                       result.history, result.evals or [])
+
+
+def policy_config(meta: dict[str, str]) -> PPOConfig:
+    """The :class:`PPOConfig` a policy file was trained with (its ``key`` metadata)."""
+    cfg = dict(json.loads(meta["key"])["config"])
+    cfg["learner"] = LearnerSpec.coerce(cfg["learner"])
+    cfg["critic_hidden"] = tuple(cfg.get("critic_hidden", (64, 64)))
+    return PPOConfig(**cfg)
+
+
+def evaluate_policy_file(path: str | Path, *, episodes: int, seed: int) -> dict[str, Any]:
+    """A policy file's actor on ``episodes`` fresh episodes sampled and as many greedy (the same
+    seed): means, 95% CIs over episodes, the returns, and what the file says training cost."""
+    result, meta = load_policy(path)
+    cfg = policy_config(meta)
+    out: dict[str, Any] = {"episodes": episodes, "env_steps": int(meta.get("env_steps", 0)),
+                           "wall_time_s": float(meta.get("wall_time_s", "nan"))}
+    for mode in ("sampled", "greedy"):
+        r = evaluate_policy(result.actor, cfg, episodes=episodes, greedy=mode == "greedy", seed=seed,
+                            obs_mean=result.obs_mean, obs_var=result.obs_var).double()
+        half = 1.96 * float(r.std()) / math.sqrt(episodes) if episodes > 1 else 0.0
+        out.update({f"{mode} mean": float(r.mean()), f"{mode} CI low": float(r.mean()) - half,
+                    f"{mode} CI high": float(r.mean()) + half, f"{mode} returns": r.tolist()})
+    return out
+
+
 #: the evaluation episodes' seeds (their own stream: the same episodes at every evaluation of a run)
 EVAL_SEED_OFFSET = 10_000
 
@@ -381,6 +448,9 @@ def ppo_file(cfg: PPOConfig, out: str | Path, total_env_steps: int, *, resume: b
     if resume and not ckpt.is_file():
         raise FileNotFoundError(f"no checkpoint {ckpt} to resume from")
     if not (resume or force) and out.exists() and not ckpt.exists():
+        done = finished_policy(cfg, total_env_steps, out)  # a finished run whose checkpoint was not kept
+        if done is not None:
+            return done  # type: ignore[return-value]
         raise FileExistsError(f"{out} exists and has no checkpoint: start over with --force")
     run = PPO(cfg, total_env_steps)  # validates the environment and the network before anything is written
     run.files_written = False  # type: ignore[attr-defined]

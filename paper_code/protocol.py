@@ -32,6 +32,7 @@ SEED_BASES = {
     "pool": 60_000,  # notebook 04: pool vs single-learner datasets (i = N)
     "atari_authors": 54_000,  # notebook 03: one-step learners of the authors' datasets (i = the dataset's index)
     "atari_authors_reference": 55_000,  # notebook 03: constant actions and random under the authors' settings
+    "atari_teacher": 56_000,  # notebook 03: the PPO teacher's own episodes (i = the game's index)
     "logit_map": 61_000,  # notebook 05: real states the logit maps are read on (i = N)
 }
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .config import relative
 from .dataset import DistilledDataset
-from .layout import compressed_path, dataset_path, ppo_baseline_path, warm_start_path
+from .layout import (atari_teacher_path, atari_teacher_set_path, compressed_path, dataset_path, ppo_baseline_path,
+                     warm_start_path)
 from .presets import resolve
 from .settings import PPMOConfig
 from .training import PPMO, checkpoint_path, distill, log_path
@@ -217,3 +218,63 @@ def eval_curve(dataset: Path) -> "pd.DataFrame":
     import pandas as pd
 
     return pd.DataFrame(json.loads(log_path(dataset).read_text())["evals"])
+
+
+# ------------------------------------------------------------------------- Atari: teacher-first distillation
+def atari_teacher_config(game: str, section: dict[str, Any]) -> "PPOConfig":
+    """The game's PPO teacher (``atari-{game}``, CleanRL's ppo_atari settings) at the scale of an
+    ``atari`` section: its ``teacher`` counts (seed, rollout, epochs) and the section's episode cap."""
+    from .presets import resolve_ppo
+
+    t = section["teacher"]
+    counts = {k: t[k] for k in ("seed", "num_envs", "num_steps", "minibatch_size", "update_epochs") if k in t}
+    base = resolve_ppo(f"atari-{game}")
+    env_kwargs = {**base.env_kwargs, "max_episode_steps": int(section["max_episode_steps"])}
+    return resolve_ppo(f"atari-{game}", env_kwargs=env_kwargs, **counts)
+
+
+def run_atari_teacher(game: str, section: dict[str, Any], out_root: Path, *, progress: bool = False) -> Any:
+    """Train (or resume, or read the finished file of) the game's PPO teacher into
+    :func:`~paper_code.layout.atari_teacher_path`: ``section["teacher"]["total_env_steps"]`` agent steps,
+    evaluated every ``eval_every`` iterations on ``eval_episodes`` episodes."""
+    from .ppo import ppo_file
+
+    t = section["teacher"]
+    path = atari_teacher_path(out_root, game)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return ppo_file(atari_teacher_config(game, section), path, int(t["total_env_steps"]),
+                    resume=checkpoint_path(path).exists(), progress=progress, eval_every=int(t["eval_every"]),
+                    eval_episodes=int(t["eval_episodes"]))
+
+
+def atari_fit_config(game: str, split: int, section: dict[str, Any]) -> "CompressConfig":
+    """``compress`` of the game's teacher into the paper's B for the game at split l (the section's
+    ``compression`` settings)."""
+    from .presets import ATARI_SIZES
+
+    c = section["compression"]
+    extra = {k: c[k] for k in ("encoder_lr",) if k in c}
+    return compression_config(c, ATARI_SIZES[game], split=int(split), **extra)
+
+
+def run_atari_fit(game: str, split: int, section: dict[str, Any], out_root: Path, *, progress: bool = False) -> Any:
+    """Fit the game's set at split l to its teacher (:func:`atari_fit_config`); resumable, and a
+    finished fit is read from its files."""
+    cfg = atari_fit_config(game, split, section)
+    out = atari_teacher_set_path(out_root, "fit", game, split, cfg.size)
+    return run_compression(atari_teacher_path(out_root, game), out, cfg, progress=progress)
+
+
+def run_atari_finetune(game: str, split: int, section: dict[str, Any], out_root: Path, *,
+                       progress: bool = False) -> PPMO | FinishedRun:
+    """PPMO from the fitted set (``section["compression"]["finetune"]`` meta-epochs, the game's preset at
+    this split with the section's counts, raw frames and the fit's encoder)."""
+    from .compress import finetune_config
+
+    size = atari_fit_config(game, split, section).size
+    fit = atari_teacher_set_path(out_root, "fit", game, split, size)
+    counts = {k: section[k] for k in SCALE_KEYS if k in section and k not in ("size", "seed")}
+    cfg = finetune_config(fit, int(section.get("seed", 0)), **counts)
+    cfg = replace(cfg, init_dataset=relative(fit))  # a path inside the project: portable provenance
+    return run_or_resume(cfg, atari_teacher_set_path(out_root, "finetuned", game, split, size),
+                         int(section["compression"]["finetune"]), progress=progress)

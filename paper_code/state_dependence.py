@@ -154,3 +154,41 @@ def atari_bar(summary: dict[str, Any], random: float, best_constant: float) -> d
     missed = [f"{name} by {-gap:.1f}" for name, gap in parts.items() if not gap > 0]
     return {**{name: bool(gap > 0) for name, gap in parts.items()}, "meets bar": not missed,
             "missed by": "; ".join(missed) if missed else ""}
+
+
+def atari_row(ds: DistilledDataset, *, learners: int, seed: int, names: list[str], baselines: pd.DataFrame,
+              movement: dict[str, float] | None = None) -> tuple[dict[str, Any], dict[str, float]]:
+    """One Atari dataset measured as notebook 03's tables show it: :func:`one_step_summary` of
+    ``learners`` fresh one-step learners x 1 episode (greedy, sampled, replayed), the random policy's
+    and the best constant action's returns from ``baselines`` (the game's rows of
+    :func:`~paper_code.reference_policies.atari_reference_returns` under the same settings),
+    :func:`atari_bar` and :func:`teacher_bar`'s first test, and how far the dataset moved from its start
+    (``movement``, else its provenance's, where recorded). Returns (the row, the greedy-action shares)."""
+    summary = one_step_summary(one_step_actions(ds, learners=learners, seed=seed), names)
+    shares = summary.pop("greedy shares")
+    const = baselines[baselines.policy != "random"].groupby("policy")["return"].mean()
+    row = {"B": ds.size, **summary, "random": float(baselines[baselines.policy == "random"]["return"].mean()),
+           "best constant action": str(const.idxmax()), "best constant return": float(const.max())}
+    row.update(atari_bar(summary, row["random"], row["best constant return"]))
+    row["clears constant and replay"] = bool(row["sampled CI low"] > max(row["best constant return"], row["replayed mean"]))
+    moved = movement if movement is not None else ds.provenance.get("movement") or {}
+    row.update({f"moved {k}": v for k, v in moved.items()})
+    return row, shares
+
+
+def teacher_bar(rows: list[dict[str, Any]], teacher_sampled: float) -> dict[str, Any]:
+    """Issue 39's test of a (game, l): the best method's (highest sampled mean) sampled one-step mean
+    has a 95% CI lower end above the best constant action and above its own replayed control
+    (``clears constant and replay``); where the teacher itself is not above the best constant action,
+    instead at least 80% of the teacher's sampled return and state-dependent (CI low above replayed)."""
+    best = max(rows, key=lambda r: r["sampled mean"])
+    const = best["best constant return"]
+    if teacher_sampled > const:
+        ok = best["clears constant and replay"]
+        rule = "CI low above the best constant action and the replayed control"
+        short = min(best["sampled CI low"] - const, best["sampled CI low"] - best["replayed mean"])
+    else:
+        ok = best["sampled mean"] >= 0.8 * teacher_sampled and best["sampled CI low"] > best["replayed mean"]
+        rule = "the teacher is below the best constant action: >= 80% of the teacher and CI low above replayed"
+        short = min(best["sampled mean"] - 0.8 * teacher_sampled, best["sampled CI low"] - best["replayed mean"])
+    return {"best method": best["method"], "rule": rule, "met": bool(ok), "margin": float(short)}

@@ -110,6 +110,24 @@ def test_quick_outputs_of(name):
         authors = pd.read_csv(report / "authors.csv")
         assert sorted(zip(authors["game"], authors["l"])) == [("Centipede", 0), ("Centipede", 1), ("Centipede", 2),
                                                               ("Centipede", 3), ("SpaceInvaders", 3)]
+        # teacher-first distillation (issue 39): a teacher per game, fit and fine-tune per (game, l), PPMO alone beside
+        methods = pd.read_csv(report / "methods.csv")
+        assert sorted(set(zip(methods["game"], methods["l"]))) == [("Pong", 0), ("SpaceInvaders", 3)]
+        assert set(methods["method"]) == {"PPMO alone", "fit", "fit + fine-tune"} and len(methods) == 6
+        assert (methods["clears constant and replay"] == (methods["sampled CI low"] > methods[
+            ["best constant return", "replayed mean"]].max(axis=1))).all()
+        assert methods["moved lr_ratio"].notna().all() and methods["moved states_rms_change"].notna().all()
+        for r in methods[methods.method != "PPMO alone"].itertuples():
+            kind = "fit" if r.method == "fit" else "finetuned"
+            ds = DistilledDataset.load(tmp_path / "atari" / "datasets" / kind / f"{r.game}_l{r.l}_b{r.B}.safetensors")
+            assert len(ds.encoder) == 2 * r.l and ds.normalization is None and "movement" in ds.provenance
+        teachers = pd.read_csv(report / "teachers.csv")
+        assert list(teachers["game"]) == ["Pong", "SpaceInvaders"] and (teachers["episodes"] > 0).all()
+        assert (report / "teachers.png").stat().st_size > 0 and len(pd.read_csv(report / "teacher_bar.csv")) == 2
+        theirs = pd.read_csv(report / "authors_vs_ours.csv")  # SpaceInvaders l = 3 under the authors' settings
+        assert sorted(theirs["dataset"]) == ["ours: fit", "ours: fit + fine-tune", "the authors' published set"]
+        headline = json.loads((tmp_path / "metrics" / "atari.json").read_text())
+        assert set(headline) == {"uses_state", "teacher_met", "teacher_of"} and headline["teacher_of"] == 2
     if name == "04_architecture_generalization":
         arch = pd.read_csv(tmp_path / "cartpole" / "architectures" / "architectures.csv")
         assert sorted(arch["N"].unique()) == [1, 2, 3, 4, 5]
