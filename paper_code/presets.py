@@ -191,13 +191,13 @@ def resolve_ppo(name: str, **overrides: Any) -> PPOConfig:
     (ppo_continuous_action.py's) or ``atari-{game}`` (ppo_atari.py's, :data:`ATARI_PPO`)."""
     m = re.fullmatch(r"cartpole-nd(\d+)", name)
     if m:
-        return PPOConfig(env_kwargs={"dof": int(m[1])}, **overrides)
+        return PPOConfig(**{"env_kwargs": {"dof": int(m[1])}, **overrides})
     m = re.fullmatch(rf"mujoco-({_TASKS})", name)
     if m:
-        return PPOConfig(env_id=m[1], **{**MUJOCO_PPO, **overrides})
+        return PPOConfig(**{"env_id": m[1], **MUJOCO_PPO, **overrides})
     m = re.fullmatch(rf"atari-({_GAMES})(?:-l[0-4])?", name)
     if m:
-        return PPOConfig(env_id=atari_id(m[1]), **{**ATARI_PPO, "learner": atari_learner(0), **overrides})
+        return PPOConfig(**{"env_id": atari_id(m[1]), **ATARI_PPO, "learner": atari_learner(0), **overrides})
     if name in ("discrete", "continuous") and "env_id" in overrides:  # any other task: by its action space
         base = {"env_kwargs": {}} if name == "discrete" else MUJOCO_PPO
         return PPOConfig(**{**base, **overrides})

@@ -135,3 +135,22 @@ def test_a_fitted_atari_set_warm_starts_ppmo_with_its_encoder(tmp_path):
     ds = DistilledDataset.load(tmp_path / "s.safetensors")
     assert torch.equal(run.states.detach(), ds.states) and torch.equal(run.labels.detach(), ds.labels)
     assert all(torch.equal(run.encoder[k].detach(), v) for k, v in ds.encoder.items())
+
+
+@pytest.mark.parametrize("args, match", [
+    ([], "give --env"),
+    (["--env", "Nope-v0", "--out", "x.safetensors"], "unknown environment"),
+    (["--env", "CartPole-v1", "--total-env-steps", "0", "--out", "x.safetensors"], "total_env_steps"),
+    (["--preset", "atari-Nope", "--out", "x.safetensors"], "no PPO baseline preset"),
+    (["--env", "CartPole-v1"], "--out is required"),
+    (["--env", "ALE/Pong-v5", "--env-kwargs", '{"frameskip": 1}', "--out", "x.safetensors"], "takes env_kwargs"),
+    (["--env", "CartPole-v1", "--eval-every", "-1", "--out", "x.safetensors"], "eval_every"),
+])
+def test_ppo_command_refuses_bad_input_in_one_line(args, match, capsys, tmp_path, monkeypatch):
+    from paper_code.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    rc = main(["ppo", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: ") and match in err[0], err
+    assert not list(tmp_path.iterdir())  # nothing written
