@@ -260,7 +260,7 @@ class CompressConfig:
     """beyond the fit: PPMO meta-epochs from the fitted dataset (a warm start, the env's preset with this B and seed; 0: none)."""
     split: int | None = None
     """Atari (a Nature-CNN teacher): the student's split l in 0..4; its encoder starts as the teacher's first l layers (None: 4)."""
-    encoder_lr: float = 1e-4
+    encoder_lr: float = 1e-3
     """Atari: Adam's learning rate on the student's encoder, fitted with the dataset (0: the teacher's layers, frozen)."""
 
     def __post_init__(self) -> None:
@@ -279,7 +279,7 @@ class CompressConfig:
         self.encoder_lr = checks.number("encoder_lr", self.encoder_lr, lo=0.0, hi=1e3)
 
     #: fields added after fits were committed: left out of to_dict at their defaults (their checkpoints stay valid)
-    _LATER = {"split": None, "encoder_lr": 1e-4}
+    _LATER = {"split": None, "encoder_lr": 1e-3}
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if not (k in self._LATER and v == self._LATER[k])}
