@@ -154,3 +154,32 @@ def test_ppo_command_refuses_bad_input_in_one_line(args, match, capsys, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: ") and match in err[0], err
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_movement_and_issue_39s_test_of_a_game_and_split():
+    """``movement``: RMS changes, relative ones only where the start is not 0, the lr as a ratio, the
+    encoder relative to its norm. ``teacher_bar``: the best method's CI lower end against the best
+    constant action and its replay, or 80% of a teacher that does not beat the constant action."""
+    from paper_code.dataset import movement
+    from paper_code.state_dependence import teacher_bar
+
+    start = {"states": torch.ones(2, 3), "labels": torch.zeros(2, 2), "log_lr": torch.tensor(0.0),
+             "encoder.c0.weight": torch.full((4,), 2.0)}
+    now = {"states": torch.full((2, 3), 1.5), "labels": torch.full((2, 2), -2.0), "log_lr": torch.tensor(0.6931472),
+           "encoder.c0.weight": torch.full((4,), 3.0)}
+    m = movement(start, now)
+    assert m == {"states_rms_change": 0.5, "states_rel_change": 0.5, "labels_rms_change": 2.0, "lr_ratio": 2.0,
+                 "encoder_rel_change": 0.5}
+
+    def row(method, mean, low, replayed, const=100.0):
+        return {"method": method, "sampled mean": mean, "sampled CI low": low, "replayed mean": replayed,
+                "best constant return": const, "clears constant and replay": low > max(const, replayed)}
+
+    rows = [row("PPMO alone", 90, 80, 70), row("fit", 150, 120, 90), row("fit + fine-tune", 140, 130, 95)]
+    v = teacher_bar(rows, teacher_sampled=300)
+    assert v["met"] and v["best method"] == "fit" and v["margin"] == 20  # the best by its mean, not by its CI
+    assert not teacher_bar([row("fit", 150, 95, 90)], teacher_sampled=300)["met"]  # CI low under the constant action
+    assert not teacher_bar([row("fit", 150, 110, 115)], teacher_sampled=300)["met"]  # CI low under its replay
+    low_teacher = teacher_bar([row("fit", 85, 75, 60)], teacher_sampled=100)  # the teacher does not beat 100
+    assert low_teacher["met"] and "80%" in low_teacher["rule"]
+    assert not teacher_bar([row("fit", 75, 70, 60)], teacher_sampled=100)["met"]  # under 80% of the teacher
