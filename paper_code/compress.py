@@ -102,7 +102,8 @@ def load_teacher(path: str | Path) -> Teacher:
         return _policy_teacher(path, meta, tensors)
     ds = DistilledDataset.from_contents(path, meta, tensors)
     if ds.learner.kind != "mlp":
-        raise DatasetError(f"{path}: compression supports MLP learners (cart-pole, MuJoCo), not {ds.learner.kind}")
+        raise DatasetError(f"{path}: a dataset teacher must have an MLP learner (cart-pole, MuJoCo), not "
+                           f"{ds.learner.kind}; an Atari set is compressed from its PPO teacher (python -m paper_code ppo)")
     x, y, t_lr = ds.features(ds.states), ds.labels, ds.lr.reshape(())
     t_log_std = ds.log_std
 
@@ -501,6 +502,9 @@ def compress_file(teacher_path: str | Path, out: str | Path, cfg: CompressConfig
         done = _finished(read_checkpoint(ckpt), teacher, cfg)
         if done is not None:  # nothing to do: the teacher's states are not collected again
             return done
+    if teacher.learner.kind != "nature_cnn" and cfg.split is not None:
+        raise ValueError(f"split applies to Nature-CNN (Atari) teachers; {teacher.source} has an "
+                         f"{teacher.learner.kind} learner")
     comp = (FrameCompression if teacher.learner.kind == "nature_cnn" else Compression)(teacher, cfg)
     comp.files_written = False  # type: ignore[attr-defined]
     with deferred_interrupts() as interrupts, OutputLock(out):

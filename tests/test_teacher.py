@@ -183,3 +183,11 @@ def test_movement_and_issue_39s_test_of_a_game_and_split():
     low_teacher = teacher_bar([row("fit", 85, 75, 60)], teacher_sampled=100)  # the teacher does not beat 100
     assert low_teacher["met"] and "80%" in low_teacher["rule"]
     assert not teacher_bar([row("fit", 75, 70, 60)], teacher_sampled=100)["met"]  # under 80% of the teacher
+
+
+def test_split_is_refused_for_an_mlp_teacher(tmp_path):
+    teacher = tmp_path / "t.safetensors"
+    ppo_file(PPOConfig(num_envs=2, num_steps=16, minibatch_size=16, update_epochs=1), teacher, 32, progress=False)
+    with pytest.raises(ValueError, match="split applies to Nature-CNN"):
+        compress_file(teacher, tmp_path / "s.safetensors", CompressConfig(size=2, steps=1, split=3), progress=False)
+    assert not (tmp_path / "s.safetensors").exists()
