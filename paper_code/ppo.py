@@ -147,10 +147,12 @@ class PPO:
             if self.ret_rms is not None:
                 rewards, self.ret_acc = scale_rewards(rewards, roll["terminated"] | roll["truncated"], self.ret_acc,
                                                       self.ret_rms, cfg.gamma)
-            adv, returns = gae(rewards, values, next_values, roll["terminated"], roll["truncated"],
-                               cfg.gamma, cfg.gae_lambda)
+            terminal = roll["terminated"]
+            if cfg.life_loss_terminal and "life_lost" in roll:
+                terminal = terminal | roll["life_lost"]
+            adv, returns = gae(rewards, values, next_values, terminal, roll["truncated"], cfg.gamma, cfg.gae_lambda)
             b_obs, b_act = prepared.flatten(0, 1), roll["actions"].flatten(0, 1)
-            b_adv, b_ret = adv.flatten(), returns.flatten()
+            b_adv, b_ret, b_val = adv.flatten(), returns.flatten(), values.flatten()
             b_logp = dist.log_prob(roll["out"].flatten(0, 1) if self.shared else forward(actor, b_obs, act_fn),
                                    b_act, log_std)
         stats: dict[str, float] = {}
@@ -159,7 +161,12 @@ class PPO:
                 out, v = self.heads(b_obs[idx])
                 pg, st = policy_loss(cfg.learner.policy, out, b_act[idx], b_logp[idx], b_adv[idx], log_std=log_std,
                                      clip_coef=cfg.clip_coef, ent_coef=cfg.ent_coef)
-                loss = pg + value_loss(v, b_ret[idx], 0.5 * cfg.vf_coef)
+                if cfg.clip_vloss:  # CleanRL's: the larger of the plain and the clipped squared error
+                    v_clip = b_val[idx] + (v - b_val[idx]).clamp(-cfg.clip_coef, cfg.clip_coef)
+                    v_loss = 0.5 * cfg.vf_coef * torch.max((v - b_ret[idx]).pow(2), (v_clip - b_ret[idx]).pow(2)).mean()
+                else:
+                    v_loss = value_loss(v, b_ret[idx], 0.5 * cfg.vf_coef)
+                loss = pg + v_loss
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
@@ -281,7 +288,8 @@ def _cache_key(cfg: PPOConfig, total_env_steps: int) -> str:
     """What identifies a PPO run; settings added later are left out at their defaults, so files
     written before they existed stay valid."""
     d = {**asdict(cfg), "learner": asdict(cfg.learner)}
-    for k, default in (("normalize_obs", False), ("normalize_reward", False), ("clip_rewards", False)):
+    for k, default in (("normalize_obs", False), ("normalize_reward", False), ("clip_rewards", False),
+                       ("clip_vloss", False), ("life_loss_terminal", False)):
         if d[k] == default:
             d.pop(k)
     for k, default in (("policy", "categorical"), ("init_log_std", 0.0), ("split", 0)):

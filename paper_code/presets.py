@@ -75,12 +75,13 @@ MUJOCO_PPO: dict[str, Any] = dict(env_kwargs={}, learner=GAUSSIAN_LEARNER, num_e
 
 
 #: plain PPO on Atari (the teacher): CleanRL's ppo_atari.py settings (8 envs x 128 steps, 4 epochs of 4
-#: minibatches, lr 2.5e-4 annealed, clip 0.1, entropy 0.01, GAE 0.95, rewards clipped to their sign),
-#: the whole Nature-CNN with a value head on its trunk, on the PPMO presets' episodes (at most 3000 agent
-#: steps, sticky actions) and raw frames in [0, 1]
+#: minibatches, lr 2.5e-4 annealed, clip 0.1, entropy 0.01, GAE 0.95, rewards clipped to their sign, the
+#: value loss clipped, a lost life terminal for the advantages), the whole Nature-CNN with a value head on
+#: its trunk, on the PPMO presets' episodes (at most 3000 agent steps, sticky actions) and raw frames in [0, 1]
 ATARI_PPO: dict[str, Any] = dict(env_kwargs={"max_episode_steps": ATARI_EPISODE_STEPS}, num_envs=8, num_steps=128,
                                  update_epochs=4, minibatch_size=256, lr=2.5e-4, anneal_lr=True, clip_coef=0.1,
-                                 ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, clip_rewards=True)
+                                 ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, clip_rewards=True, clip_vloss=True,
+                                 life_loss_terminal=True)
 
 
 def atari_learner(split: int) -> LearnerSpec:

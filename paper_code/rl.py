@@ -24,7 +24,8 @@ def rollout(env, obs: torch.Tensor, out_fn: Callable[[torch.Tensor], torch.Tenso
     actions (as sampled: unclipped for a Gaussian), rewards, terminated, truncated, final_obs (last
     observation of an episode that ended at t) and episode_returns (of episodes that ended at t),
     plus ``last_obs`` [B, ...], the observation to continue from. The sampling noise of the whole
-    rollout is drawn at once. ``steps_fn(obs, noise) -> (those tensors, last_obs)``, if given,
+    rollout is drawn at once; ``life_lost`` [T, B] where the environment reports lives (Atari).
+    ``steps_fn(obs, noise) -> (those tensors, last_obs)``, if given,
     runs all the steps instead (a compiled run's fused steps,
     :func:`paper_code.compilation.fused_cartpole_steps`; no ``prepare``); the noise is then drawn
     before the first step, the same draw.
@@ -38,6 +39,7 @@ def rollout(env, obs: torch.Tensor, out_fn: Callable[[torch.Tensor], torch.Tenso
     noise = None
     keys = ("obs", "out", "actions", "rewards", "terminated", "truncated", "final_obs", "episode_returns")
     bufs: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
+    lost: list[torch.Tensor] = []  # Atari: a life lost at t while the game goes on
     prepared: torch.Tensor | None = None  # [T * B, ...]: every step's prepared observations, in their layout
     for t in range(num_steps):
         x = obs if prepare is None else prepare(obs)
@@ -56,8 +58,12 @@ def rollout(env, obs: torch.Tensor, out_fn: Callable[[torch.Tensor], torch.Tenso
         for k, v in zip(keys, (obs, out, action, step.reward, step.terminated, step.truncated, step.final_obs,
                                step.episode_return)):
             bufs[k].append(v)
+        if step.life_lost is not None:
+            lost.append(step.life_lost)
         obs = step.obs
     roll = {k: torch.stack(v) for k, v in bufs.items()}
+    if lost:
+        roll["life_lost"] = torch.stack(lost)
     roll["prepared"] = roll["obs"] if prepared is None else prepared.view(num_steps, -1, *prepared.shape[1:])
     roll["last_obs"] = obs
     return roll

@@ -225,12 +225,16 @@ class PPOConfig(RLSettings):
     """decay the learning rate linearly to 0 over the run."""
     clip_rewards: bool = False
     """train on the sign of each reward (CleanRL's Atari ClipRewardEnv); returns are reported unclipped."""
+    clip_vloss: bool = False
+    """clip the value function's change per update to clip_coef around its rollout value (CleanRL's clip_vloss)."""
+    life_loss_terminal: bool = False
+    """Atari: a lost life ends the advantage trace and the value's bootstrap as a terminal state does (CleanRL's EpisodicLifeEnv, without resetting the game: episodes and their returns stay whole games)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.learner = LearnerSpec.coerce(self.learner, "learner")
         self.lr = checks.positive("lr", self.lr, hi=1e3)
-        for name in ("anneal_lr", "clip_rewards"):
+        for name in ("anneal_lr", "clip_rewards", "clip_vloss", "life_loss_terminal"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
 

@@ -157,11 +157,14 @@ def test_atari_vector_env_episode_ends_and_seeds():
     env.close()
     env = AtariVectorEnv(atari_id("Breakout"), 1)
     env.reset(seed=0)
-    for t in range(3000):  # random play loses 5 lives: terminated
-        _, _, term, trunc, _ = env.step(rng.integers(0, 4, 1))
+    lost = 0
+    for t in range(3000):  # random play loses 5 lives: the first 4 while the game goes on, then terminated
+        _, _, term, trunc, info = env.step(rng.integers(0, 4, 1))
+        lost += int(info["life_lost"].sum())
+        assert not (info["life_lost"] & (term | trunc)).any()
         if term.any() or trunc.any():
             break
-    assert term.all() and not trunc.any()
+    assert term.all() and not trunc.any() and lost == 4
     env.close()
     with pytest.raises(ValueError, match="takes env_kwargs"):
         AtariVectorEnv(atari_id("Pong"), 1, frameskip=1)

@@ -41,6 +41,11 @@ def test_atari_ppo_is_cleanrls_agent_and_trains():
     x = torch.rand(3, 4, 84, 84)
     out, v = run.heads(x)
     assert out.shape == (3, 4) and v.shape == (3,) and torch.allclose(v, run.value(x))
+    assert full.clip_vloss and full.life_loss_terminal  # CleanRL's clipped value loss and EpisodicLifeEnv signal
+    from paper_code.ppo import _cache_key
+
+    key = json.loads(_cache_key(PPOConfig(), 64))["config"]  # off by default: earlier baselines' files stay valid
+    assert "clip_vloss" not in key and "life_loss_terminal" not in key and "clip_rewards" not in key
 
 
 def test_ppo_file_lifecycle_resume_and_policy_file(tmp_path):

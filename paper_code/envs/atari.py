@@ -112,7 +112,9 @@ class AtariVectorEnv:
     same-step autoreset, plus ``max_episode_steps`` (gymnasium's ``TimeLimit``: an episode that
     reaches it is truncated and reset in the same step). ``step``/``reset`` return what gymnasium's
     ``SyncVectorEnv`` with same-step autoreset returns (``info`` holds ``final_obs``/``_final_obs``
-    when an episode ended); a reset with ``seed`` seeds env i with seed + i."""
+    when an episode ended) and ``info["life_lost"]`` at every step: the envs that lost a life in it while
+    their game goes on (what CleanRL's ``EpisodicLifeEnv`` ends an episode at; here only reported); a reset
+    with ``seed`` seeds env i with seed + i."""
 
     def __init__(self, env_id: str, num_envs: int, max_episode_steps: int | None = None, **kwargs: Any) -> None:
         from ale_py.vector_env import AtariVectorEnv as ALEVectorEnv
@@ -127,14 +129,16 @@ class AtariVectorEnv:
         self.single_observation_space = self.env.single_observation_space
         self.single_action_space = self.env.single_action_space
         self._elapsed = np.zeros(num_envs, dtype=np.int64)  # TimeLimit's
+        self._lives = np.zeros(num_envs, dtype=np.int64)
 
     def action_meanings(self) -> list[str]:
         """The action meanings (NOOP, FIRE, RIGHT, ...), in action order."""
         return [a.name for a in self.env.ale.get_action_set()]
 
     def reset(self, *, seed: int | None = None) -> tuple[np.ndarray, dict]:
-        obs, _ = self.env.reset(seed=seed)
+        obs, info = self.env.reset(seed=seed)
         self._elapsed[:] = 0
+        self._lives[:] = info["lives"]
         return obs, {}
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -143,18 +147,23 @@ class AtariVectorEnv:
         self._elapsed += 1
         final_obs = info.get("final_obs")
         done = terminated | truncated
+        lives = np.asarray(info["lives"], dtype=np.int64)  # a new episode's where one ended
+        life_lost = ~done & (lives < self._lives)
         if self.max_episode_steps is not None:
             capped = ~done & (self._elapsed >= self.max_episode_steps)
             if capped.any():  # TimeLimit: truncated here, and reset in the same step as an ended episode is
                 final_obs = obs.copy() if final_obs is None else final_obs
                 final_obs[capped] = obs[capped]
                 truncated = truncated | capped
-                obs, _ = self.env.reset(options={"reset_mask": capped})
+                obs, reset_info = self.env.reset(options={"reset_mask": capped})
+                lives = np.where(capped, reset_info["lives"], lives)
+                life_lost &= ~capped
                 done = done | capped
         self._elapsed[done] = 0
+        self._lives = lives
         if not done.any():
-            return obs, rewards, terminated, truncated, {}
-        return obs, rewards, terminated, truncated, {"final_obs": final_obs, "_final_obs": done}
+            return obs, rewards, terminated, truncated, {"life_lost": life_lost}
+        return obs, rewards, terminated, truncated, {"final_obs": final_obs, "_final_obs": done, "life_lost": life_lost}
 
     def close(self) -> None:
         self.env.close()

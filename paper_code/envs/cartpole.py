@@ -119,6 +119,7 @@ class BatchedStep(NamedTuple):
     final_obs: torch.Tensor
     episode_return: torch.Tensor
     episode_length: torch.Tensor
+    life_lost: torch.Tensor | None = None  # Atari: a life was lost in this step and the game goes on (else None)
 
 
 class BatchedNDCartPole:

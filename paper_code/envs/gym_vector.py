@@ -156,6 +156,7 @@ class GymVectorEnv:
             obs=self._tensor(obs, self.obs_dtype), reward=self._tensor(reward), terminated=self._tensor(terminated, torch.bool),
             truncated=self._tensor(truncated, torch.bool), final_obs=self._tensor(final_obs, self.obs_dtype),
             episode_return=self._tensor(ep_return), episode_length=self._tensor(ep_length, torch.long),
+            life_lost=self._tensor(info["life_lost"], torch.bool) if "life_lost" in info else None,
         )
 
     def close(self) -> None:
