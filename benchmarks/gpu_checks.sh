@@ -25,3 +25,8 @@ timeout 90 torchrun --nproc-per-node 1 -m paper_code distill --preset cartpole-n
     --eval-every 10 --out /tmp/nccl/nd1.safetensors --quiet 2>&1 | tail -5 | tee "$R/nccl.log"; ls -la /tmp/nccl >> "$R/nccl.log"
 # gloo, 1 vs 2 CPU processes on this (many-core) host
 timeout 150 python3 benchmarks/bench_distributed.py --out "$R/distributed_gpuhost" | tail -3
+# issue 39: the Atari PPO teacher and one PPMO run per paper game on the GPU (agent steps/s, s per meta-epoch)
+timeout 300 python3 benchmarks/bench_ppo_atari.py --device cuda --iterations 5 --out "$R/ppo_atari_cuda" | tail -6
+for g in Pong SpaceInvaders MsPacman; do
+  timeout 120 python3 benchmarks/bench_atari.py --device cuda --game $g --splits 4 3 --meta-epochs 5 --out "$R/atari_cuda_${g,,}" | tail -3
+done
