@@ -26,16 +26,17 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class RunInterrupted(KeyboardInterrupt):
     """A run stopped by a signal at a meta-epoch boundary, after writing its checkpoint."""
 
-    def __init__(self, signum: int, meta_epoch: int, checkpoint: str | None, unit: str = "meta-epoch") -> None:
+    def __init__(self, signum: int, meta_epoch: int, checkpoint: str | None, unit: str = "meta-epoch",
+                 output: str = "dataset") -> None:
         super().__init__(signum, meta_epoch, checkpoint)
-        self.signum, self.meta_epoch, self.checkpoint, self.unit = signum, meta_epoch, checkpoint, unit
+        self.signum, self.meta_epoch, self.checkpoint, self.unit, self.output = signum, meta_epoch, checkpoint, unit, output
 
     @property
     def exit_code(self) -> int:
         return 128 + int(self.signum)  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
 
     def __str__(self) -> str:
-        where = f"checkpoint {self.checkpoint} and dataset" if self.checkpoint else "nothing"
+        where = f"checkpoint {self.checkpoint} and {self.output}" if self.checkpoint else "nothing"
         return (f"interrupted ({signal.Signals(self.signum).name}) at {self.unit} {self.meta_epoch}: {where} written at "
                 f"that {self.unit} boundary; continue with --resume")
 

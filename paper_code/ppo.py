@@ -498,7 +498,7 @@ def ppo_file(cfg: PPOConfig, out: str | Path, total_env_steps: int, *, resume: b
             while run.iteration < run.iterations:
                 if interrupts.signal is not None:
                     save()
-                    raise RunInterrupted(interrupts.signal, run.iteration, str(ckpt), unit="iteration")
+                    raise RunInterrupted(interrupts.signal, run.iteration, str(ckpt), unit="iteration", output="policy file")
                 row = run.step()
                 if not all(math.isfinite(float(v.detach().sum())) for v in run.params):
                     raise DivergenceError(f"PPO diverged in iteration {run.iteration} (non-finite parameters); "

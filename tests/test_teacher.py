@@ -86,7 +86,7 @@ def test_ppo_command_stops_at_an_iteration_boundary_and_resumes(tmp_path):
     time.sleep(2)
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=60)
-    assert p.returncode == 143 and "interrupted (SIGTERM) at iteration" in err
+    assert p.returncode == 143 and "interrupted (SIGTERM) at iteration" in err and "and policy file written" in err
     sd = torch.load(checkpoint_path(out), weights_only=True)
     assert 0 < sd["iteration"] < 5859 and len(sd["history"]) == sd["iteration"] and out.is_file()
     r = subprocess.run(cmd[:-5] + ["--quiet"], capture_output=True, text=True)
