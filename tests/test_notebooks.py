@@ -126,8 +126,8 @@ def test_quick_outputs_of(name):
         assert (report / "teachers.png").stat().st_size > 0 and len(pd.read_csv(report / "teacher_bar.csv")) == 2
         theirs = pd.read_csv(report / "authors_vs_ours.csv")  # SpaceInvaders l = 3 under the authors' settings
         assert sorted(theirs["dataset"]) == ["ours: fit", "ours: fit + fine-tune", "the authors' published set"]
-        headline = json.loads((tmp_path / "metrics" / "atari.json").read_text())
-        assert set(headline) == {"uses_state", "teacher_met", "teacher_of"} and headline["teacher_of"] == 2
+        verdicts = pd.read_csv(report / "teacher_bar.csv")
+        assert verdicts["met"].dtype == bool and set(verdicts["best method"]) <= set(methods["method"])
     if name == "04_architecture_generalization":
         arch = pd.read_csv(tmp_path / "cartpole" / "architectures" / "architectures.csv")
         assert sorted(arch["N"].unique()) == [1, 2, 3, 4, 5]
