@@ -196,3 +196,19 @@ def test_split_is_refused_for_an_mlp_teacher(tmp_path):
     with pytest.raises(ValueError, match="split applies to Nature-CNN"):
         compress_file(teacher, tmp_path / "s.safetensors", CompressConfig(size=2, steps=1, split=3), progress=False)
     assert not (tmp_path / "s.safetensors").exists()
+
+
+def test_the_committed_teacher_checkpoints_load():
+    """An unfinished PPO teacher under results/ resumes: its checkpoint loads into the run its key describes."""
+    from paper_code.config import project_root
+    from paper_code.ppo import policy_config
+
+    files = sorted((project_root() / "results").rglob("teachers/*.ckpt.pt"))
+    if not files:
+        pytest.skip("no committed teacher checkpoints")
+    for f in files:
+        sd = torch.load(f, weights_only=True)
+        key = json.loads(sd["config"])
+        run = PPO(policy_config({"key": sd["config"]}), key["total_env_steps"])
+        run.load_state_dict(sd, str(f))
+        assert run.iteration == sd["iteration"] == len(run.history) > 0
