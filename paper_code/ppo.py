@@ -321,19 +321,11 @@ def train_ppo_cached(cfg: PPOConfig, total_env_steps: int, path: str | Path, *, 
     """:func:`train_ppo`, or its saved result if ``path`` holds one for the same configuration
     and budget (a safetensors file: the actor's tensors, the config and the learning curve as
     metadata). Lets the notebooks re-run without retraining the baseline."""
-    from safetensors import safe_open
-
     path = Path(path)
-    key = _cache_key(cfg, total_env_steps)
     if path.exists():
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            if meta.get("key") == key:
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-                stats = {k: tensors.pop("__" + k) for k in STAT_NAMES if "__" + k in tensors}
-                critic = {k.removeprefix("__critic."): tensors.pop(k) for k in list(tensors) if k.startswith("__critic.")}
-                return PPOResult(tensors, json.loads(meta["history"]), **stats, critic=critic or None,
-                                 evals=json.loads(meta["evals"]) if "evals" in meta else None)
+        cached, meta = load_policy(path)
+        if meta.get("key") == _cache_key(cfg, total_env_steps):
+            return cached
     result = train_ppo(cfg, total_env_steps, progress=progress)
     save_policy(result, cfg, total_env_steps, path)
     return result
