@@ -119,6 +119,9 @@ class AtariVectorEnv:
     def __init__(self, env_id: str, num_envs: int, max_episode_steps: int | None = None, **kwargs: Any) -> None:
         from ale_py.vector_env import AtariVectorEnv as ALEVectorEnv
 
+        from ..runtime import configure_allocator
+
+        configure_allocator()  # frame batches are large temporaries: keep their memory (see there)
         self.spec = _spec(env_id)
         self.num_envs = num_envs
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
