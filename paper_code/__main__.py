@@ -23,7 +23,7 @@ from .authors_datasets import convert, not_evaluable, published_files, reference
 from .cli_settings import add_config_arguments
 from .config import ROOT_ENV, project_root
 from .dataset import DistilledDataset
-from .distributed import init_from_env
+from .distributed import init_from_env, leave
 from .envs import ND_CARTPOLE_ID
 from .evaluation import evaluate_dataset
 from .files import check_writable
@@ -76,8 +76,13 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     if args.out is None:
         raise ValueError("--out is required (the dataset file to write), unless --print-config")
     w = init_from_env(cfg.device)  # under torchrun: one of several processes of the same run
-    run = distill(cfg, args.out, args.meta_epochs, resume=args.resume, force=args.force, progress=not args.quiet,
-                  checkpoint_every_s=args.checkpoint_every, live=args.live)
+    try:
+        run = distill(cfg, args.out, args.meta_epochs, resume=args.resume, force=args.force, progress=not args.quiet,
+                      checkpoint_every_s=args.checkpoint_every, live=args.live)
+    except BaseException:
+        leave(w, together=False)
+        raise
+    leave(w)
     if not w.main:
         return 0
     what = (f"{run.meta_epoch} meta-epochs, {run.env_steps:,} env steps, {run.wall_time:.1f} s, "

@@ -24,6 +24,7 @@ import platform
 import socket
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -71,6 +72,17 @@ def init_from_env(device: str = "cpu") -> World:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend="nccl" if cuda else "gloo")
     return world()
+
+
+def leave(w: World, together: bool = True) -> None:
+    """Leave the process group :func:`init_from_env` joined (nothing for one process): with
+    ``together``, once every rank has arrived here (none is then still inside a collective). Its
+    gloo or NCCL state then goes while the interpreter is still whole; a group left to interpreter
+    exit can abort the process (pytorch/pytorch#179291)."""
+    if w.size > 1 and dist.is_available() and dist.is_initialized():
+        if together:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 def rank_seed(seed: int, w: World | None = None) -> int:
@@ -132,17 +144,20 @@ class _SharedSum:
         return out.view_as(t)
 
 
-#: per process group (keyed by its id; the group is kept with its entry, so the id is not reused): its
-#: shared-memory sum, or None where it has none
-_shared: dict[int, tuple[Any, _SharedSum | None]] = {}
+#: per process group: its shared-memory sum, or None where it has none. Weak keys: an entry goes with
+#: its group, so the cache neither keeps a destroyed group alive (a gloo group outliving
+#: ``destroy_process_group`` was torn down at interpreter exit, after its peers had gone, and aborted
+#: that process: "terminate called without an active exception") nor hands a later group (which may
+#: reuse the address) a dead group's buffer
+_shared: weakref.WeakKeyDictionary[Any, _SharedSum | None] = weakref.WeakKeyDictionary()
 
 
 def _shared_sum(w: World) -> _SharedSum | None:
     """This process group's shared-memory sum (set up on first use, a collective call), or None
     where its ranks are not all on one x86 host or shared memory is unavailable or turned off."""
     group = dist.distributed_c10d._get_default_group()
-    if id(group) in _shared:
-        return _shared[id(group)][1]
+    if group in _shared:
+        return _shared[group]
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
@@ -165,8 +180,8 @@ def _shared_sum(w: World) -> _SharedSum | None:
         ok = all(gather_objects(mapped is not None, w))  # mapped everywhere (then the file can go)
         if w.rank == 0:
             Path(path).unlink(missing_ok=True)
-    _shared[id(group)] = (group, mapped if ok else None)
-    return _shared[id(group)][1]
+    _shared[group] = mapped if ok else None
+    return _shared[group]
 
 
 def sum_over_ranks(t: torch.Tensor, w: World | None = None) -> torch.Tensor:
