@@ -15,9 +15,11 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from .authors_datasets import convert, not_evaluable, published_files, reference_name
 from .cli_settings import add_config_arguments
@@ -29,9 +31,10 @@ from .evaluation import evaluate_dataset
 from .files import check_writable
 from .interrupts import RunInterrupted
 from .notebooks import run_notebook
-from .presets import FAMILIES, atari_learner, preset_for_env, preset_names, resolve
-from .settings import CompressConfig, PPMOConfig, PPOConfig
+from .presets import FAMILIES, atari_learner, meta_epoch_budget, preset_for_env, preset_names, resolve
+from .settings import CompressConfig, PPMOConfig, PPOConfig, RLSettings
 from .training import DivergenceError, checkpoint_path, distill
+from .verdict import NAMES, judge
 
 
 def _cmd_notebook(args: argparse.Namespace) -> int:
@@ -68,17 +71,46 @@ def _config_from_args(args: argparse.Namespace) -> tuple[str, PPMOConfig]:
     return preset, resolve(preset, **given)
 
 
+def _judged_lines(path: str, learners: int) -> list[str]:
+    """The written set evaluated (``learners`` x 1 episode, sampled, seed 0: what ``evaluate PATH
+    --learners L --episodes 1`` prints) and judged against random, untrained learners and its teacher."""
+    ds = DistilledDataset.load(path)
+    j = judge(ds, evaluate_dataset(ds, learners=learners, episodes=1, seed=0), seed=0, near=path)
+    return [f"evaluated: {j['set']} over {learners} learners x 1 episode (sampled; evaluate {path} --learners "
+            f"{learners} --episodes 1 for more)", cli_wording(j["verdict"])]
+
+
+def _stop_rule(args: argparse.Namespace, cfg: PPMOConfig) -> tuple[Any, str | None]:
+    """``--stop-at R``: stop once ``--stop-patience`` consecutive evaluations' sampled 95% CI lower
+    ends reach R; as ``distill``'s ``stop_when`` and the rule's name (None: no rule)."""
+    if args.stop_at is None:
+        return None, None
+    if not cfg.eval_every:
+        raise ValueError("--stop-at reads the evaluations during training: give --eval-every > 0")
+    if args.stop_patience < 1:
+        raise ValueError(f"--stop-patience must be at least 1, got {args.stop_patience}")
+    target, patience = float(args.stop_at), int(args.stop_patience)
+
+    def reached(evals: list[dict[str, float]]) -> bool:
+        last = evals[-patience:]
+        return len(last) == patience and all(e.get("sampled_ci_low", -math.inf) >= target for e in last)
+
+    return reached, f"sampled_ci_low>={target:g} in {patience} consecutive evaluations"
+
+
 def _cmd_distill(args: argparse.Namespace) -> int:
     preset, cfg = _config_from_args(args)
-    if args.print_config:
-        print(json.dumps(cfg.to_dict(), indent=2))
+    meta_epochs = meta_epoch_budget(preset) if args.meta_epochs is None else args.meta_epochs
+    if args.print_config:  # every setting (files record the ones added later only where they differ from None)
+        print(json.dumps({**RLSettings.to_dict(cfg), "meta_epochs": meta_epochs}, indent=2))
         return 0
     if args.out is None:
         raise ValueError("--out is required (the dataset file to write), unless --print-config")
+    stop_when, rule = _stop_rule(args, cfg)
     w = init_from_env(cfg.device)  # under torchrun: one of several processes of the same run
     try:
-        run = distill(cfg, args.out, args.meta_epochs, resume=args.resume, force=args.force, progress=not args.quiet,
-                      checkpoint_every_s=args.checkpoint_every, live=args.live)
+        run = distill(cfg, args.out, meta_epochs, resume=args.resume, force=args.force, progress=not args.quiet,
+                      checkpoint_every_s=args.checkpoint_every, live=args.live, stop_when=stop_when, stop_rule=rule)
     except BaseException:
         leave(w, together=False)
         raise
@@ -87,10 +119,16 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         return 0
     what = (f"{run.meta_epoch} meta-epochs, {run.env_steps:,} env steps, {run.wall_time:.1f} s, "
             f"lr {float(run.lr.detach()):.4g}")
+    if run.evals:
+        last = run.evals[-1]
+        what += (f"; last evaluation during training, meta-epoch {last['meta_epoch']}: sampled "
+                 f"{last['sampled_return']:.1f}, greedy {last['greedy_return']:.1f}")
     if run.files_written:
         print(f"wrote {args.out} ({what}; preset {preset}); checkpoint {checkpoint_path(args.out)}")
     else:
         print(f"{args.out} is up to date with its checkpoint ({what}); nothing to do")
+    if cfg.eval_every and cfg.eval_learners:
+        print("\n".join(_judged_lines(args.out, cfg.eval_learners)))
     return 0
 
 
@@ -113,11 +151,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     ds = DistilledDataset.load(args.file)
     r = evaluate_dataset(ds, learners=args.learners, episodes=args.episodes, greedy=args.greedy, seed=args.seed,
                          device=args.device, steps=args.steps)
+    judged = None if not args.baselines else judge(ds, r, seed=args.seed, steps=args.steps, device=args.device,
+                                                     near=args.file)
     if args.json:
         d = r.to_dict()
         if not args.per_episode:
             d.pop("returns")
         out = {"file": args.file, "env": ds.env_id, "env_kwargs": ds.env_kwargs, "size": ds.size, **d}
+        if judged is not None:
+            out["references"] = {k: v.to_dict() for k, v in judged["references"].items()}
+            out["teacher_file"] = judged["teacher_file"]
+            out["verdict"] = {k: judged["set"].compare(v) for k, v in judged["references"].items()}
+            out["verdict_line"] = cli_wording(judged["verdict"])
         # strict JSON: a number that is not finite is null, and "nulls" says why
         nulls = {k: ("the environment has no return cap" if k == "solved_fraction" else "not a finite number")
                  for k, v in out.items() if isinstance(v, float) and not math.isfinite(v)}
@@ -132,6 +177,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
               f"{args.steps} SGD step(s)")
         cap = "" if r.cap is None else f", {100 * r.solved_fraction:.1f}% of episodes at the {r.cap:g} cap"
         print(f"return {r.mean:.1f} ± {r.std:.1f} (std across learners), 95% CI [{lo:.1f}, {hi:.1f}]{cap}")
+        if judged is not None:
+            for name, ref in judged["references"].items():
+                where = f" {judged['teacher_file']}" if name == "teacher" else ""
+                print(f"{NAMES[name]}{where}: {ref} over {ref.n} {ref.unit}")
+            print(judged["verdict"])
     return 0
 
 
@@ -154,6 +204,8 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     if run is not None:
         print(f"{'wrote' if run.files_written else 'up to date:'} {args.out} (PPMO fine-tune from it: {run.meta_epoch} "
               f"meta-epochs, {run.env_steps:,} env steps, {run.wall_time:.1f} s, lr {float(run.lr.detach()):.4g})")
+    if args.eval_learners:
+        print("\n".join(_judged_lines(args.out, args.eval_learners)))
     return 0
 
 
@@ -247,10 +299,47 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m paper_code", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+class _Lenient(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ValueError(message)
+
+
+def _resolved_for_help(argv: list[str]) -> dict[str, tuple[str, Any, int | None]]:
+    """For ``distill --help`` and ``ppo --help``: the configuration the rest of the line resolves to
+    (the preset, ``--env``, ``--dof``, ...), as ``{command: (label, config, meta-epoch budget)}``, so
+    that every setting's help shows the value that run would use; nothing where the line does not resolve."""
+    if not argv or argv[0] not in ("distill", "ppo") or not {"-h", "--help"} & set(argv):
+        return {}
+    pre = _Lenient(add_help=False, allow_abbrev=False)
+    pre.add_argument("--preset")
+    pre.add_argument("--env", "--env-id", dest="env_id")
+    for flag in ("--dof", "--split", "--max-episode-steps"):
+        pre.add_argument(flag, type=int)
+    pre.add_argument("--raw-pixels", action="store_true")
+    try:
+        known, _ = pre.parse_known_args([a for a in argv[1:] if a not in ("-h", "--help")])
+        cls = PPMOConfig if argv[0] == "distill" else PPOConfig
+        ns = argparse.Namespace(**{f.name: None for f in fields(cls)})
+        for k, v in vars(known).items():
+            setattr(ns, k, v)
+        preset, cfg = _config_from_args(ns) if argv[0] == "distill" else _ppo_config(ns)
+    except (ValueError, KeyError, TypeError):
+        return {}
+    budget = meta_epoch_budget(preset) if argv[0] == "distill" else None
+    return {argv[0]: (f"preset {preset}", cfg, budget)}
+
+
+DESCRIPTION = ("Distil reinforcement learning into one-batch datasets: one SGD step on the dataset trains a fresh "
+               "policy network. 'python -m paper_code COMMAND --help' describes a command and its flags.")
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``argv`` (the arguments to parse), ``--help`` of ``distill`` and
+    ``ppo`` shows the values of the preset the line resolves to."""
+    resolved = _resolved_for_help(list(argv or []))
+    parser = _Parser(prog="python -m paper_code", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, title="commands",
+                                metavar="COMMAND")
 
     # sizes are validated by the library (one clear error line), not by argparse
     d = sub.add_parser("distill", help="distil an environment into a one-batch dataset (PPMO)",
@@ -264,7 +353,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: the preset for --env)")
     run.add_argument("--print-config", action="store_true", help="print the resolved configuration as JSON and exit")
     run.add_argument("--out", default=None, help="dataset file (.safetensors); checkpoint and log go beside it")
-    run.add_argument("--meta-epochs", type=int, default=10_000, help="meta-epochs in total (a resumed run counts its own)")
+    budget = resolved.get("distill", (None, None, None))[2]
+    run.add_argument("--meta-epochs", type=int, default=None,
+                     help="meta-epochs in total (a resumed run counts its own); default: the preset's budget"
+                          + (f" [{resolved['distill'][0]}: {budget}]" if budget is not None else ""))
+    run.add_argument("--stop-at", type=float, default=None, metavar="RETURN",
+                     help="stop once an evaluation's sampled 95%% CI lower end reaches RETURN (--stop-patience "
+                          "evaluations in a row; evaluations every --eval-every meta-epochs)")
+    run.add_argument("--stop-patience", type=int, default=1, help="consecutive evaluations --stop-at needs")
     run.add_argument("--resume", action="store_true", help="continue the run from its checkpoint")
     run.add_argument("--force", action="store_true", help="start over even if the output or its checkpoint exists")
     run.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints")
@@ -280,24 +376,32 @@ def build_parser() -> argparse.ArgumentParser:
     short.add_argument("--split", type=int, default=None, help="Atari: Nature-CNN layers in the persistent encoder (0..4)")
     short.add_argument("--max-episode-steps", type=int, default=None, help="env_kwargs max_episode_steps (Atari: agent steps)")
     short.add_argument("--raw-pixels", action="store_true", help="Atari: --no-normalize-obs")
-    add_config_arguments(d.add_argument_group("settings (PPMOConfig; default: the preset's)"), PPMOConfig,
+    label, shown, _ = resolved.get("distill", (None, None, None))
+    add_config_arguments(d.add_argument_group("settings (PPMOConfig; default: the preset's, shown in brackets for "
+                                              "the preset this line resolves to)"), PPMOConfig,
                          aliases={"inits_per_epoch": ["--inits"], "train_max_episode_steps": ["--train-episode-steps"]},
-                         skip={"env_id"})
+                         skip={"env_id"}, shown=shown, label=label)
     d.set_defaults(func=_cmd_distill)
 
     p = sub.add_parser("presets", help="list the named settings of every paper run")
     p.set_defaults(func=_cmd_presets)
 
-    e = sub.add_parser("evaluate", help="evaluate one-step learners trained on a dataset")
-    e.add_argument("file")
-    e.add_argument("--learners", type=int, default=50)
-    e.add_argument("--episodes", type=int, default=5)
+    e = sub.add_parser("evaluate", help="evaluate one-step learners trained on a dataset",
+                       formatter_class=_DefaultsFormatter,
+                       description="Train fresh learners (new random inits) one SGD step on the dataset and run each "
+                                   "in the real environment; prints the mean return across learners with its 95% CI.")
+    e.add_argument("file", help="a dataset file (.safetensors) written by distill, compress or import-reference")
+    e.add_argument("--learners", type=int, default=50, help="fresh learners (random inits), each trained on the dataset")
+    e.add_argument("--episodes", type=int, default=5, help="episodes per learner")
     e.add_argument("--greedy", action="store_true", help="argmax actions (default: sampled, the paper's protocol)")
     e.add_argument("--steps", type=int, default=1, help="SGD steps on the dataset (at least 1)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=0, help="seed of the learners' inits and the environments")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--per-episode", action="store_true", help="with --json: include every episode's return")
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--device", default="cpu", help="torch device of the learners (cpu, cuda)")
+    e.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
+                   help="also evaluate, on the same protocol, the random policy, the learners untrained and the "
+                        "teacher the file records (compress), and print a verdict line")
     e.set_defaults(func=_cmd_evaluate)
 
     c = sub.add_parser("compress", formatter_class=_DefaultsFormatter,
@@ -315,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="start over even if the output or its checkpoint exists")
     run.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--eval-learners", type=int, default=20,
+                     help="at the end, evaluate the written set with this many learners x 1 episode and judge it "
+                          "against random, untrained learners and the teacher (0: not)")
     add_config_arguments(c.add_argument_group("settings (CompressConfig)"), CompressConfig)
     c.set_defaults(func=_cmd_compress)
 
@@ -340,7 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
     short.add_argument("--env", "--env-id", dest="env_id", default=None, help="gymnasium id (as for distill)")
     short.add_argument("--dof", type=int, default=None, help="N, cart-pole axes (NDCartPole): env_kwargs dof")
     short.add_argument("--max-episode-steps", type=int, default=None, help="env_kwargs max_episode_steps")
-    add_config_arguments(t.add_argument_group("settings (PPOConfig; default: the preset's)"), PPOConfig, skip={"env_id"})
+    label, shown, _ = resolved.get("ppo", (None, None, None))
+    add_config_arguments(t.add_argument_group("settings (PPOConfig; default: the preset's" + (
+        ", shown in brackets)" if shown is not None else "; give --env or --preset with --help to see its values)")),
+        PPOConfig, skip={"env_id"}, shown=shown, label=label)
     t.set_defaults(func=_cmd_ppo)
 
     r = sub.add_parser("import-reference", formatter_class=_DefaultsFormatter,
@@ -362,9 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="overwrite existing output files")
     r.set_defaults(func=_cmd_import_reference)
 
-    nb = sub.add_parser("notebook", help="execute a notebook at a scale (what the DVC stages run)")
+    nb = sub.add_parser("notebook", help="execute a notebook at a scale (what the DVC stages run)",
+                        formatter_class=_DefaultsFormatter)
     nb.add_argument("name", help="notebook name, e.g. 00_environment")
-    nb.add_argument("--scale", choices=["quick", "paper"], default="quick")
+    nb.add_argument("--scale", choices=["quick", "paper"], default="quick",
+                    help="params.yaml's scale: quick (minutes, small counts) or paper (the committed results)")
     nb.add_argument("--out-dir", default=None, help="output folder (default: the scale's out_dir in params.yaml)")
     nb.add_argument("--root", default=None,
                     help="the project folder (holding dvc.yaml; default: found from the current directory upwards)")
@@ -373,15 +485,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cli_wording(text: str) -> str:
+    """A library message in the command line's words: the run arguments ``resume=True`` and
+    ``force=True``, and a setting named in backticks (`` `adam_lr` ``), become their flags."""
+    text = re.sub(r"\b(resume|force)=True\b", r"--\1", text)
+    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: "--" + m[1].replace("_", "-"), text)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a command. Exit codes: 0 done; 2 bad input, a refused or failed run (one ``error:``
     line on stderr, nothing written); 130 / 143 interrupted by SIGINT / SIGTERM."""
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.func(args)
     except RunInterrupted as e:  # distill: stopped at a meta-epoch boundary, checkpoint written
-        print(e, file=sys.stderr)
+        print(cli_wording(str(e)), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:  # evaluate, or a second signal: stopped at once
         hint = "; files are written atomically, so the last complete checkpoint is kept" if args.command == "distill" else ""
@@ -391,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(e).split()) or type(e).__name__
         if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in msg:
             msg = f"{e.filename}: {msg}"
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {cli_wording(msg)}", file=sys.stderr)
         return 2
 
 

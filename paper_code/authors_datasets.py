@@ -106,7 +106,7 @@ def identify(src: str | Path, *, env: str | None = None, split: int | None = Non
         if m_nf or env.startswith("ALE/"):
             name = m_nf.group(1) if m_nf else env[len("ALE/"):].rsplit("-", 1)[0]
             if name not in ATARI_NAMES:
-                raise ValueError(f"--env {env}: unknown Atari game (known: {', '.join(sorted(set(ATARI_NAMES.values())))})")
+                raise ValueError(f"`env` {env}: unknown Atari game (known: {', '.join(sorted(set(ATARI_NAMES.values())))})")
             game = ATARI_NAMES[name]
             m_cp = m_mj = None
         elif env in ("CartPole-v1", ND_CARTPOLE_ID):
@@ -116,13 +116,13 @@ def identify(src: str | Path, *, env: str | None = None, split: int | None = Non
             m_cp, game = None, None
             m_mj = m_mj or True
         else:
-            raise ValueError(f"--env {env}: not an environment the authors published datasets for (CartPole-v1, "
+            raise ValueError(f"`env` {env}: not an environment the authors published datasets for (CartPole-v1, "
                              f"{ND_CARTPOLE_ID}, a MuJoCo v4 task such as Hopper-v4, or <Game>NoFrameskip-v4)")
     if game is not None:
         level = _atari_level(path.parent.name) if split is None else int(split)
         if level is None or not 0 <= level <= 4:
             raise ValueError(f"{path}: the Atari level is not in the path (.../<Game>/l1..l4 or fulldistill): "
-                             f"give it with --split 0..4")
+                             f"give it with `split` (0..4)")
         enc = None
         if level > 0:
             enc = Path(encoder) if encoder is not None else path.with_name("encoder_sd.pt")
@@ -136,13 +136,13 @@ def identify(src: str | Path, *, env: str | None = None, split: int | None = Non
         if env is not None:
             task = MUJOCO_NAMES[env[:-3].lower()]
         if task is None:
-            raise ValueError(f"{path}: unknown MuJoCo task {m_mj.group(1)!r} (give it with --env <Task>-v4)")
+            raise ValueError(f"{path}: unknown MuJoCo task {m_mj.group(1)!r} (give it with `env`: <Task>-v4)")
         return PublishedFile(path, "mujoco", f"{task}-v4", {}, GAUSSIAN_LEARNER)
     if m_cp:
         return PublishedFile(path, "cartpole", env or "", {}, PAPER_LEARNER)  # the env follows from N (convert)
     raise ValueError(f"{path}: not one of the authors' file names (ND_cartpole/distiller_sd_<N>dcp_b<B>.pt, "
                      f"MuJoCo/<task>_b64_state.ckpt, Atari/<Game>/<l1..l4|fulldistill>/distiller_sd*.pt); "
-                     f"name the environment with --env")
+                     f"name the environment with `env`")
 
 
 def _load(path: Path) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 docstring as help, its type parsed (JSON for objects and lists), ``none`` for optional values.
 
 Every flag defaults to ``None`` ("not given"), so the caller applies only what was given on top of
-a preset; the help shows the dataclass default beside the field's documentation.
+a preset; the help shows beside the field's documentation the value a run will use: the resolved
+configuration's (``shown``, e.g. the preset that ``--env`` picks), else the dataclass default.
 """
 
 from __future__ import annotations
@@ -54,17 +55,22 @@ def _shown(value: Any) -> str:
 
 
 def add_config_arguments(parser: argparse._ActionsContainer, cls: type, *, aliases: dict[str, list[str]] | None = None,
-                         skip: set[str] = frozenset()) -> None:
+                         skip: set[str] = frozenset(), shown: Any = None, label: str | None = None) -> None:
     """A ``--field-name`` flag (dest: the field's name, default None) for each field of ``cls``
-    except ``skip``; ``aliases`` adds more option strings to a field's flag."""
+    except ``skip``; ``aliases`` adds more option strings to a field's flag. The help ends with
+    ``[label: value]``: the value in ``shown`` (a resolved ``cls``), else the dataclass default."""
     docs, aliases = field_docs(cls), aliases or {}
+    label = label or ("default" if shown is None else cls.__name__)
     for f in fields(cls):
         if f.name in skip:
             continue
         flags = [f"--{f.name.replace('_', '-')}", *aliases.get(f.name, [])]
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        if shown is not None:
+            default = getattr(shown, f.name)
+        else:
+            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         doc = docs.get(f.name, "")
-        help_text = f"{doc} [{cls.__name__}: {_shown(default)}]".replace("%", "%%")
+        help_text = f"{doc} [{label}: {_shown(default)}]".replace("%", "%%")
         annotation = str(f.type)
         if annotation == "bool":
             parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)

@@ -305,9 +305,9 @@ class Compression:
             raise CheckpointError(f"{where}: not a compression checkpoint")
         same = lambda c: {k: v for k, v in (c or {}).items() if k not in ("steps", "finetune")}  # noqa: E731  (a longer fit continues)
         if not isinstance(sd.get("config"), dict) or same(sd["config"]) != same(self.cfg.to_dict()):
-            raise CheckpointError(f"{where}: made with other settings ({sd.get('config')}); start over with --force")
+            raise CheckpointError(f"{where}: made with other settings ({sd.get('config')}); start over with force=True")
         if sd.get("teacher_sha256") != self.teacher.sha256:
-            raise CheckpointError(f"{where}: made with another teacher file (its contents changed); start over with --force")
+            raise CheckpointError(f"{where}: made with another teacher file (its contents changed); start over with force=True")
         params = sd.get("params")
         if not isinstance(params, list) or len(params) != len(self.params) or any(
                 not isinstance(a, torch.Tensor) or a.shape != b.shape or not torch.isfinite(a).all()
@@ -497,7 +497,7 @@ def compress_file(teacher_path: str | Path, out: str | Path, cfg: CompressConfig
         done = _finished_from_files(out, teacher, cfg)  # e.g. an Atari fit, whose checkpoint is not committed
         if done is not None:
             return done
-        raise FileExistsError(f"{out} exists and has no checkpoint: start over with --force (force=True)")
+        raise FileExistsError(f"{out} exists and has no checkpoint: start over with force=True")
     if not force and ckpt.is_file() and out.is_file() and log_path(out).is_file():
         done = _finished(read_checkpoint(ckpt), teacher, cfg)
         if done is not None:  # nothing to do: the teacher's states are not collected again
@@ -513,7 +513,7 @@ def compress_file(teacher_path: str | Path, out: str | Path, cfg: CompressConfig
             comp.load_state_dict(read_checkpoint(ckpt), str(ckpt))
             if not resume and comp.step_count < cfg.steps:
                 raise FileExistsError(f"{ckpt} holds an unfinished fit (step {comp.step_count} of {cfg.steps}): "
-                                      f"continue it with --resume (resume=True) or start over with --force (force=True)")
+                                      f"continue it with resume=True or start over with force=True")
         saved_at = comp.step_count if ckpt.exists() and not force else None
 
         def save() -> None:
@@ -536,7 +536,7 @@ def compress_file(teacher_path: str | Path, out: str | Path, cfg: CompressConfig
                 row = comp.step()
                 if not math.isfinite(row["kl"]):
                     raise DivergenceError(f"the KL became {row['kl']} at step {comp.step_count}: nothing written "
-                                             f"after the last checkpoint; try a smaller --adam-lr or --init-lr")
+                                             f"after the last checkpoint; try a smaller `adam_lr` or `init_lr`")
                 bar.set_postfix_str(f"KL {row['kl']:.4f}, lr {row['lr']:.3g}", refresh=False)
                 bar.update(1)
                 if time.perf_counter() - last >= checkpoint_every_s:

@@ -34,7 +34,7 @@ def project_root(start: str | Path | None = None) -> Path:
         if (folder / PROJECT_MARKER).is_file():
             return folder
     raise ValueError(f"no {PROJECT_MARKER} in {here} or any folder above it: run inside the project, or set "
-                     f"{ROOT_ENV} (notebook --root)")
+                     f"{ROOT_ENV} (the notebook command's `root`)")
 
 
 def package_root() -> Path:

@@ -38,7 +38,7 @@ class RunInterrupted(KeyboardInterrupt):
     def __str__(self) -> str:
         where = f"checkpoint {self.checkpoint} and {self.output}" if self.checkpoint else "nothing"
         return (f"interrupted ({signal.Signals(self.signum).name}) at {self.unit} {self.meta_epoch}: {where} written at "
-                f"that {self.unit} boundary; continue with --resume")
+                f"that {self.unit} boundary; continue with resume=True")
 
 
 class Interrupts:

@@ -464,6 +464,8 @@ class PPMO:
             r = evaluate_dataset(ds, learners=self.cfg.eval_learners, episodes=1, greedy=greedy, seed=seed,
                                  device=self.cfg.device, env=self._eval_env())
             row["greedy_return" if greedy else "sampled_return"] = r.mean
+            if not greedy:  # what a stop rule on the CI reads (distill --stop-at)
+                row["sampled_ci_low"] = r.ci95[0]
         return row
 
     def _eval_env(self) -> GymVectorEnv | None:

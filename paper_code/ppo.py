@@ -223,7 +223,7 @@ class PPO:
         if sd.get("kind") != "ppo":
             raise CheckpointError(f"{where}: not a PPO checkpoint")
         if sd.get("config") != self.state_dict()["config"]:
-            raise CheckpointError(f"{where}: made with other settings or another budget; start over with --force")
+            raise CheckpointError(f"{where}: made with other settings or another budget; start over with force=True")
         try:
             with torch.no_grad():
                 for own, saved in ((self.actor, sd["actor"]), (self.critic, sd["critic"])):
@@ -451,7 +451,7 @@ def ppo_file(cfg: PPOConfig, out: str | Path, total_env_steps: int, *, resume: b
         done = finished_policy(cfg, total_env_steps, out)  # a finished run whose checkpoint was not kept
         if done is not None:
             return done  # type: ignore[return-value]
-        raise FileExistsError(f"{out} exists and has no checkpoint: start over with --force")
+        raise FileExistsError(f"{out} exists and has no checkpoint: start over with force=True")
     run = PPO(cfg, total_env_steps)  # validates the environment and the network before anything is written
     run.files_written = False  # type: ignore[attr-defined]
     eval_seed = cfg.seed + EVAL_SEED_OFFSET
@@ -471,7 +471,7 @@ def ppo_file(cfg: PPOConfig, out: str | Path, total_env_steps: int, *, resume: b
             run.load_state_dict(read_checkpoint(ckpt), str(ckpt))
             if not resume and run.iteration < run.iterations:
                 raise FileExistsError(f"{ckpt} holds an unfinished run (iteration {run.iteration} of {run.iterations}): "
-                                      f"continue it with --resume or start over with --force")
+                                      f"continue it with resume=True or start over with force=True")
         saved_at = run.iteration if ckpt.exists() and not force else None
 
         def save() -> None:

@@ -142,6 +142,21 @@ FAMILIES: tuple[tuple[str, str, Callable[..., PPMOConfig], str], ...] = (
 )
 
 
+#: the meta-epochs a preset's run takes unless told otherwise (``distill --meta-epochs``): per family,
+#: the longest budget of its paper-scale runs (params.yaml ``paper``: cart-pole 6,000; MuJoCo up to
+#: 3,000; Atari 1,000 at CPU scale) and 1,000 for a task of your own (``discrete``, ``continuous``:
+#: minutes on one core for classic-control tasks); a stop rule (``--stop-at``) may end a run sooner
+BUDGETS: tuple[tuple[str, int], ...] = (
+    (r"cartpole-.*", 6000), (r"mujoco-.*", 3000), (r"atari-.*", 1000), (r"discrete|continuous", 1000),
+)
+
+
+def meta_epoch_budget(preset: str) -> int:
+    """The meta-epochs a run of ``preset`` takes unless told otherwise (:data:`BUDGETS`)."""
+    resolve(preset)  # an unknown name: the one clear error
+    return next(n for pattern, n in BUDGETS if re.fullmatch(pattern, preset))
+
+
 def preset_names() -> list[str]:
     """Every preset the notebooks use, by family (families with {B} or {K} accept any value)."""
     names = [f"cartpole-nd{n}" for n in CARTPOLE_DOFS]

@@ -100,7 +100,7 @@ class RLSettings:
 
 
 #: PPMOConfig fields added after datasets were committed: left out of ``to_dict`` at these defaults
-#: (what the files record stays what --print-config prints)
+#: (what the files record stays what it was; --print-config shows them)
 PPMO_LATER = {"states_lr": None, "labels_lr": None, "inner_lr_lr": None, "dataset_adam_eps": None}
 
 

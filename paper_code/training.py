@@ -216,7 +216,7 @@ def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool 
     if resume and not ckpt.is_file():
         raise FileNotFoundError(f"no checkpoint {ckpt} to resume from")
     if not (resume or force) and out.exists() and not ckpt.exists():
-        raise FileExistsError(f"{out} exists and has no checkpoint: start over with --force (force=True)")
+        raise FileExistsError(f"{out} exists and has no checkpoint: start over with force=True")
     run = PPMO(cfg)  # validates the environment and the sizes before anything is written
     with deferred_interrupts(), (OutputLock(out) if main else contextlib.nullcontext()):
         if main:
@@ -226,9 +226,9 @@ def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool 
             finished = run.meta_epoch >= meta_epochs or (run.stopped_early and run.stop_rule == stop_rule)
             if not resume and not finished:
                 raise FileExistsError(f"{ckpt} holds an unfinished run (meta-epoch {run.meta_epoch} of {meta_epochs}): "
-                                      f"continue it with --resume (resume=True) or start over with --force (force=True)")
+                                      f"continue it with resume=True or start over with force=True")
         elif not force and out.exists():
-            raise FileExistsError(f"{out} exists and has no checkpoint: start over with --force (force=True)")
+            raise FileExistsError(f"{out} exists and has no checkpoint: start over with force=True")
         written = False
 
         def on_checkpoint(r: PPMO) -> None:

@@ -156,7 +156,7 @@ def test_existing_output_is_not_overwritten_without_resume_or_force(tmp_path):
     out = tmp_path / "d.safetensors"
     distill(cfg, out, 1, progress=False)
     before = out.read_bytes()
-    with pytest.raises(FileExistsError, match="continue it with --resume"):
+    with pytest.raises(FileExistsError, match="continue it with resume=True or start over with force=True$"):
         distill(cfg, out, 2, progress=False)
     assert out.read_bytes() == before
     with pytest.raises(ValueError, match="different configuration"):
@@ -319,12 +319,14 @@ def test_cli_ctrl_c_or_kill_writes_checkpoint_and_resume_continues(tmp_path, sig
 
     out = tmp_path / "int.safetensors"
     cmd = [sys.executable, "-m", "paper_code", "distill", "--size", "16", "--meta-epochs", "100000", "--eval-every", "0",
-           "--out", str(out), "--quiet"]
+           "--checkpoint-every", "1", "--out", str(out), "--quiet"]
     # default SIGINT disposition in the child: a shell that starts jobs in the background (nohup,
     # `&`) ignores SIGINT, the child would inherit that and Python would not raise KeyboardInterrupt
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(8)  # imports plus a few meta-epochs
+    deadline = time.monotonic() + 120
+    while not checkpoint_path(out).exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # imports, then the first checkpoint (a second in): the run's loop, its handlers set
     proc.send_signal(getattr(signal, sig))  # Ctrl-C, or `kill` (SIGTERM): both checkpoint
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143}[sig], err

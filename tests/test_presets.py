@@ -15,7 +15,7 @@ from paper_code.dataset import DistilledDataset
 from paper_code.layout import dataset_path
 from paper_code.presets import preset_names, resolve
 from paper_code.runs import scale_config
-from paper_code.settings import PPMOConfig, field_docs
+from paper_code.settings import PPMO_LATER, PPMOConfig, field_docs
 
 RESULTS = package_root() / "results"
 # every PPMO dataset a preset makes (notebooks 01-05); the compressed minimal sets are checked in test_compress.py
@@ -33,8 +33,12 @@ def _preset_of(path: Path) -> str:
 
 
 def _printed(capsys, *args: str) -> dict:
+    """What --print-config prints, as a file records it: every setting and the meta-epochs are printed;
+    files leave out the settings added later where they are at their default."""
     assert main(["distill", *args, "--print-config"]) == 0
-    return json.loads(capsys.readouterr().out)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed.pop("meta_epochs") > 0 and PPMO_LATER.keys() <= printed.keys()
+    return {k: v for k, v in printed.items() if not (k in PPMO_LATER and v == PPMO_LATER[k])}
 
 
 def _recorded(ds: DistilledDataset) -> dict:
