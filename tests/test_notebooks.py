@@ -173,3 +173,11 @@ def test_the_committed_paper_scale_notebooks_show_their_figures():
         errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
         images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
         assert not errors and images, path.name
+
+
+def test_every_notebook_names_its_executed_copy_in_its_first_cell():
+    for name in NOTEBOOKS:
+        first = nbformat.read(project_root() / "notebooks" / f"{name}.ipynb", as_version=4).cells[0]
+        link = f"(../results/notebooks/{name}.ipynb)"
+        assert first.cell_type == "markdown" and link in first.source, name
+        assert (project_root() / "results" / "notebooks" / f"{name}.ipynb").is_file()
