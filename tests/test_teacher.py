@@ -212,3 +212,20 @@ def test_the_committed_teacher_checkpoints_load():
         run = PPO(policy_config({"key": sd["config"]}), key["total_env_steps"])
         run.load_state_dict(sd, str(f))
         assert run.iteration == sd["iteration"] == len(run.history) > 0
+
+
+def test_the_committed_finished_teachers_are_read_as_finished_by_the_pipeline():
+    """A teacher whose checkpoint is not kept: its policy file is the finished run of params.yaml's paper teacher
+    config and budget, so that `dvc repro atari@paper` reads it instead of training (or refusing)."""
+    from paper_code.config import load_scale, project_root
+    from paper_code.ppo import finished_policy
+    from paper_code.runs import atari_teacher_config
+
+    section = load_scale("paper")["atari"]
+    files = [f for f in sorted((project_root() / "results" / "atari" / "teachers").glob("ppo_*.safetensors"))
+             if not f.with_name(f.name + ".ckpt.pt").exists()]
+    assert len(files) >= 2  # SpaceInvaders and MsPacman
+    for f in files:
+        game = f.stem.removeprefix("ppo_")
+        done = finished_policy(atari_teacher_config(game, section), int(section["teacher"]["total_env_steps"]), f)
+        assert done is not None and done.evals, f.name
