@@ -33,6 +33,7 @@ from .interrupts import RunInterrupted
 from .notebooks import run_notebook
 from .presets import FAMILIES, atari_learner, meta_epoch_budget, preset_for_env, preset_names, resolve
 from .settings import CompressConfig, PPMOConfig, PPOConfig, RLSettings
+from .runs import stop_at
 from .training import DivergenceError, checkpoint_path, distill
 from .verdict import NAMES, judge
 
@@ -82,20 +83,14 @@ def _judged_lines(path: str, learners: int) -> list[str]:
 
 def _stop_rule(args: argparse.Namespace, cfg: PPMOConfig) -> tuple[Any, str | None]:
     """``--stop-at R``: stop once ``--stop-patience`` consecutive evaluations' sampled 95% CI lower
-    ends reach R; as ``distill``'s ``stop_when`` and the rule's name (None: no rule)."""
+    ends reach R (:func:`~paper_code.runs.stop_at`); ``(None, None)`` without it."""
     if args.stop_at is None:
         return None, None
     if not cfg.eval_every:
         raise ValueError("--stop-at reads the evaluations during training: give --eval-every > 0")
     if args.stop_patience < 1:
         raise ValueError(f"--stop-patience must be at least 1, got {args.stop_patience}")
-    target, patience = float(args.stop_at), int(args.stop_patience)
-
-    def reached(evals: list[dict[str, float]]) -> bool:
-        last = evals[-patience:]
-        return len(last) == patience and all(e.get("sampled_ci_low", -math.inf) >= target for e in last)
-
-    return reached, f"sampled_ci_low>={target:g} in {patience} consecutive evaluations"
+    return stop_at(args.stop_at, args.stop_patience, key="sampled_ci_low")
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:

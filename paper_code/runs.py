@@ -8,10 +8,11 @@ and a finished run costs nothing. The algorithm is in :mod:`paper_code.ppmo`.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .config import relative
 from .dataset import DistilledDataset
@@ -89,6 +90,22 @@ def finished_run(cfg: PPMOConfig, out: Path, meta_epochs: int) -> FinishedRun | 
                        log["evals"], log["history"])
 
 
+def stop_at(target: float, patience: int = 1, key: str = "sampled_return"
+            ) -> tuple[Callable[[list[dict[str, float]]], bool], str]:
+    """An early-stopping rule for :func:`~paper_code.training.distill`: ``stop_when`` (true once the
+    last ``patience`` evaluations all have ``key`` >= ``target``) and the rule's name, which a
+    checkpoint records (a run stopped by it stays finished when resumed under the same rule)."""
+    patience, target = int(patience), float(target)
+    if patience < 1:
+        raise ValueError(f"the stop rule's patience must be at least 1, got {patience}")
+
+    def reached(evals: list[dict[str, float]]) -> bool:
+        last = evals[-patience:]
+        return len(last) == patience and all(e.get(key, -math.inf) >= target for e in last)
+
+    return reached, f"{key}>={target:g} in {patience} consecutive evaluations"
+
+
 def run_or_resume(cfg: PPMOConfig, out: Path, meta_epochs: int, *, stop_at_return: float | None = None,
                   stop_patience: int = 1, progress: bool = True, checkpoint_every_s: float = 120.0) -> PPMO:
     """Distil to ``out``, continuing from its checkpoint if there is one (a finished run costs nothing).
@@ -96,18 +113,12 @@ def run_or_resume(cfg: PPMOConfig, out: Path, meta_epochs: int, *, stop_at_retur
     ``stop_at_return`` ends the run once ``stop_patience`` consecutive evaluations reach it with
     sampled actions.
     """
-    patience = int(stop_patience)
-
-    def reached(evals: list[dict[str, float]]) -> bool:
-        last = evals[-patience:]
-        return len(last) == patience and all(e["sampled_return"] >= stop_at_return for e in last)
-
-    rule = None if stop_at_return is None else f"sampled_return>={stop_at_return:g} in {patience} consecutive evaluations"
+    reached, rule = (None, None) if stop_at_return is None else stop_at(stop_at_return, stop_patience)
     finished = finished_run(cfg, out, int(meta_epochs))
     if finished is not None:
         return finished
     return distill(cfg, out, int(meta_epochs), resume=checkpoint_path(out).exists(), progress=progress,
-                   checkpoint_every_s=checkpoint_every_s, stop_when=None if rule is None else reached, stop_rule=rule)
+                   checkpoint_every_s=checkpoint_every_s, stop_when=reached, stop_rule=rule)
 
 
 def atari_pairs(section: dict[str, Any]) -> list[tuple[str, int]]:
