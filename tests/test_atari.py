@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 
@@ -326,7 +327,7 @@ if sys.argv[1] == "env":
 for _ in range(5):  # 64 MB temporaries, freed: the heap grows to hold them over the first few
     torch.empty(64 << 20, dtype=torch.uint8).fill_(1)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(3):
+for _ in range(8):
     torch.empty(64 << 20, dtype=torch.uint8).fill_(1)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
@@ -337,8 +338,10 @@ def test_a_process_with_an_atari_env_keeps_freed_memory_for_reuse(with_env):
     # a meta-epoch's frame batches are large temporaries: once an Atari env exists, freed memory stays
     # in the process (runtime.configure_allocator) instead of coming back as fresh pages each time
     # (a dropped call cost ~130k page faults and ~6% of an Atari meta-epoch); without the env, glibc's
-    # defaults: every 64 MB buffer its own mmap, 16k pages faulted each time
+    # defaults: every 64 MB buffer its own mmap, 16k pages faulted each time. Of 8 buffers, at most one
+    # may come fresh with the env (CI's machine once faulted one buffer's pages, 16,384, of 3): the
+    # heap's layout differs between hosts; without the call all 8 do.
     out = subprocess.run([sys.executable, "-c", _FAULTS_AFTER_AN_ENV, "env" if with_env else "none"],
                          capture_output=True, text=True, check=True)
-    faults = int(out.stdout.split()[-1])
-    assert (faults < 1_000) if with_env else (faults > 3 * 16_000), faults
+    faults, one_buffer = int(out.stdout.split()[-1]), (64 << 20) // resource.getpagesize()
+    assert (faults <= one_buffer + 1_000) if with_env else (faults >= 7 * one_buffer), faults
