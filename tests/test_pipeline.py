@@ -107,11 +107,18 @@ def test_dvc_exp_run_temp_with_an_override(tmp_path):
 
 
 def test_dvc_metrics_fit_a_terminal_and_plots_are_declared():
-    """`dvc metrics show` lines of at most 200 characters; every plot declared in dvc.yaml reads
+    """`dvc metrics show` lines of at most 200 characters, listing committed files only (a fresh clone,
+    without results-quick/, prints no "failed to load" line); every plot declared in dvc.yaml reads
     committed paper-scale CSVs (at least five plots)."""
-    shown = subprocess.run([sys.executable, "-m", "dvc", "metrics", "show"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout
+    r = subprocess.run([sys.executable, "-m", "dvc", "metrics", "show"], cwd=ROOT, capture_output=True, text=True,
+                       check=True)
+    shown = r.stdout
     assert shown.strip() and max(len(line) for line in shown.splitlines()) <= 200, shown
+    assert "failed" not in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
+    listed = {line.split()[0] for line in shown.splitlines()[1:] if line.strip()}
+    committed = set(subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True,
+                                   check=True).stdout.split())
+    assert len(listed) >= 7 and listed <= committed, listed - committed  # no quick-scale (uncommitted) metrics
     plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
     assert len(plots) >= 5
     for plot in plots:
