@@ -1,0 +1,145 @@
+"""Your own task, as the README tells it: does the teacher route reach the teacher on a task no preset was tuned for?
+
+For each task (issue 40: Acrobot-v1, LunarLander-v3, Pendulum-v1) this runs the README's "Your own task in three
+commands" verbatim, from ``--env`` alone, each command as a new process on one core and timed:
+
+1. ``python -m paper_code ppo --env TASK --out teacher.safetensors`` (the PPO teacher, CleanRL's settings);
+2. ``python -m paper_code compress teacher.safetensors --size 8 --out set.safetensors`` (the teacher route);
+3. ``python -m paper_code evaluate set.safetensors --learners 100 --episodes 5 --json``: fresh learners, one SGD
+   step each, sampled actions, beside the random policy, the untrained learners and the teacher on the same
+   protocol (learners x episodes);
+
+and beside it the paper's method alone with the generic defaults, ``distill --env TASK --out ppmo.safetensors``,
+evaluated by the same command. The table (``<out>/table.{csv,md}``) gives each return with its 95% CI, the share of
+the teacher's margin over random that the set reaches, ``(set - random) / (teacher - random)`` (the issue's bar:
+0.9), the verdict line, and the wall time of each command (the route's total: teacher + compress; the bar: 30 min).
+
+Every command is the CLI's, so an interrupted study resumes where it stopped (a written file is "up to date" and
+costs nothing; its recorded time is kept in ``<out>/<task>/stages.json``).
+
+    python studies/own_task.py [--tasks Acrobot-v1 LunarLander-v3 Pendulum-v1] [--out results/own_task]
+    # quick (tests): only counts shrink
+    python studies/own_task.py --tasks Acrobot-v1 --out /tmp/own --ppo-steps 2048 --compress-steps 5 \\
+        --meta-epochs 2 --learners 3 --episodes 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from paper_code.config import project_root
+from paper_code.reporting import write_table
+
+TASKS = ("Acrobot-v1", "LunarLander-v3", "Pendulum-v1")
+SIZE = 8  # the README's --size
+BAR = 0.9  # the issue's share of the teacher's margin over random
+ROUTE_MINUTES = 30  # the issue's wall-time bar for the route (teacher + compress) on one core
+
+
+def _run(cmd: list[str], log: Path) -> tuple[str, float]:
+    """Run one CLI command (``python -m paper_code ...``); its output goes to ``log``; returns stdout and seconds."""
+    start = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "paper_code", *cmd], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    log.write_text(f"$ python -m paper_code {' '.join(cmd)}\n{r.stdout}{r.stderr}")
+    if r.returncode != 0:
+        raise SystemExit(f"error: `python -m paper_code {' '.join(cmd)}` failed ({r.returncode}); see {log}")
+    return r.stdout, seconds
+
+
+def _stage(stages: dict, name: str, cmd: list[str], out: Path, folder: Path) -> None:
+    """Run a stage whose output file is ``out``; keep the time of the run that wrote it."""
+    stdout, seconds = _run(cmd, folder / f"{name}.txt")
+    if stdout.lstrip().startswith("wrote") or name not in stages:
+        stages[name] = {"seconds": round(seconds, 1), "command": "python -m paper_code " + " ".join(cmd)}
+
+
+def _evaluation(stages: dict, name: str, file: Path, folder: Path, learners: int, episodes: int) -> dict:
+    cmd = ["evaluate", str(file), "--learners", str(learners), "--episodes", str(episodes), "--json"]
+    if name in stages and (folder / f"{name}.json").exists():  # evaluated before: read, not redone
+        return json.loads((folder / f"{name}.json").read_text())
+    stdout, seconds = _run(cmd, folder / f"{name}.txt")
+    result = json.loads(stdout)
+    (folder / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    stages[name] = {"seconds": round(seconds, 1), "command": "python -m paper_code " + " ".join(cmd)}
+    return result
+
+
+def run_task(task: str, out: Path, args: argparse.Namespace) -> dict:
+    folder = out / task
+    folder.mkdir(parents=True, exist_ok=True)
+    record = folder / "stages.json"
+    stages = json.loads(record.read_text()) if record.exists() else {}
+    teacher, dataset, ppmo = folder / "teacher.safetensors", folder / "set.safetensors", folder / "ppmo.safetensors"
+    budget = [] if args.ppo_steps is None else ["--total-env-steps", str(args.ppo_steps)]
+    fit = [] if args.compress_steps is None else ["--steps", str(args.compress_steps)]
+    meta = [] if args.meta_epochs is None else ["--meta-epochs", str(args.meta_epochs)]
+    steps = [
+        ("teacher", ["ppo", "--env", task, "--out", str(teacher), "--quiet", *budget], teacher),
+        ("compress", ["compress", str(teacher), "--size", str(SIZE), "--out", str(dataset), "--quiet", *fit], dataset),
+        ("ppmo", ["distill", "--env", task, "--out", str(ppmo), "--quiet", *meta], ppmo),
+    ]
+    for name, cmd, path in steps:
+        _stage(stages, name, cmd, path, folder)
+        record.write_text(json.dumps(stages, indent=2) + "\n")
+    route = _evaluation(stages, "evaluate set", dataset, folder, args.learners, args.episodes)
+    alone = _evaluation(stages, "evaluate ppmo", ppmo, folder, args.learners, args.episodes)
+    record.write_text(json.dumps(stages, indent=2) + "\n")
+    refs = route["references"]
+    rnd, tch = refs["random"]["mean"], refs["teacher"]["mean"]
+
+    def share(mean: float) -> float:
+        return (mean - rnd) / (tch - rnd) if tch != rnd else float("nan")
+
+    def ci(e: dict) -> str:
+        return f"{e['mean']:.1f} [{e['ci95'][0]:.1f}, {e['ci95'][1]:.1f}]"
+
+    route_s = stages["teacher"]["seconds"] + stages["compress"]["seconds"]
+    return {
+        "task": task,
+        "learners x episodes": f"{route['learners']} x {route['episodes']}",
+        "random": ci(refs["random"]),
+        "teacher (PPO)": ci(refs["teacher"]),
+        f"teacher route, B = {SIZE}": ci(route),
+        "share of margin": round(share(route["mean"]), 3),
+        f">= {BAR}": share(route["mean"]) >= BAR,
+        "PPMO alone": ci(alone),
+        "PPMO alone share": round(share(alone["mean"]), 3),
+        "teacher min": round(stages["teacher"]["seconds"] / 60, 1),
+        "compress min": round(stages["compress"]["seconds"] / 60, 1),
+        "route min": round(route_s / 60, 1),
+        f"<= {ROUTE_MINUTES} min": route_s <= ROUTE_MINUTES * 60,
+        "PPMO alone min": round(stages["ppmo"]["seconds"] / 60, 1),
+        "route verdict": route["verdict_line"],
+        "PPMO alone verdict": alone["verdict_line"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS))
+    ap.add_argument("--out", type=Path, default=project_root() / "results" / "own_task")
+    ap.add_argument("--learners", type=int, default=100)
+    ap.add_argument("--episodes", type=int, default=5)
+    ap.add_argument("--ppo-steps", type=int, default=None, help="quick only: ppo --total-env-steps (default: the CLI's)")
+    ap.add_argument("--compress-steps", type=int, default=None, help="quick only: compress --steps (default: the CLI's)")
+    ap.add_argument("--meta-epochs", type=int, default=None, help="quick only: distill --meta-epochs (default: the preset's)")
+    args = ap.parse_args()
+    table = pd.DataFrame([run_task(task, args.out, args) for task in args.tasks])
+    verdicts = ["route verdict", "PPMO alone verdict"]
+    _, md = write_table(table.drop(columns=verdicts), args.out / "table", floatfmt=".3g")
+    table.to_csv(args.out / "table.csv", index=False)  # the CSV keeps the verdict lines
+    md.write_text(md.read_text() + "\n" + "".join(f"- {r.task}, {name.replace(' verdict', '')}: {r[name]}\n"
+                                                   for _, r in table.iterrows() for name in verdicts))
+    print(md.read_text())
+
+
+if __name__ == "__main__":
+    main()
