@@ -7,7 +7,14 @@ registers ``paper_code/NDCartPole-v0`` with gymnasium.
 
 from __future__ import annotations
 
-from .runtime import configure_threads
+import sys
+
+if sys.argv[:1] == ["-m"]:  # being imported by `python -m paper_code ...`: before torch's slow import
+    from .interrupts import stop_commands_at_once
+
+    stop_commands_at_once()
+
+from .runtime import configure_threads  # noqa: E402
 
 configure_threads()
 

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -72,6 +73,15 @@ def _config_from_args(args: argparse.Namespace) -> tuple[str, PPMOConfig]:
     return preset, resolve(preset, **given)
 
 
+def _fresh_start(args: argparse.Namespace) -> str | None:
+    """``--resume`` with nothing to continue (no checkpoint and no output, e.g. a run stopped during
+    its start-up) starts the run: the line that says so, printed once the command has run."""
+    out = getattr(args, "out", None)
+    if args.resume and out and not checkpoint_path(out).exists() and not Path(out).exists():
+        return f"no checkpoint {checkpoint_path(out)} to resume from: the run started from the beginning"
+    return None
+
+
 def _judged_lines(path: str, learners: int) -> list[str]:
     """The written set evaluated (``learners`` x 1 episode, sampled, seed 0: what ``evaluate PATH
     --learners L --episodes 1`` prints) and judged against random, untrained learners and its teacher."""
@@ -101,6 +111,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise ValueError("--out is required (the dataset file to write), unless --print-config")
+    fresh = _fresh_start(args)
     stop_when, rule = _stop_rule(args, cfg)
     w = init_from_env(cfg.device)  # under torchrun: one of several processes of the same run
     try:
@@ -112,6 +123,8 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     leave(w)
     if not w.main:
         return 0
+    if fresh:
+        print(fresh)
     what = (f"{run.meta_epoch} meta-epochs, {run.env_steps:,} env steps, {run.wall_time:.1f} s, "
             f"lr {float(run.lr.detach()):.4g}")
     if run.evals:
@@ -188,9 +201,12 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     if args.size is None:
         raise ValueError("--size is required: B, the instances of the new dataset")
     cfg = CompressConfig(**{f.name: getattr(args, f.name) for f in fields(CompressConfig) if getattr(args, f.name) is not None})
+    fresh = _fresh_start(args)
     done = compress_run(args.teacher, args.out, cfg, resume=args.resume, force=args.force, progress=not args.quiet,
                         checkpoint_every_s=args.checkpoint_every)
     comp, run = done["fit"], done["run"]
+    if fresh:
+        print(fresh)
     kl = comp.history[-1]["kl"] if comp.history else float("nan")
     t = comp.teacher
     print(f"{'wrote' if comp.files_written else 'up to date:'} {done['fit_out']} ({t.env_id} {t.env_kwargs or ''}, "
@@ -230,8 +246,11 @@ def _cmd_ppo(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise ValueError("--out is required (the policy file to write), unless --print-config")
+    fresh = _fresh_start(args)
     run = ppo_file(cfg, args.out, args.total_env_steps, resume=args.resume, force=args.force, progress=not args.quiet,
                    checkpoint_every_s=args.checkpoint_every, eval_every=args.eval_every, eval_episodes=args.eval_episodes)
+    if fresh:
+        print(fresh)
     last = run.evals[-1] if run.evals else None
     score = "" if last is None else (f"; evaluated over {last['episodes']} episodes: sampled {last['sampled_return']:.1f}, "
                                      f"greedy {last['greedy_return']:.1f}")
@@ -498,10 +517,11 @@ def main(argv: list[str] | None = None) -> int:
     except RunInterrupted as e:  # distill: stopped at a meta-epoch boundary, checkpoint written
         print(cli_wording(str(e)), file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:  # evaluate, or a second signal: stopped at once
-        hint = "; files are written atomically, so the last complete checkpoint is kept" if args.command == "distill" else ""
-        print(f"interrupted{hint}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # a second signal during a run (or SIGINT in a caller's own handler): at once
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"interrupted ({signal.Signals(signum).name}) again: stopped at once; files are written atomically, so "
+              f"the last complete checkpoint is kept", file=sys.stderr)
+        return 128 + signum
     except (ValueError, OSError, DivergenceError, MemoryError) as e:
         msg = " ".join(str(e).split()) or type(e).__name__
         if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in msg:
@@ -510,5 +530,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _quiet_shutdown() -> None:
+    """After the command: a further signal (a second Ctrl-C while the interpreter shuts down) ends
+    the process at once, without atexit tracebacks."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            signal.signal(s, lambda signum, frame: os._exit(128 + signum))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    _quiet_shutdown()
+    sys.exit(code)

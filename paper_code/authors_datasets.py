@@ -39,6 +39,7 @@ from typing import Any
 
 import torch
 
+from .checkpoints import load_weights
 from .config import project_root
 from .dataset import DatasetError, DistilledDataset
 from .envs import ND_CARTPOLE_ID, make_env
@@ -147,7 +148,7 @@ def identify(src: str | Path, *, env: str | None = None, split: int | None = Non
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = load_weights(path)
     except Exception as e:  # noqa: BLE001 - unpickling refused, not a torch file, truncated, ...
         msg = " ".join(str(e).split())[:300]
         raise DatasetError(f"{path}: cannot be read with torch.load(weights_only=True) ({type(e).__name__}: {msg})") from None

@@ -11,6 +11,7 @@ floating-point values, numbers of the right kind, optimiser states that fit thei
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,21 @@ def _first_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
+def load_weights(path: str | Path, device: str = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` (no code in the file runs), without torch's warning
+    about a pickle protocol other than its default: a file's problems are reported as one error."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        return torch.load(path, map_location=device, weights_only=True)
+
+
 def read_checkpoint(path: str | Path, device: str = "cpu") -> dict[str, Any]:
     """The checkpoint's dict; :class:`CheckpointError` (one line) if the file is not one of ours."""
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint")
     try:
-        sd = torch.load(path, map_location=device, weights_only=True)
+        sd = load_weights(path, device)
     except Exception as e:  # noqa: BLE001  (any unreadable file)
         text = str(e)
         if "GLOBAL" in text or "global" in text.lower() and "unsupported" in text.lower():

@@ -480,7 +480,8 @@ def compress_file(teacher_path: str | Path, out: str | Path, cfg: CompressConfig
     The lifecycle is :func:`~paper_code.training.distill`'s: everything is checked before anything is
     written; an exclusive lock on ``out``; the checkpoint every ``checkpoint_every_s`` seconds and at
     the end; Ctrl-C or SIGTERM stop at a step boundary after writing it (``RunInterrupted``), and
-    ``resume`` continues from it (the same result as an uninterrupted fit). Without ``resume`` a
+    ``resume`` continues from it (the same result as an uninterrupted fit; with no checkpoint the fit
+    starts). Without ``resume`` a
     finished checkpoint only has a missing dataset or log rewritten (``comp.files_written``); an
     unfinished one, or an output without a checkpoint, is an error unless ``force``.
     """
@@ -490,8 +491,8 @@ def compress_file(teacher_path: str | Path, out: str | Path, cfg: CompressConfig
     for p in (out, ckpt, log_path(out), lock_path(out)):
         check_writable(p)
     OutputLock(out).check_free()
-    if resume and not ckpt.is_file():
-        raise FileNotFoundError(f"no checkpoint {ckpt} to resume from")
+    if resume and not ckpt.is_file():  # nothing to continue (e.g. stopped during start-up): the fit starts
+        resume = False
     teacher = load_teacher(teacher_path)
     if not (resume or force) and out.exists() and not ckpt.exists():
         done = _finished_from_files(out, teacher, cfg)  # e.g. an Atari fit, whose checkpoint is not committed

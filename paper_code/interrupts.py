@@ -15,6 +15,7 @@ ignored, and the previous handlers come back on exit. Nested uses share one stat
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +42,14 @@ class RunInterrupted(KeyboardInterrupt):
                 f"that {self.unit} boundary; continue with resume=True")
 
 
+class StoppedAtOnce(KeyboardInterrupt):
+    """A second signal during a run: stopped where it was (files are written atomically)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class Interrupts:
     """The signal received so far (None: none)."""
 
@@ -49,7 +58,7 @@ class Interrupts:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signal is not None:  # the second one: stop now
-            raise KeyboardInterrupt
+            raise StoppedAtOnce(signum)
         self.signal = signum
 
 
@@ -79,3 +88,22 @@ def deferred_interrupts() -> Iterator[Interrupts]:
         _active = None
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def _stop_at_once(signum: int, frame: Any) -> None:
+    print(f"interrupted ({signal.Signals(signum).name}): stopped at once; files are written atomically, so nothing "
+          f"is left half-written", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
+def stop_commands_at_once() -> None:
+    """For ``python -m paper_code`` (installed first thing, before torch's slow import): SIGINT or
+    SIGTERM outside a run's deferred window (start-up, ``evaluate``, the end) ends the command with
+    one line and exit code 128 + N (130, 143) instead of silence or a traceback. A run's
+    :func:`deferred_interrupts` takes over while it trains and gives these back. A signal the
+    process was started ignoring (``nohup``) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for s in SIGNALS:
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            signal.signal(s, _stop_at_once)

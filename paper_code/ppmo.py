@@ -450,6 +450,9 @@ class PPMO:
             return "the critic became non-finite"
         if not math.isfinite(row["lr"]) or row["lr"] > MAX_LR:
             return f"the inner learning rate became {row['lr']:.3g} (a dataset may hold {MAX_LR:g})"
+        if not row["lr"] > 0:  # exp of a log lr far below float32's range: a dataset's lr must be positive
+            return (f"the inner learning rate underflowed to {row['lr']:.3g} (log lr {float(self.log_lr.detach()):.4g}; "
+                    f"a dataset's lr must be positive)")
         bad = [k for k, v in row.items() if k not in ("train_return",) and not math.isfinite(v)]
         return f"non-finite {', '.join(bad)}" if bad else None
 

@@ -422,7 +422,7 @@ def ppo_file(cfg: PPOConfig, out: str | Path, total_env_steps: int, *, resume: b
     written; an exclusive lock on ``out``; the checkpoint, the policy file and the log every
     ``checkpoint_every_s`` seconds and at the end; Ctrl-C or SIGTERM stop at an iteration boundary
     after writing them (``RunInterrupted``), and ``resume`` continues (fresh episodes: see
-    :class:`PPO`). ``eval_every`` iterations (and at the end) the policy plays ``eval_episodes``
+    :class:`PPO`; with no checkpoint the run starts). ``eval_every`` iterations (and at the end) the policy plays ``eval_episodes``
     fresh episodes sampled and as many greedy (the same seeds each time). Without ``resume`` a
     finished run only has missing files rewritten; an unfinished one, or an output without a
     checkpoint, is an error unless ``force``. ``run.files_written`` tells whether this call wrote.
@@ -445,8 +445,8 @@ def ppo_file(cfg: PPOConfig, out: str | Path, total_env_steps: int, *, resume: b
     for p in (out, ckpt, log, lock_path(out)):
         check_writable(p)
     OutputLock(out).check_free()
-    if resume and not ckpt.is_file():
-        raise FileNotFoundError(f"no checkpoint {ckpt} to resume from")
+    if resume and not ckpt.is_file():  # nothing to continue (e.g. stopped during start-up): the run starts
+        resume = False
     if not (resume or force) and out.exists() and not ckpt.exists():
         done = finished_policy(cfg, total_env_steps, out)  # a finished run whose checkpoint was not kept
         if done is not None:

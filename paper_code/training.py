@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm  # the plain bar: no widget warnings in notebooks without ipywidgets
 
 from . import checks
-from .dataset import DistilledDataset, git_revision
+from .dataset import DatasetError, DistilledDataset, git_revision
 from .files import OutputLock, atomic_path, check_writable, lock_path, remove_stale_temporaries
 from .distributed import any_rank, barrier, world
 from .interrupts import RunInterrupted, deferred_interrupts
@@ -59,9 +59,16 @@ def train(run: PPMO, meta_epochs: int, *, progress: bool = True, checkpoint: str
     last_ckpt = time.perf_counter()
     recent: list[float] = []
 
+    def check_dataset() -> None:  # every value a dataset file's loader checks, before it is written or evaluated
+        try:
+            run.dataset()
+        except DatasetError as e:
+            raise DivergenceError(_diverged(run, run.meta_epoch, f"its dataset is not valid ({e})", checkpoint)) from None
+
     def save() -> None:
         if checkpoint is None or (run.saved_at == run.meta_epoch and Path(checkpoint).exists()):
             return
+        check_dataset()
         save_checkpoint(run, checkpoint)
         if on_checkpoint is not None:
             on_checkpoint(run)
@@ -106,6 +113,7 @@ def train(run: PPMO, meta_epochs: int, *, progress: bool = True, checkpoint: str
                 stop = False
                 ev = None
                 if cfg.eval_every and (run.meta_epoch % cfg.eval_every == 0 or run.meta_epoch == meta_epochs):
+                    check_dataset()
                     ev = run.evaluate()
                     run.evals.append(ev)
                     bar.set_postfix_str(f"eval sampled {ev['sampled_return']:.0f} greedy {ev['greedy_return']:.0f}",
@@ -196,7 +204,7 @@ def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool 
     divergence).
 
     ``resume`` continues from the checkpoint (the result equals an uninterrupted run on the same
-    device). Without it, a checkpoint that already reached ``meta_epochs`` (a finished run) only
+    device); with no checkpoint there is nothing to continue and the run starts. Without it, a checkpoint that already reached ``meta_epochs`` (a finished run) only
     has its dataset and log rewritten if they are missing or stale; any other existing checkpoint
     or output is an error unless ``force`` (start over). ``run.files_written`` tells whether this
     call wrote the dataset.
@@ -213,8 +221,8 @@ def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool 
     main = world().main  # a multi-process run: rank 0 locks and writes, every rank reads the checkpoint
     if main:
         OutputLock(out).check_free()
-    if resume and not ckpt.is_file():
-        raise FileNotFoundError(f"no checkpoint {ckpt} to resume from")
+    if resume and not ckpt.is_file():  # nothing to continue (e.g. stopped during start-up): the run starts
+        resume = False
     if not (resume or force) and out.exists() and not ckpt.exists():
         raise FileExistsError(f"{out} exists and has no checkpoint: start over with force=True")
     run = PPMO(cfg)  # validates the environment and the sizes before anything is written

@@ -188,7 +188,6 @@ BAD_DISTILL_OPTIONS = [
     (["--ratio-mode", "bogus"], "ratio_mode must be"),
     (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     (["--resume", "--force"], "resume continues a run and force starts it over"),
-    (["--resume"], "no checkpoint .* to resume from"),
 ]
 
 
@@ -723,10 +722,16 @@ def test_a_finished_run_rewrites_a_missing_or_stale_dataset(run_dir, tmp_path, c
 
 
 # ---------------------------------------------------------------------------------------- 3: divergence
-@pytest.mark.parametrize("poison", ["nan states", "huge labels", "overflowing lr"])
+@pytest.mark.parametrize("poison", ["nan states", "huge labels", "overflowing lr", "underflowing lr",
+                                    "underflowing lr, caught before the checkpoint"])
 def test_divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, reference, poison):
+    # an lr that underflows to 0 once wrote a checkpoint no --resume could load ("lr must be positive"):
+    # the per-meta-epoch check names it, and the save checks every value a dataset file's loader checks
+    # before anything is written (the second case switches the first check off)
     out = tmp_path / "d.safetensors"
     step = PPMO.meta_epoch_step
+    if poison.endswith("before the checkpoint"):
+        monkeypatch.setattr(PPMO, "divergence", lambda self, row: None)
 
     def poisoned(self):
         if self.meta_epoch == 3:  # before meta-epoch 4
@@ -735,15 +740,20 @@ def test_divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(
                     self.states[0, 0] = float("nan")
                 elif poison == "huge labels":
                     self.labels.fill_(1e7)
-                else:
+                elif poison == "overflowing lr":
                     self.log_lr.fill_(80.0)  # lr 5e34: the one-step learner overflows
+                else:
+                    self.log_lr.fill_(-451.0)  # lr exp(-451) = 0 in float32
         return step(self)
 
     with monkeypatch.context() as m:
         m.setattr(PPMO, "meta_epoch_step", poisoned)
         with pytest.raises(DivergenceError, match="training diverged in meta-epoch 4: .*the checkpoint and dataset "
-                                                  "of meta-epoch 3 are kept"):
+                                                  "of meta-epoch 3 are kept") as e:
             distill(PPMOConfig(**TINY), out, META_EPOCHS, progress=False, checkpoint_every_s=0)
+    if "underflowing" in poison:
+        assert re.search("underflowed to 0|lr must be positive", str(e.value)), e.value
+    monkeypatch.undo()
     sd = torch.load(checkpoint_path(out), weights_only=True)
     assert sd["meta_epoch"] == 3 and bool(torch.isfinite(sd["states"]).all())
     assert DistilledDataset.load(out).provenance["meta_epochs"] == 3
@@ -826,3 +836,69 @@ def test_the_checkpoints_committed_under_results_load():
         run = PPMO(PPMOConfig(**_with_spec_defaults(sd["config"])))
         load_checkpoint(run, f)
         assert run.meta_epoch == sd["meta_epoch"] and math.isfinite(run.wall_time)
+
+
+# ---------------------------------------------------------------------------------------- 9: issue 44's probes
+@pytest.mark.parametrize("command", ["distill", "compress", "ppo"])
+def test_resume_with_nothing_to_resume_starts_the_run_and_says_so(tmp_path, capsys, finished, command):
+    # a run stopped during its start-up leaves nothing: --resume then starts it (it used to refuse)
+    out = tmp_path / "new.safetensors"
+    args = {"distill": ["distill", *BASE, "--meta-epochs", "2"],
+            "compress": ["compress", finished / "d.safetensors", "--size", "2", "--steps", "3", "--pool", "200",
+                         "--batch-states", "50", "--eval-learners", "0", "--quiet"],
+            "ppo": ["ppo", "--env", "CartPole-v1", "--total-env-steps", "512", "--eval-every", "0", "--quiet"]}[command]
+    rc, stdout, err = cli(*args, "--out", out, "--resume", capsys=capsys)
+    assert rc == 0, err
+    assert f"no checkpoint {checkpoint_path(out)} to resume from: the run started from the beginning" in stdout
+    assert out.is_file() and checkpoint_path(out).is_file()
+    rc, stdout, err = cli(*args, "--out", out, "--resume", capsys=capsys)  # now there is one: nothing said
+    assert rc == 0 and "to resume from" not in stdout, err
+
+
+def _signalled_output(proc: subprocess.Popen) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("delay", [0.2, 2.0])
+def test_a_signal_during_start_up_is_one_line_and_resume_then_starts(tmp_path, capsys, delay):
+    out = tmp_path / "d.safetensors"
+    proc = _popen_distill(out, "--meta-epochs", "3")
+    time.sleep(delay)  # importing torch, resolving the settings, building the environment
+    if out.exists():
+        proc.kill()
+        pytest.skip("the start-up was over before the signal (a fast machine)")
+    proc.send_signal(signal.SIGTERM)
+    rc, err = _signalled_output(proc)
+    if rc == 0:
+        pytest.skip("the run finished before the signal")
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 143 and len(lines) == 1 and lines[0].startswith("interrupted (SIGTERM)"), err
+    assert "Traceback" not in err
+    if not checkpoint_path(out).exists():  # stopped before its first checkpoint: --resume starts it
+        rc, stdout, err = cli("distill", *BASE, "--meta-epochs", "3", "--out", out, "--resume", capsys=capsys)
+        assert rc == 0 and "the run started from the beginning" in stdout, err
+
+
+def test_ctrl_c_pressed_again_and_again_ends_without_a_traceback(tmp_path):
+    # the first SIGINT stops at a meta-epoch boundary; the ones after it (while the checkpoint is written,
+    # while the message is printed, during the interpreter's shutdown) end the process at once, quietly
+    out = tmp_path / "d.safetensors"
+    proc = _popen_distill(out, "--meta-epochs", "100000", "--checkpoint-every", "0")
+    _wait_for(checkpoint_path(out), proc)
+    while proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.02)
+    rc, err = _signalled_output(proc)
+    assert rc == 130 and "Traceback" not in err and "Exception ignored" not in err, err
+    assert err.strip().startswith("interrupted ("), err
+    DistilledDataset.load(out)  # what was written is complete
+
+
+def test_a_checkpoint_of_another_pickle_protocol_is_one_error_line(tmp_path):
+    out = tmp_path / "d.safetensors"
+    torch.save({"states": torch.zeros(2)}, checkpoint_path(out), pickle_protocol=4,
+               _use_new_zipfile_serialization=False)  # torch warns about such files before refusing them
+    rc, _, err = cli("distill", *BASE, "--meta-epochs", "2", "--out", out, "--resume", subprocess_=True)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
