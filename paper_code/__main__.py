@@ -29,13 +29,13 @@ from .dataset import DistilledDataset
 from .distributed import init_from_env, leave
 from .envs import ND_CARTPOLE_ID
 from .evaluation import evaluate_dataset
-from .files import check_writable
+from .files import OutputLock, check_writable
 from .interrupts import RunInterrupted
 from .notebooks import run_notebook
 from .presets import FAMILIES, atari_learner, meta_epoch_budget, preset_for_env, preset_names, resolve
 from .settings import CompressConfig, PPMOConfig, PPOConfig, RLSettings
 from .runs import stop_at
-from .training import DivergenceError, checkpoint_path, distill
+from .training import DivergenceError, checkpoint_path, distill, log_path
 from .verdict import NAMES, judge
 
 
@@ -57,13 +57,8 @@ def _config_from_args(args: argparse.Namespace) -> tuple[str, PPMOConfig]:
     base = resolve(preset)
     if args.dof is not None and env_id != ND_CARTPOLE_ID:
         raise ValueError(f"--dof applies to {ND_CARTPOLE_ID} only, not {env_id}")
-    if "env_kwargs" not in given and (env_id != base.env_id or args.dof is not None or args.max_episode_steps is not None):
-        kwargs = dict(base.env_kwargs) if env_id == base.env_id else {}
-        if args.dof is not None:
-            kwargs["dof"] = args.dof
-        if args.max_episode_steps is not None:
-            kwargs["max_episode_steps"] = args.max_episode_steps
-        given["env_kwargs"] = kwargs
+    if "env_kwargs" in given or env_id != base.env_id or _shorthand_kwargs(args):
+        given["env_kwargs"] = _env_kwargs(args, given, dict(base.env_kwargs) if env_id == base.env_id else {})
     if args.split is not None and "learner" not in given:
         if base.learner.kind != "nature_cnn":
             raise ValueError("--split applies to Atari's Nature-CNN learner only")
@@ -71,6 +66,24 @@ def _config_from_args(args: argparse.Namespace) -> tuple[str, PPMOConfig]:
     if args.raw_pixels:
         given["normalize_obs"] = False
     return preset, resolve(preset, **given)
+
+
+def _shorthand_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``--dof`` and ``--max-episode-steps``: env_kwargs given as flags of their own."""
+    return {k: getattr(args, k) for k in ("dof", "max_episode_steps") if getattr(args, k, None) is not None}
+
+
+def _env_kwargs(args: argparse.Namespace, given: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The run's env_kwargs: ``--env-kwargs`` (else the preset's ``base``) with the shorthands on top;
+    a shorthand that contradicts ``--env-kwargs`` is refused (naming both) instead of one silently winning."""
+    short = _shorthand_kwargs(args)
+    if "env_kwargs" not in given:
+        return {**base, **short}
+    for k, v in short.items():
+        if k in given["env_kwargs"] and given["env_kwargs"][k] != v:
+            raise ValueError(f"--{k.replace('_', '-')} {v} and --env-kwargs {json.dumps({k: given['env_kwargs'][k]})} "
+                             f"disagree: give one of them")
+    return {**given["env_kwargs"], **short}
 
 
 def _fresh_start(args: argparse.Namespace) -> str | None:
@@ -133,6 +146,8 @@ def _cmd_distill(args: argparse.Namespace) -> int:
                  f"{last['sampled_return']:.1f}, greedy {last['greedy_return']:.1f}")
     if run.files_written:
         print(f"wrote {args.out} ({what}; preset {preset}); checkpoint {checkpoint_path(args.out)}")
+    elif getattr(run, "log_written", False):
+        print(f"{args.out} is up to date with its checkpoint ({what}); rewrote its log {log_path(args.out)}")
     else:
         print(f"{args.out} is up to date with its checkpoint ({what}); nothing to do")
     if cfg.eval_every and cfg.eval_learners:
@@ -228,11 +243,9 @@ def _ppo_config(args: argparse.Namespace) -> tuple[str, PPOConfig]:
     if args.preset is None and "env_id" not in given:
         raise ValueError("give --env (a gymnasium id) or --preset (e.g. atari-Pong, mujoco-Hopper-v5, cartpole-nd2)")
     preset = args.preset or preset_for_env(given["env_id"], dof=args.dof)
-    if preset.startswith("cartpole-nd") and "env_kwargs" not in given and args.dof is not None:
-        given["env_kwargs"] = {"dof": args.dof}
-    if args.max_episode_steps is not None:
+    if "env_kwargs" in given or _shorthand_kwargs(args):
         base = resolve_ppo(preset, **{k: v for k, v in given.items() if k == "env_id"})
-        given["env_kwargs"] = {**given.get("env_kwargs", base.env_kwargs), "max_episode_steps": args.max_episode_steps}
+        given["env_kwargs"] = _env_kwargs(args, given, dict(base.env_kwargs))
     return preset, resolve_ppo(preset, **given)
 
 
@@ -284,11 +297,13 @@ def _cmd_import_reference(args: argparse.Namespace) -> int:
         plans, skipped = [(convert(src, env=args.env, split=args.split, encoder=args.encoder), Path(args.out))], []
     for _, out in plans:
         check_writable(out)
+        OutputLock(out).check_free()  # a run writing it (distill, compress, ppo) holds its lock
         if out.exists() and not args.force:
             raise FileExistsError(f"{out} exists: overwrite it with --force")
     for ds, out in plans:
         out.parent.mkdir(parents=True, exist_ok=True)
-        ds.save(out)
+        with OutputLock(out):
+            ds.save(out)
         print(f"wrote {out} ({ds.env_id} {ds.env_kwargs or ''}, B = {ds.size}, lr {float(ds.lr):.4g}; "
               f"from {ds.provenance['file']})")
     for why in skipped:
@@ -511,9 +526,19 @@ def main(argv: list[str] | None = None) -> int:
     line on stderr, nothing written); 130 / 143 interrupted by SIGINT / SIGTERM."""
 
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if sys.stdout is None:  # started with stdout closed (`>&-`): results would vanish and the exit code say 0
+        if sys.stderr is not None:
+            print("error: standard output is closed: nothing could be printed (redirect it to a file or /dev/null)",
+                  file=sys.stderr)
+        return 2
     args = build_parser(argv).parse_args(argv)
     try:
+        if getattr(args, "out", None) is not None and not str(args.out).strip():
+            raise ValueError("--out is empty: give the name of the file to write")
         return args.func(args)
+    except BrokenPipeError:  # `presets | head -1`: the reader has gone; stop quietly, as a pipe's writer does
+        _silence_stdout()
+        return 128 + signal.SIGPIPE
     except RunInterrupted as e:  # distill: stopped at a meta-epoch boundary, checkpoint written
         print(cli_wording(str(e)), file=sys.stderr)
         return e.exit_code
@@ -530,11 +555,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null (after a broken pipe: Python's final flush would fail again)."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def _quiet_shutdown() -> None:
     """After the command: a further signal (a second Ctrl-C while the interpreter shuts down) ends
     the process at once, without atexit tracebacks."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+        except (OSError, ValueError):
+            pass
     for s in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(s) is not signal.SIG_IGN:
             signal.signal(s, lambda signum, frame: os._exit(128 + signum))

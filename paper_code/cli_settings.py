@@ -23,6 +23,13 @@ def _json(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not JSON ({e.msg} at character {e.pos}): {text!r}") from None
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    value = _json(text)
+    if not isinstance(value, dict):  # null would read as "not given" and leave the preset's value
+        raise argparse.ArgumentTypeError(f"not a JSON object (keyword arguments such as {{\"key\": 1}}): {text!r}")
+    return value
+
+
 def _int_list(text: str) -> list[int]:
     value = _json(text) if text.lstrip().startswith("[") else [p for p in text.split(",") if p.strip()]
     try:
@@ -41,7 +48,7 @@ def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 #: annotation (as written in the dataclass) -> (parser, metavar)
 _PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
     "int": (int, "INT"), "float": (float, "FLOAT"), "str": (str, "TEXT"),
-    "dict[str, Any]": (_json, "JSON"), "LearnerSpec": (_json, "JSON"), "tuple[LearnerSpec, ...]": (_json, "JSON"),
+    "dict[str, Any]": (_json_object, "JSON"), "LearnerSpec": (_json, "JSON"), "tuple[LearnerSpec, ...]": (_json, "JSON"),
     "tuple[int, ...]": (_int_list, "W,W,..."),
 }
 

@@ -33,11 +33,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from . import checks
 from .config import relative
 from .checkpoints import CheckpointError, read_checkpoint, write_checkpoint
 from .dataset import DatasetError, DistilledDataset, git_revision, movement, read_safetensors
 from .envs import ND_CARTPOLE_ID, make_env
-from .files import OutputLock, atomic_path, check_writable, lock_path, remove_stale_temporaries
+from .files import OutputLock, atomic_path, check_writable, lock_path, not_a_file, remove_stale_temporaries
 from .inner import inner_step_batch
 from .interrupts import RunInterrupted, deferred_interrupts
 from .learners import LearnerSpec, batched_forward, cnn_forward, forward, init_params_batch
@@ -95,8 +96,9 @@ def _sha256(path: Path) -> str:
 def load_teacher(path: str | Path) -> Teacher:
     """A dataset file or a PPO policy file as a :class:`Teacher` (``DatasetError``: neither)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+    why = not_a_file(path)
+    if why is not None:
+        raise (FileNotFoundError if not path.exists() else DatasetError)(why)
     meta, tensors = read_safetensors(path)  # read once: a policy file, else a dataset file
     if "key" in meta and "states" not in tensors:
         return _policy_teacher(path, meta, tensors)
@@ -170,11 +172,20 @@ def visited_states(teacher: Teacher, count: int, *, seed: int, num_envs: int = 6
     dist = head(teacher.learner.policy)
     obs = env.reset(seed=seed)
     out: list[torch.Tensor] = []
-    for _ in range(math.ceil(count / num_envs)):
-        s = teacher.prepare(obs)
+    for i in range(math.ceil(count / num_envs)):
+        try:  # the first step also checks that the teacher fits its environment's observations and actions
+            s = teacher.prepare(obs)
+            o = teacher.outputs(theta0, s[:, None, :] if theta0 is not None else s[None])  # env i acts with learner i
+            o = o[:, 0] if theta0 is not None else o[0]
+            if o.shape[-1] != env.num_actions:
+                raise IndexError(f"{o.shape[-1]} outputs per state")
+        except (RuntimeError, IndexError) as e:
+            if i:
+                raise
+            raise DatasetError(f"{teacher.source}: the teacher does not fit {teacher.env_id} (observations of shape "
+                               f"{tuple(env.observation_shape)}, {env.num_actions} actions): "
+                               f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         out.append(obs.clone() if raw else s)
-        o = teacher.outputs(theta0, s[:, None, :] if theta0 is not None else s[None])  # env i acts with learner i
-        o = o[:, 0] if theta0 is not None else o[0]
         ls = teacher.log_std(theta0)
         action = sample(dist, o, g, None if ls is None else (ls if theta0 is not None else ls[0]))
         obs = env.step(action).obs
@@ -485,6 +496,7 @@ def compress_file(teacher_path: str | Path, out: str | Path, cfg: CompressConfig
     finished checkpoint only has a missing dataset or log rewritten (``comp.files_written``); an
     unfinished one, or an output without a checkpoint, is an error unless ``force``.
     """
+    checkpoint_every_s = checks.number("checkpoint_every_s", checkpoint_every_s, lo=0.0)
     if resume and force:
         raise ValueError("resume continues a fit and force starts it over: pass one of them")
     out, ckpt = Path(out), checkpoint_path(out)

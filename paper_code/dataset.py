@@ -46,7 +46,7 @@ from safetensors.torch import save_file
 
 from .config import package_root
 from .envs import check_env_kwargs
-from .files import atomic_path
+from .files import atomic_path, not_a_file
 from .learners import PAPER_LEARNER, LearnerSpec
 from .observations import encode, prepare
 
@@ -252,8 +252,9 @@ class DistilledDataset:
     def load(cls, path: str | Path) -> "DistilledDataset":
         """Read a dataset file; :class:`DatasetError` with a clear message if it is unusable."""
         path = Path(path)
-        if not path.is_file():
-            raise DatasetError(f"{path}: no such file")
+        why = not_a_file(path)
+        if why is not None:
+            raise DatasetError(why)
         return cls.from_contents(path, *read_safetensors(path))
 
     @classmethod

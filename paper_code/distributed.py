@@ -54,6 +54,14 @@ def world() -> World:
     return World()
 
 
+def processes(w: World) -> dict[str, int | str]:
+    """How many processes made a run (its per-rank seeds and streams depend on it), for provenance:
+    ``world_size``, and with several ranks the ``backend`` (gloo, nccl)."""
+    if w.size == 1:
+        return {"world_size": 1}
+    return {"world_size": w.size, "backend": str(dist.get_backend()) if dist.is_initialized() else "unknown"}
+
+
 def launched() -> bool:
     """Whether ``torchrun`` (or another launcher) started this process as one of several."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1

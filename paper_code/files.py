@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +50,8 @@ def atomic_path(path: str | Path) -> Iterator[str]:
     ``path``: either the old file or the complete new one is there.
     """
     path = Path(path)
+    if path.is_symlink():  # a link names where the file goes: write its target, keep the link
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=TMP_SUFFIX)
     os.close(fd)
@@ -62,9 +65,30 @@ def atomic_path(path: str | Path) -> Iterator[str]:
             os.close(fd)
         os.replace(tmp, path)
         _fsync_dir(path.parent)  # and the rename too
+    except Exception as e:
+        if isinstance(e, OSError) or not _write_failure(e):
+            raise
+        # torch's and safetensors' writers report a full disk in their own words (an "enforce fail at
+        # inline_container.cc", a SafetensorError): as an OSError it is one error line, like any other
+        full = shutil.disk_usage(path.parent).free < FULL_DISK_BYTES
+        err = OSError(f"cannot write {path}: {'no space left on the device' if full else 'the write failed'} "
+                      f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); the previous file is kept")
+        err.errno = errno.ENOSPC if full else errno.EIO
+        raise err from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+#: free bytes below which a failed write is reported as a full disk
+FULL_DISK_BYTES = 1 << 20
+
+
+def _write_failure(e: BaseException) -> bool:
+    """Whether ``e`` is a file writer's report of a failed write (not a bug in what was being written)."""
+    text = str(e)
+    return ("inline_container" in text or "PytorchStreamWriter" in text or "file write failed" in text
+            or (type(e).__name__ == "SafetensorError" and ("IoError" in text or "No space" in text)))
 
 
 def remove_stale_temporaries(path: str | Path) -> list[Path]:
@@ -80,6 +104,19 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
+
+
+def not_a_file(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as a file (None: it can): missing, a folder, or not a regular file
+    (a FIFO would block the reader, a device or socket is not a file of ours)."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path}: a folder, not a file"
+    if path.exists() and not path.is_file():
+        return f"{path}: not a regular file (a FIFO, device or socket)"
+    if not path.exists():
+        return f"{path}: no such file"
+    return None
 
 
 def check_writable(path: str | Path) -> None:

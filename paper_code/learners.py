@@ -127,6 +127,9 @@ def layer_sizes(spec: LearnerSpec, in_size: int, out_size: int) -> list[tuple[in
 
 def cnn_shapes(in_shape: tuple[int, ...], out_size: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """(weight shape, input shape) of every Nature-CNN layer for observations ``in_shape`` (C, H, W)."""
+    if len(in_shape) != 3:
+        raise ValueError(f"a Nature-CNN learner needs image observations [C, H, W] (Atari frames), got observations of "
+                         f"shape {tuple(in_shape)}: use an MLP learner")
     shapes, (c, h, w) = [], in_shape
     flat = None
     for i, (kind, n, k, s) in enumerate(NATURE_CNN):

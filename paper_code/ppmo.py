@@ -34,7 +34,7 @@ from torch.utils._pytree import tree_leaves, tree_map_only
 
 from . import checks
 from .config import project_root
-from .distributed import average_gradients, mean_over_ranks, rank_seed, world
+from .distributed import average_gradients, mean_over_ranks, processes, rank_seed, world
 from .dataset import MAX_ABS, MAX_LR, DistilledDataset, git_revision, movement
 from .envs import BatchedNDCartPole, GymVectorEnv, has_batched, make_env
 from .evaluation import evaluate_dataset
@@ -254,6 +254,7 @@ class PPMO:
                 "git_revisions": list(self.revisions),
                 "config": cfg.to_dict(), "torch": torch.__version__,
                 "movement": movement(self.initial, self._movable()),
+                **processes(self.world),
             },
         )
 

@@ -160,12 +160,15 @@ def log_path(out: str | Path) -> Path:
     return out.with_name(out.name + ".log.json")
 
 
+def _log_text(run: PPMO) -> str:
+    return json.dumps({"config": run.cfg.to_dict(), "history": run.history, "evals": run.evals}, separators=(",", ":"))
+
+
 def write_log(run: PPMO, out: str | Path) -> Path:
     """The run's configuration, per-meta-epoch history and evaluations as compact JSON."""
     path = log_path(out)
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps({"config": run.cfg.to_dict(), "history": run.history, "evals": run.evals},
-                                        separators=(",", ":")))
+        Path(tmp).write_text(_log_text(run))
     return path
 
 
@@ -180,10 +183,10 @@ def _dataset_current(run: PPMO, out: Path) -> bool:
 
 
 def _log_current(run: PPMO, out: Path) -> bool:
+    """Whether the log beside ``out`` holds exactly what :func:`write_log` would write (content, not row counts)."""
     try:
-        log = json.loads(log_path(out).read_text())
-        return len(log["history"]) == len(run.history) and len(log["evals"]) == len(run.evals)
-    except (OSError, ValueError, KeyError, TypeError):
+        return log_path(out).read_text() == _log_text(run)
+    except (OSError, UnicodeDecodeError):
         return False
 
 
@@ -207,7 +210,7 @@ def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool 
     device); with no checkpoint there is nothing to continue and the run starts. Without it, a checkpoint that already reached ``meta_epochs`` (a finished run) only
     has its dataset and log rewritten if they are missing or stale; any other existing checkpoint
     or output is an error unless ``force`` (start over). ``run.files_written`` tells whether this
-    call wrote the dataset.
+    call wrote the dataset, ``run.log_written`` whether it wrote the log.
     """
     meta_epochs = checks.integer("meta_epochs", meta_epochs)
     checkpoint_every_s = checks.number("checkpoint_every_s", checkpoint_every_s, lo=0.0)
@@ -263,8 +266,10 @@ def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool 
         if main and not _dataset_current(run, out):
             run.dataset().save(out)
             written = True
-        if main and not _log_current(run, out):
+        log_written = main and not _log_current(run, out)
+        if log_written:
             write_log(run, out)
         barrier(run.world)  # every rank returns once the files are written
     run.files_written = written
+    run.log_written = log_written  # type: ignore[attr-defined]
     return run

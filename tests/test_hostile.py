@@ -410,10 +410,12 @@ def test_evaluate_unreadable_file(tmp_path, capsys, content):
     assert_refused(tmp_path, _evaluate(tmp_path / "x.safetensors"), "not a readable safetensors file", capsys)
 
 
-def test_evaluate_missing_file_or_folder(tmp_path, capsys):
+def test_evaluate_missing_file_folder_or_fifo(tmp_path, capsys):
     assert_refused(tmp_path, _evaluate(tmp_path / "missing.safetensors"), "no such file", capsys)
     (tmp_path / "folder.safetensors").mkdir()
-    assert_refused(tmp_path, _evaluate(tmp_path / "folder.safetensors"), "no such file", capsys)
+    assert_refused(tmp_path, _evaluate(tmp_path / "folder.safetensors"), "a folder, not a file", capsys)
+    os.mkfifo(tmp_path / "fifo.safetensors")  # opening it would block: refused without reading
+    assert_refused(tmp_path, _evaluate(tmp_path / "fifo.safetensors"), "not a regular file", capsys)
 
 
 BAD_EVALUATE_OPTIONS = [
@@ -902,3 +904,208 @@ def test_a_checkpoint_of_another_pickle_protocol_is_one_error_line(tmp_path):
     rc, _, err = cli("distill", *BASE, "--meta-epochs", "2", "--out", out, "--resume", subprocess_=True)
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+
+
+def _authors_cartpole_file(root: Path) -> Path:
+    path = root / "distilled_envs" / "ND_cartpole" / "distiller_sd_1dcp_b4.pt"
+    path.parent.mkdir(parents=True)
+    torch.save({"x": torch.randn(4, 4), "y": torch.randn(4, 2), "inner_lr": torch.tensor(0.05)}, path)
+    return path
+
+
+def test_import_reference_takes_the_output_lock(tmp_path, capsys):
+    # it used to overwrite (with --force) a dataset that a running distill was writing
+    out = tmp_path / "d.safetensors"
+    src = _authors_cartpole_file(tmp_path / "src")
+    run = _popen_distill(out, "--meta-epochs", "100000", "--checkpoint-every", "0")
+    try:
+        _wait_for(checkpoint_path(out), run)
+        rc, _, err = cli("import-reference", src, "--out", out, "--force", capsys=capsys)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert rc == 2 and len(lines) == 1 and "is being written by another run" in lines[0], err
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.communicate(timeout=60)
+    assert DistilledDataset.load(out).provenance.get("method") == "ppmo"  # the run's, not the import's
+    rc, _, err = cli("import-reference", src, "--out", out, "--force", capsys=capsys)  # the lock is free again
+    assert rc == 0, err
+
+
+CONFLICTS = [
+    (["--preset", "cartpole-nd2", "--env-kwargs", '{"dof": 3}', "--dof", "2"], r"--dof 2 and --env-kwargs \{\"dof\": 3\} disagree"),
+    (["--env-kwargs", '{"max_episode_steps": 50}', "--max-episode-steps", "100"], "--max-episode-steps 100 and --env-kwargs"),
+    (["--env-kwargs", "null"], "--env-kwargs: not a JSON object"),
+    (["--env-kwargs", "[1, 2]"], "--env-kwargs: not a JSON object"),
+    (["--learner", '{"kind": "nature_cnn", "split": 4}'], "a Nature-CNN learner needs image observations"),
+]
+
+
+@pytest.mark.parametrize("extra,match", CONFLICTS, ids=[" ".join(a) for a, _ in CONFLICTS])
+def test_conflicting_or_impossible_settings_are_refused(tmp_path, capsys, extra, match):
+    args = ["distill", "--size", "16", "--eval-every", "0", "--quiet", "--meta-epochs", "2",
+            "--out", tmp_path / "new" / "d.safetensors", *extra]
+    assert_refused(tmp_path, args, match, capsys)
+
+
+def test_shorthands_beside_env_kwargs_are_merged(capsys):
+    # --max-episode-steps used to be dropped when --env-kwargs was given
+    rc, out, err = cli("distill", "--env-kwargs", '{"dof": 3}', "--max-episode-steps", "100", "--print-config",
+                       capsys=capsys)
+    assert rc == 0 and json.loads(out)["env_kwargs"] == {"dof": 3, "max_episode_steps": 100}, err
+    rc, out, err = cli("ppo", "--env", "CartPole-v1", "--env-kwargs", '{"max_episode_steps": 70}', "--print-config",
+                       capsys=capsys)
+    assert rc == 0 and json.loads(out)["env_kwargs"] == {"max_episode_steps": 70}, err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-5"])
+def test_compress_bad_checkpoint_interval(tmp_path, capsys, finished, value):
+    args = ["compress", finished / "d.safetensors", "--size", "2", "--out", tmp_path / "c.safetensors",
+            "--checkpoint-every", value]
+    assert_refused(tmp_path, args, "checkpoint_every_s must be", capsys)
+
+
+def test_out_that_is_empty(tmp_path, capsys):
+    assert_refused(tmp_path, ["distill", *BASE, "--out", ""], "--out is empty", capsys)
+
+
+@pytest.mark.parametrize("env_id", ["Ant-v2", "GymV26Environment-v0", "phys2d/CartPole-v1", "tabular/Blackjack-v0"])
+def test_an_environment_whose_package_is_missing_is_one_error_line(tmp_path, capsys, env_id):
+    try:  # where the optional package is installed, the probe has nothing to refuse
+        import gymnasium as gym
+
+        gym.make(env_id).close()
+        pytest.skip(f"{env_id} can be made here")
+    except Exception:  # noqa: BLE001
+        pass
+    args = ["distill", "--env", env_id, "--meta-epochs", "1", "--quiet", "--out", tmp_path / "new" / "d.safetensors"]
+    assert_refused(tmp_path, args, "needs a package that is not installed here|unsupported|cannot build", capsys)
+
+
+@pytest.mark.parametrize("kind", ["dataset", "policy"])
+def test_compress_with_a_teacher_that_does_not_fit_its_environment(tmp_path, capsys, finished, kind):
+    import dataclasses
+
+    from safetensors import safe_open
+
+    bad = tmp_path / "teacher.safetensors"
+    if kind == "dataset":  # a 1-D cart-pole set (4 observations, 2 actions) that says Acrobot (6, 3)
+        ds = DistilledDataset.load(finished / "d.safetensors")
+        dataclasses.replace(ds, env_id="Acrobot-v1", env_kwargs={}).save(bad)
+    else:  # a CartPole policy that says Acrobot
+        policy = tmp_path / "cartpole.safetensors"
+        rc, _, err = cli("ppo", "--env", "CartPole-v1", "--total-env-steps", "512", "--eval-every", "0", "--quiet",
+                         "--out", policy, capsys=capsys)
+        assert rc == 0, err
+        with safe_open(policy, "pt") as f:
+            meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+        key = json.loads(meta["key"])
+        key["config"]["env_id"] = "Acrobot-v1"
+        save_file(tensors, bad, metadata={**meta, "key": json.dumps(key)})
+    args = ["compress", bad, "--size", "2", "--steps", "2", "--out", tmp_path / "new" / "c.safetensors"]
+    assert_refused(tmp_path, args, "the teacher does not fit Acrobot-v1", capsys)
+
+
+def test_a_replaced_or_deleted_log_is_rewritten_and_said_so(run_dir, capsys):
+    out = run_dir / "d.safetensors"
+    args = ["distill", *BASE, "--meta-epochs", "3", "--out", out, "--resume"]
+    log = json.loads(log_path(out).read_text())
+    good = log_path(out).read_text()
+    log["history"][0]["lr"] = 123.0  # same rows, other values
+    log_path(out).write_text(json.dumps(log))
+    rc, stdout, err = cli(*args, capsys=capsys)
+    assert rc == 0 and "rewrote its log" in stdout and log_path(out).read_text() == good, err
+    log_path(out).unlink()
+    rc, stdout, err = cli(*args, capsys=capsys)
+    assert rc == 0 and "rewrote its log" in stdout and "nothing to do" not in stdout and log_path(out).read_text() == good
+    rc, stdout, err = cli(*args, capsys=capsys)
+    assert rc == 0 and "nothing to do" in stdout
+
+
+def _full_disk(monkeypatch, target, attr: str, call: int) -> None:
+    """The ``call``-th call of ``target.attr`` fails as a full disk does: part of the file written, then
+    the writer's own error (torch: an "enforce fail at inline_container.cc"; safetensors: SafetensorError)."""
+    real, calls = getattr(target, attr), [0]
+
+    class SafetensorError(Exception):
+        pass
+
+    def failing(obj, path, *a, **kw):
+        calls[0] += 1
+        if calls[0] != call:
+            return real(obj, path, *a, **kw)
+        Path(path).write_bytes(b"half")
+        if attr == "save":
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 46592 vs 46480")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(target, attr, failing)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 << 20, 10 << 20, 0))
+
+
+@pytest.mark.parametrize("what", ["distill checkpoint", "distill dataset", "compress", "import-reference"])
+def test_a_full_disk_is_one_error_line_and_keeps_the_previous_files(tmp_path, capsys, monkeypatch, finished, what):
+    from paper_code import checkpoints, dataset
+
+    out = tmp_path / "d.safetensors"
+    if what.startswith("distill"):
+        _full_disk(monkeypatch, *((checkpoints.torch, "save") if what.endswith("checkpoint") else (dataset, "save_file")), 2)
+        args = ["distill", *BASE, "--meta-epochs", "3", "--checkpoint-every", "0", "--out", out]
+    elif what == "compress":
+        _full_disk(monkeypatch, dataset, "save_file", 1)
+        args = ["compress", finished / "d.safetensors", "--size", "2", "--steps", "3", "--pool", "200",
+                "--batch-states", "50", "--eval-learners", "0", "--quiet", "--out", out]
+    else:
+        _full_disk(monkeypatch, dataset, "save_file", 1)
+        args = ["import-reference", _authors_cartpole_file(tmp_path / "src"), "--out", out]
+    rc, _, err = cli(*args, capsys=capsys)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1 and "no space left on the device" in lines[0], err
+    assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written is left
+    if what.startswith("distill"):  # what was written before is complete and resumes (the second
+        # checkpoint when only its dataset failed: a --resume writes that dataset)
+        ckpt_at = 1 if what.endswith("checkpoint") else 2
+        assert torch.load(checkpoint_path(out), weights_only=True)["meta_epoch"] == ckpt_at
+        assert DistilledDataset.load(out).provenance["meta_epochs"] == 1
+        monkeypatch.undo()
+        rc, _, err = cli(*args, "--resume", capsys=capsys)
+        assert rc == 0, err
+
+
+def test_a_reader_that_goes_away_or_a_closed_stdout(tmp_path):
+    r = subprocess.run(f"{sys.executable} -m paper_code presets | head -1; exit ${{PIPESTATUS[0]}}", shell=True,
+                       executable="/bin/bash", capture_output=True, text=True, timeout=120)
+    assert r.returncode == 141 and r.stderr == "" and r.stdout.startswith("preset"), r.stderr
+    r = subprocess.run(f"{sys.executable} -m paper_code presets >&-", shell=True, executable="/bin/bash",
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("error: standard output is closed"), r.stderr
+
+
+def test_a_symlinked_out_writes_its_target(tmp_path, capsys):
+    target = tmp_path / "store" / "d.safetensors"
+    target.parent.mkdir()
+    link = tmp_path / "d.safetensors"
+    link.symlink_to(target)
+    rc, _, err = cli("distill", *BASE, "--meta-epochs", "2", "--out", link, capsys=capsys)
+    assert rc == 0, err
+    assert link.is_symlink() and target.is_file() and DistilledDataset.load(link).provenance["meta_epochs"] == 2
+
+
+def test_a_divergence_in_the_first_meta_epoch_leaves_nothing_and_resume_then_starts(tmp_path, monkeypatch, reference):
+    # `--dataset-lr 1000` once diverged in meta-epoch 1 leaving a checkpoint no --resume could load and no
+    # dataset beside it: now nothing is written, and --resume (with the option fixed) starts the run
+    out = tmp_path / "d.safetensors"
+    step = PPMO.meta_epoch_step
+
+    def poisoned(self):
+        with torch.no_grad():
+            self.log_lr.fill_(-451.0)
+        return step(self)
+
+    with monkeypatch.context() as m:
+        m.setattr(PPMO, "meta_epoch_step", poisoned)
+        with pytest.raises(DivergenceError, match="training diverged in meta-epoch 1: the inner learning rate "
+                                                  "underflowed to 0.*nothing was written"):
+            distill(PPMOConfig(**TINY), out, META_EPOCHS, progress=False, checkpoint_every_s=0)
+    assert not out.exists() and not checkpoint_path(out).exists() and not log_path(out).exists()
+    distill(PPMOConfig(**TINY), out, META_EPOCHS, resume=True, progress=False, checkpoint_every_s=0)
+    assert_same_dataset(out, reference)

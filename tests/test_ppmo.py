@@ -149,6 +149,7 @@ def test_resume_gives_the_same_dataset_as_an_uninterrupted_run(tmp_path):
     assert all(resumed_evals[e["meta_epoch"]] == e["sampled_return"] for e in straight.evals)
     assert [h["lr"] for h in resumed.history] == [h["lr"] for h in straight.history]
     assert b.provenance["meta_epochs"] == 5 and b.provenance["env_steps"] == 5 * 4 * 25
+    assert b.provenance["world_size"] == 1 and "backend" not in b.provenance  # one process
 
 
 def test_existing_output_is_not_overwritten_without_resume_or_force(tmp_path):

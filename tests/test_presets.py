@@ -107,7 +107,7 @@ def test_cli_flags_override_the_preset_and_env_picks_its_preset(capsys):
     (["--preset", "mujoco-Hopper-v5", "--dof", "2"], "--dof applies to"),
     (["--preset", "cartpole-nd1", "--split", "2"], "--split applies to"),
     (["--learner", '{"kind": "nope"}'], "unknown learner kind"),
-    (["--env-kwargs", "[1]"], "env_kwargs"),
+    (["--env-kwargs", "[1]"], "--env-kwargs: not a JSON object"),
     (["--critic-hidden", "a,b"], "expected widths"),
     (["--num-envs", "x"], "invalid int value"),
 ])

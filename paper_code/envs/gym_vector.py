@@ -90,6 +90,9 @@ class GymVectorEnv:
         except (TypeError, gym.error.Error) as e:  # keyword arguments the environment does not take
             msg = " ".join(str(e).split())
             raise ValueError(f"cannot build {env_id} with env_kwargs {env_kwargs}: {msg}") from None
+        except ImportError as e:  # an optional dependency (MuJoCo v2/v3, shimmy, jax, ...) not installed here
+            msg = " ".join(str(e).split())
+            raise ValueError(f"{env_id} needs a package that is not installed here ({type(e).__name__}: {msg})") from None
         self.env_id = env_id
         obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
         if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) < 1:
