@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from .authors_datasets import convert, not_evaluable, published_files, reference_name
+from .checkpoints import CheckpointError
 from .cli_settings import add_config_arguments
 from .config import ROOT_ENV, project_root
-from .dataset import DistilledDataset
-from .distributed import init_from_env, leave
+from .dataset import DatasetError, DistilledDataset
+from .distributed import init_from_env, launched, leave
 from .envs import ND_CARTPOLE_ID
 from .evaluation import evaluate_dataset
 from .files import OutputLock, check_writable
@@ -551,7 +552,11 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(str(e).split()) or type(e).__name__
         if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in msg:
             msg = f"{e.filename}: {msg}"
-        print(f"error: {cli_wording(msg)}", file=sys.stderr)
+        rank = int(os.environ.get("RANK", "0") or 0) if launched() else 0
+        if rank and (type(e) is ValueError or isinstance(e, (DatasetError, CheckpointError, FileExistsError,
+                                                              FileNotFoundError))):
+            return 2  # under torchrun every rank read the same input and met the same problem: rank 0 says it
+        print(f"error{f' (rank {rank})' if rank else ''}: {cli_wording(msg)}", file=sys.stderr)
         return 2
 
 

@@ -1109,3 +1109,15 @@ def test_a_divergence_in_the_first_meta_epoch_leaves_nothing_and_resume_then_sta
     assert not out.exists() and not checkpoint_path(out).exists() and not log_path(out).exists()
     distill(PPMOConfig(**TINY), out, META_EPOCHS, resume=True, progress=False, checkpoint_every_s=0)
     assert_same_dataset(out, reference)
+
+
+def test_bad_input_under_torchrun_is_said_once(tmp_path):
+    # every rank meets the same bad input: rank 0 says it (torchrun then prints its own failure summary)
+    out = tmp_path / "d.safetensors"
+    out.write_bytes(b"a file without a checkpoint")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "paper_code",
+           "distill", *BASE, "--meta-epochs", "2", "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    ours = [ln for ln in r.stderr.splitlines() if ln.startswith("error")]
+    assert r.returncode != 0 and len(ours) == 1 and "exists and has no checkpoint" in ours[0], r.stderr[-3000:]
+    assert "paper_code/" not in r.stderr, r.stderr[-3000:]  # no traceback of ours (torchrun prints its own)
