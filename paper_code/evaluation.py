@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -73,6 +73,21 @@ def record_episode(env: BatchedNDCartPole, policy: Policy, *, seed: int | None =
     return torch.stack(states), torch.stack(actions)
 
 
+def mean_ci95(values: Any, bounds: tuple[float | None, float | None] = (None, None)) -> tuple[float, float, float]:
+    """The mean of independent values (learners' or episodes' returns) and its 95% CI: mean ± 1.96
+    standard errors (zero width for one value), clipped to ``bounds``, the range one value can take
+    (cart-pole: 0 to its return cap), so that no interval claims returns the task cannot give."""
+    v = torch.as_tensor(values, dtype=torch.float64).flatten()
+    mean = float(v.mean())
+    half = 1.96 * float(v.std()) / math.sqrt(len(v)) if len(v) > 1 else 0.0
+    lo, hi = mean - half, mean + half
+    if bounds[0] is not None:
+        lo = max(lo, float(bounds[0]))
+    if bounds[1] is not None:
+        hi = min(hi, float(bounds[1]))
+    return mean, lo, hi
+
+
 @dataclass
 class DatasetEvaluation:
     """Returns of one-step learners trained on a dataset: ``returns`` is [learners, episodes]."""
@@ -95,8 +110,9 @@ class DatasetEvaluation:
 
     @property
     def ci95(self) -> tuple[float, float]:
-        half = 1.96 * self.std / math.sqrt(self.returns.shape[0])
-        return (self.mean - half, self.mean + half)
+        """95% CI of the mean over learners (:func:`mean_ci95`; within 0 and the return cap where there is one)."""
+        _, lo, hi = mean_ci95(self.per_learner, (0.0, self.cap) if self.cap is not None else (None, None))
+        return lo, hi
 
     @property
     def solved_fraction(self) -> float:

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .envs import make_env
-from .evaluation import first_episode_returns
+from .envs import make_env, return_cap
+from .evaluation import first_episode_returns, mean_ci95
 from .files import atomic_path
 from .learners import LearnerSpec, cnn_forward, forward, init_params, learner_input
 from .observations import RunningMeanStd, prepare
@@ -399,12 +399,12 @@ def evaluate_policy_file(path: str | Path, *, episodes: int, seed: int) -> dict[
     cfg = policy_config(meta)
     out: dict[str, Any] = {"episodes": episodes, "env_steps": int(meta.get("env_steps", 0)),
                            "wall_time_s": float(meta.get("wall_time_s", "nan"))}
+    cap = return_cap(cfg.env_id, cfg.env_kwargs)
     for mode in ("sampled", "greedy"):
         r = evaluate_policy(result.actor, cfg, episodes=episodes, greedy=mode == "greedy", seed=seed,
                             obs_mean=result.obs_mean, obs_var=result.obs_var).double()
-        half = 1.96 * float(r.std()) / math.sqrt(episodes) if episodes > 1 else 0.0
-        out.update({f"{mode} mean": float(r.mean()), f"{mode} CI low": float(r.mean()) - half,
-                    f"{mode} CI high": float(r.mean()) + half, f"{mode} returns": r.tolist()})
+        mean, lo, hi = mean_ci95(r, (0.0, cap) if cap is not None else (None, None))
+        out.update({f"{mode} mean": mean, f"{mode} CI low": lo, f"{mode} CI high": hi, f"{mode} returns": r.tolist()})
     return out
 
 

@@ -18,7 +18,7 @@ import torch
 
 from .dataset import DistilledDataset
 from .envs import make_env
-from .evaluation import first_episode_returns, learner_policy, trained_learners
+from .evaluation import first_episode_returns, learner_policy, mean_ci95, trained_learners
 from .policies import Categorical, sample
 from .reference_policies import ConstantPolicy
 
@@ -131,11 +131,10 @@ def one_step_summary(ev: pd.DataFrame, names: list[str]) -> dict[str, Any]:
     share = counts / max(int(counts.sum()), 1)
     diff = by["sampled"]["return"].to_numpy() - by["replayed"]["return"].to_numpy()
     se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
-    sampled = by["sampled"]["return"].to_numpy()
-    half = 1.96 * float(sampled.std(ddof=1)) / np.sqrt(len(sampled)) if len(sampled) > 1 else 0.0
+    mean, lo, hi = mean_ci95(by["sampled"]["return"].to_numpy())
     return {
-        "sampled mean": float(sampled.mean()), "sampled std": float(by["sampled"]["return"].std()),
-        "sampled CI low": float(sampled.mean()) - half, "sampled CI high": float(sampled.mean()) + half,
+        "sampled mean": mean, "sampled std": float(by["sampled"]["return"].std()),
+        "sampled CI low": lo, "sampled CI high": hi,
         "greedy mean": float(by["greedy"]["return"].mean()), "replayed mean": float(by["replayed"]["return"].mean()),
         "sampled - replayed": float(diff.mean()), "diff s.e.": se, "uses state": bool(diff.mean() > 2 * se),
         "top greedy action": names[int(np.argmax(share))], "top action share": float(share.max()),

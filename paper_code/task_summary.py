@@ -15,8 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-import math
-
 from .analysis import first_reach
 from .authors_datasets import authors_mujoco
 from .dataset import DistilledDataset
@@ -24,7 +22,7 @@ from .envs import make_env
 from .layout import dataset_path, ppo_baseline_path
 from .ppo import ppo_baseline
 from .presets import resolve_ppo
-from .evaluation import evaluate_dataset
+from .evaluation import evaluate_dataset, mean_ci95
 from .protocol import protocol_seed
 from .reference_policies import continuous_reference_returns
 from .runs import setting
@@ -54,8 +52,7 @@ def summarize_task(task: str, section: dict[str, Any], out_root: Path, run: Any,
                                     ppo_baseline_path(out_root, task), episodes=section["learners"] * section["episodes"],
                                     seed=ppo_seed + 1)
     ppo_curve = pd.DataFrame(ppo.history)
-    one_step = float(sd["return"].mean())
-    half = 1.96 * float(sd["return"].std()) / math.sqrt(len(sd)) if len(sd) > 1 else 0.0
+    one_step, one_step_lo, one_step_hi = mean_ci95(sd["return"].to_numpy())
     authors = {"authors' (v4) mean": float("nan"), "authors' (v4) CI low": float("nan"),
                "authors' (v4) CI high": float("nan")}
     theirs = authors_mujoco(task)
@@ -69,7 +66,7 @@ def summarize_task(task: str, section: dict[str, Any], out_root: Path, run: Any,
         "meta-epochs": run.meta_epoch, "env steps": run.env_steps, "wall time s": run.wall_time,
         "learners x episodes": f"{section['learners']} x {section['episodes']}",
         "one-step mean": one_step, "one-step std": float(sd["return"].std()),
-        "one-step CI low": one_step - half, "one-step CI high": one_step + half,
+        "one-step CI low": one_step_lo, "one-step CI high": one_step_hi,
         "constant own action": float(sd["constant return"].mean()), "action std": float(sd["action std"].mean()),
         "random": float(base[base.policy == "random"]["return"].mean()),
         "zero action": float(base[base.policy == "zero action"]["return"].mean()),

@@ -8,7 +8,6 @@ reference, whether the set is above it, below it, or not distinguishable from it
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import torch
 from .config import project_root
 from .dataset import DistilledDataset
 from .envs import make_env
-from .evaluation import DatasetEvaluation, evaluate_dataset, first_episode_returns
+from .evaluation import DatasetEvaluation, evaluate_dataset, first_episode_returns, mean_ci95
 from .reference_policies import RandomPolicy, UniformPolicy
 
 #: the random policy's own seed stream, apart from the learners' (the same episodes for every set of a task)
@@ -36,11 +35,11 @@ class Estimate:
     unit: str
 
     @classmethod
-    def of(cls, values: torch.Tensor, unit: str) -> "Estimate":
-        v = values.double().flatten()
-        mean = float(v.mean())
-        half = 1.96 * float(v.std()) / math.sqrt(len(v)) if len(v) > 1 else 0.0
-        return cls(mean, mean - half, mean + half, len(v), unit)
+    def of(cls, values: torch.Tensor, unit: str, cap: float | None = None) -> "Estimate":
+        """The mean and 95% CI of ``values`` (:func:`~paper_code.evaluation.mean_ci95`; within 0 and
+        ``cap``, the task's return cap, where there is one)."""
+        mean, lo, hi = mean_ci95(values, (0.0, cap) if cap is not None else (None, None))
+        return cls(mean, lo, hi, values.numel(), unit)
 
     @classmethod
     def of_evaluation(cls, ev: DatasetEvaluation) -> "Estimate":
@@ -67,7 +66,7 @@ def random_policy(ds: DistilledDataset, *, episodes: int, seed: int) -> Estimate
     returns, _ = first_episode_returns(env, policy, seed=seed + RANDOM_SEED_OFFSET)
     if hasattr(env, "close"):
         env.close()
-    return Estimate.of(returns, "episodes")
+    return Estimate.of(returns, "episodes", env.return_cap)
 
 
 def _candidates(path: str, near: str | Path | None) -> list[Path]:
@@ -116,7 +115,8 @@ def teacher_estimate(ds: DistilledDataset, *, learners: int, episodes: int, gree
 
     out = evaluate_policy_file(path, episodes=learners * episodes, seed=seed)
     mode = "greedy" if greedy else "sampled"
-    return Estimate.of(torch.tensor(out[f"{mode} returns"]), "episodes"), path
+    return Estimate(out[f"{mode} mean"], out[f"{mode} CI low"], out[f"{mode} CI high"], learners * episodes,
+                    "episodes"), path
 
 
 def judge(ds: DistilledDataset, result: DatasetEvaluation, *, seed: int, steps: int = 1, device: str = "cpu",

@@ -417,3 +417,21 @@ def test_states_labels_and_inner_lr_can_have_their_own_adam_steps(tmp_path):
     assert again.meta_epoch == 3 and len(again.data_opt.param_groups) == 3
     with pytest.raises(ValueError, match="compile supports one dataset_lr"):
         PPMOConfig(states_lr=0.1, compile=True)
+
+
+def test_confidence_intervals_stay_inside_the_possible_returns():
+    # a 95% CI of a capped return once read 499.9 [499.8, 500.1]: one function makes every CI, clipped to
+    # the range one value can take (cart-pole: 0 to its cap); unclipped where no bound is known
+    from paper_code.evaluation import DatasetEvaluation, mean_ci95
+    from paper_code.verdict import Estimate
+
+    near_cap = torch.tensor([[500.0]] * 19 + [[498.0]])
+    ev = DatasetEvaluation(near_cap, greedy=False, cap=500.0)
+    lo, hi = ev.ci95
+    assert hi == 500.0 and lo < ev.mean < hi
+    mean, lo_free, hi_free = mean_ci95(near_cap)
+    assert hi_free > 500.0 and lo_free == pytest.approx(lo) and mean == pytest.approx(ev.mean)
+    assert mean_ci95(torch.tensor([3.0, 3.0, 3.0]), (0.0, 500.0)) == (3.0, 3.0, 3.0)
+    assert mean_ci95(torch.tensor([7.0])) == (7.0, 7.0, 7.0)  # one value: no width
+    low_end = Estimate.of(torch.tensor([0.0, 0.0, 0.0, 30.0]), "episodes", cap=500.0)
+    assert low_end.low == 0.0 and low_end.high > low_end.mean

@@ -10,7 +10,7 @@ import gymnasium as gym
 
 from .. import checks
 from .atari import ATARI_GAMES, action_names, atari_id, check_game, is_atari
-from .cartpole import BatchedNDCartPole, BatchedStep, validate_dof
+from .cartpole import MAX_EPISODE_STEPS, BatchedNDCartPole, BatchedStep, validate_dof
 from .cartpole_gym import NDCartPoleEnv, NDCartPoleVectorEnv
 from .gym_vector import MUJOCO_TASKS, GymVectorEnv, action_space_kind
 
@@ -84,6 +84,14 @@ def make_batched(env_id: str, num_envs: int, **kwargs: Any) -> BatchedNDCartPole
     return _BATCHED[env_id](num_envs, **kwargs)
 
 
+def return_cap(env_id: str, env_kwargs: dict[str, Any]) -> float | None:
+    """The most one episode of ``env_id`` can return, where the environment has such a cap (the
+    batched N-D cart-pole: 1 per step up to its step limit), without building it; None otherwise."""
+    if env_id in _BATCHED:
+        return float(env_kwargs.get("max_episode_steps", MAX_EPISODE_STEPS))
+    return None
+
+
 def make_env(env_id: str, num_envs: int, **kwargs: Any) -> BatchedNDCartPole | GymVectorEnv:
     """``num_envs`` copies of ``env_id`` behind the batched interface: the tensor environment if
     there is one, else a gymnasium ``SyncVectorEnv`` (:class:`GymVectorEnv`; MuJoCo)."""
@@ -98,6 +106,7 @@ __all__ = [
     "atari_id",
     "action_names",
     "check_game",
+    "return_cap",
     "is_atari",
     "MUJOCO_TASKS",
     "GymVectorEnv",
