@@ -31,7 +31,7 @@ from .distributed import init_from_env, launched, leave
 from .envs import ND_CARTPOLE_ID
 from .evaluation import evaluate_dataset
 from .files import OutputLock, check_writable
-from .interrupts import RunInterrupted
+from .interrupts import RunInterrupted, exit_quietly_on_signals
 from .notebooks import run_notebook
 from .presets import FAMILIES, atari_learner, meta_epoch_budget, preset_for_env, preset_names, resolve
 from .settings import CompressConfig, PPMOConfig, PPOConfig, RLSettings
@@ -569,8 +569,8 @@ def _silence_stdout() -> None:
 
 
 def _quiet_shutdown() -> None:
-    """After the command: a further signal (a second Ctrl-C while the interpreter shuts down) ends
-    the process at once, without atexit tracebacks."""
+    """After the command: output flushed, then a further signal (a second Ctrl-C while the
+    interpreter shuts down) ends the process at once, without atexit tracebacks."""
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None:
@@ -579,12 +579,13 @@ def _quiet_shutdown() -> None:
             _silence_stdout()
         except (OSError, ValueError):
             pass
-    for s in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(s) is not signal.SIG_IGN:
-            signal.signal(s, lambda signum, frame: os._exit(128 + signum))
+    exit_quietly_on_signals()
 
 
 if __name__ == "__main__":
-    code = main()
+    try:
+        code = main()
+    except SystemExit as e:  # a signal outside a run (interrupts.stop_commands_at_once): said already
+        code = e.code
     _quiet_shutdown()
     sys.exit(code)

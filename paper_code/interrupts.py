@@ -14,6 +14,7 @@ ignored, and the previous handlers come back on exit. Nested uses share one stat
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -90,7 +91,23 @@ def deferred_interrupts() -> Iterator[Interrupts]:
             signal.signal(s, h)
 
 
+def _exit_now(signum: int, frame: Any) -> None:
+    os._exit(128 + signum)
+
+
+def exit_quietly_on_signals() -> None:
+    """From now on SIGINT/SIGTERM end the process at once, silently (the command has said what
+    happened; a further Ctrl-C during the interpreter's shutdown would otherwise print tracebacks
+    from atexit handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for s in SIGNALS:
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            signal.signal(s, _exit_now)
+
+
 def _stop_at_once(signum: int, frame: Any) -> None:
+    exit_quietly_on_signals()  # the signals after this one: no second message, no traceback
     print(f"interrupted ({signal.Signals(signum).name}): stopped at once; files are written atomically, so nothing "
           f"is left half-written", file=sys.stderr)
     raise SystemExit(128 + signum)
