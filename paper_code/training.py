@@ -59,11 +59,14 @@ def train(run: PPMO, meta_epochs: int, *, progress: bool = True, checkpoint: str
     last_ckpt = time.perf_counter()
     recent: list[float] = []
 
-    def check_dataset() -> None:  # every value a dataset file's loader checks, before it is written or evaluated
+    def invalid(e: DatasetError) -> DivergenceError:  # a value a dataset file's loader refuses (e.g. an lr of 0)
+        return DivergenceError(_diverged(run, run.meta_epoch, f"its dataset is not valid ({e})", checkpoint))
+
+    def check_dataset() -> None:  # before a checkpoint is written: one that --resume can load
         try:
             run.dataset()
         except DatasetError as e:
-            raise DivergenceError(_diverged(run, run.meta_epoch, f"its dataset is not valid ({e})", checkpoint)) from None
+            raise invalid(e) from None
 
     def save() -> None:
         if checkpoint is None or (run.saved_at == run.meta_epoch and Path(checkpoint).exists()):
@@ -113,8 +116,10 @@ def train(run: PPMO, meta_epochs: int, *, progress: bool = True, checkpoint: str
                 stop = False
                 ev = None
                 if cfg.eval_every and (run.meta_epoch % cfg.eval_every == 0 or run.meta_epoch == meta_epochs):
-                    check_dataset()
-                    ev = run.evaluate()
+                    try:
+                        ev = run.evaluate()  # builds the dataset: checked as its loader will check it
+                    except DatasetError as e:
+                        raise invalid(e) from None
                     run.evals.append(ev)
                     bar.set_postfix_str(f"eval sampled {ev['sampled_return']:.0f} greedy {ev['greedy_return']:.0f}",
                                         refresh=False)
