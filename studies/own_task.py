@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -44,9 +45,11 @@ ROUTE_MINUTES = 30  # the issue's wall-time bar for the route (teacher + compres
 
 
 def _run(cmd: list[str], log: Path) -> tuple[str, float]:
-    """Run one CLI command (``python -m paper_code ...``); its output goes to ``log``; returns stdout and seconds."""
+    """Run one CLI command (``python -m paper_code ...``) in the project folder, so that the paths in its
+    files (a set's teacher, the logs) are the project's relative ones; its output goes to ``log``;
+    returns stdout and seconds."""
     start = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "paper_code", *cmd], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "paper_code", *cmd], capture_output=True, text=True, cwd=project_root())
     seconds = time.perf_counter() - start
     log.write_text(f"$ python -m paper_code {' '.join(cmd)}\n{r.stdout}{r.stderr}")
     if r.returncode != 0:
@@ -125,13 +128,18 @@ def run_task(task: str, out: Path, args: argparse.Namespace) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", nargs="+", default=list(TASKS))
-    ap.add_argument("--out", type=Path, default=project_root() / "results" / "own_task")
+    ap.add_argument("--out", type=Path, default=Path("results") / "own_task",
+                    help="the study's folder (relative: to the project folder)")
     ap.add_argument("--learners", type=int, default=100)
     ap.add_argument("--episodes", type=int, default=5)
     ap.add_argument("--ppo-steps", type=int, default=None, help="quick only: ppo --total-env-steps (default: the CLI's)")
     ap.add_argument("--compress-steps", type=int, default=None, help="quick only: compress --steps (default: the CLI's)")
     ap.add_argument("--meta-epochs", type=int, default=None, help="quick only: distill --meta-epochs (default: the preset's)")
     args = ap.parse_args()
+    root = project_root()
+    if not args.out.is_absolute():  # everything runs in the project folder and names files relative to it
+        args.out = Path(os.path.relpath(Path.cwd() / args.out, root))
+    os.chdir(root)
     table = pd.DataFrame([run_task(task, args.out, args) for task in args.tasks])
     verdicts = ["route verdict", "PPMO alone verdict"]
     _, md = write_table(table.drop(columns=verdicts), args.out / "table", floatfmt=".3g")
