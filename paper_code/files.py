@@ -88,7 +88,7 @@ def _write_failure(e: BaseException) -> bool:
     """Whether ``e`` is a file writer's report of a failed write (not a bug in what was being written)."""
     text = str(e)
     return ("inline_container" in text or "PytorchStreamWriter" in text or "file write failed" in text
-            or (type(e).__name__ == "SafetensorError" and ("IoError" in text or "No space" in text)))
+            or (type(e).__name__ == "SafetensorError" and ("IoError" in text or "I/O error" in text)))
 
 
 def remove_stale_temporaries(path: str | Path) -> list[Path]:
