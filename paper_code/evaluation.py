@@ -76,7 +76,8 @@ def record_episode(env: BatchedNDCartPole, policy: Policy, *, seed: int | None =
 def mean_ci95(values: Any, bounds: tuple[float | None, float | None] = (None, None)) -> tuple[float, float, float]:
     """The mean of independent values (learners' or episodes' returns) and its 95% CI: mean ± 1.96
     standard errors (zero width for one value), clipped to ``bounds``, the range one value can take
-    (cart-pole: 0 to its return cap), so that no interval claims returns the task cannot give."""
+    (:func:`paper_code.envs.return_bounds`: cart-pole 0 to its cap, Acrobot -500 to 0, Pong -21 to 21, ...),
+    so that no interval claims returns the task cannot give."""
     v = torch.as_tensor(values, dtype=torch.float64).flatten()
     mean = float(v.mean())
     half = 1.96 * float(v.std()) / math.sqrt(len(v)) if len(v) > 1 else 0.0
@@ -95,6 +96,8 @@ class DatasetEvaluation:
     returns: torch.Tensor
     greedy: bool
     cap: float | None
+    bounds: tuple[float | None, float | None] | None = None
+    """the range one episode's return can take (None: 0 to ``cap`` where there is a cap, else unbounded)"""
 
     @property
     def per_learner(self) -> torch.Tensor:
@@ -110,8 +113,9 @@ class DatasetEvaluation:
 
     @property
     def ci95(self) -> tuple[float, float]:
-        """95% CI of the mean over learners (:func:`mean_ci95`; within 0 and the return cap where there is one)."""
-        _, lo, hi = mean_ci95(self.per_learner, (0.0, self.cap) if self.cap is not None else (None, None))
+        """95% CI of the mean over learners (:func:`mean_ci95`; within the returns the task can give)."""
+        bounds = self.bounds if self.bounds is not None else (0.0, self.cap) if self.cap is not None else (None, None)
+        _, lo, hi = mean_ci95(self.per_learner, bounds)
         return lo, hi
 
     @property
@@ -214,4 +218,4 @@ def evaluate_dataset(dataset: DistilledDataset, *, learners: int = 50, episodes:
     if policy.nonfinite():  # type: ignore[attr-defined]
         raise DatasetError("the trained learners' outputs on real observations are not finite (the dataset's values "
                            "overflow float32 in the learners); no returns reported")
-    return DatasetEvaluation(returns.view(learners, episodes).cpu(), greedy, env.return_cap)
+    return DatasetEvaluation(returns.view(learners, episodes).cpu(), greedy, env.return_cap, env.return_bounds)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .envs import make_env, return_cap
+from .envs import make_env, return_bounds
 from .evaluation import first_episode_returns, mean_ci95
 from .files import atomic_path
 from .learners import LearnerSpec, cnn_forward, forward, init_params, learner_input
@@ -399,11 +399,11 @@ def evaluate_policy_file(path: str | Path, *, episodes: int, seed: int) -> dict[
     cfg = policy_config(meta)
     out: dict[str, Any] = {"episodes": episodes, "env_steps": int(meta.get("env_steps", 0)),
                            "wall_time_s": float(meta.get("wall_time_s", "nan"))}
-    cap = return_cap(cfg.env_id, cfg.env_kwargs)
+    bounds = return_bounds(cfg.env_id, cfg.env_kwargs)
     for mode in ("sampled", "greedy"):
         r = evaluate_policy(result.actor, cfg, episodes=episodes, greedy=mode == "greedy", seed=seed,
                             obs_mean=result.obs_mean, obs_var=result.obs_var).double()
-        mean, lo, hi = mean_ci95(r, (0.0, cap) if cap is not None else (None, None))
+        mean, lo, hi = mean_ci95(r, bounds)
         out.update({f"{mode} mean": mean, f"{mode} CI low": lo, f"{mode} CI high": hi, f"{mode} returns": r.tolist()})
     return out
 

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from .dataset import DistilledDataset
-from .envs import make_env
+from .envs import make_env, return_bounds
 from .evaluation import first_episode_returns, learner_policy, mean_ci95, trained_learners
 from .policies import Categorical, sample
 from .reference_policies import ConstantPolicy
@@ -120,8 +120,10 @@ def one_step_actions(ds: DistilledDataset, *, learners: int, seed: int = 0) -> p
     return pd.DataFrame(rows)
 
 
-def one_step_summary(ev: pd.DataFrame, names: list[str]) -> dict[str, Any]:
-    """One dataset's numbers from :func:`one_step_actions` (``names``: the game's actions).
+def one_step_summary(ev: pd.DataFrame, names: list[str], bounds: tuple[float | None, float | None] = (None, None)
+                     ) -> dict[str, Any]:
+    """One dataset's numbers from :func:`one_step_actions` (``names``: the game's actions; ``bounds``: the
+    range of one episode's return, :func:`~paper_code.envs.return_bounds`, that the CI stays within).
 
     ``sampled - replayed`` is the mean over learners of (sampled return - its replay's return) and
     ``diff s.e.`` its standard error: the sampled policy uses the state if the difference is above
@@ -131,7 +133,7 @@ def one_step_summary(ev: pd.DataFrame, names: list[str]) -> dict[str, Any]:
     share = counts / max(int(counts.sum()), 1)
     diff = by["sampled"]["return"].to_numpy() - by["replayed"]["return"].to_numpy()
     se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
-    mean, lo, hi = mean_ci95(by["sampled"]["return"].to_numpy())
+    mean, lo, hi = mean_ci95(by["sampled"]["return"].to_numpy(), bounds)
     return {
         "sampled mean": mean, "sampled std": float(by["sampled"]["return"].std()),
         "sampled CI low": lo, "sampled CI high": hi,
@@ -163,7 +165,8 @@ def atari_row(ds: DistilledDataset, *, learners: int, seed: int, names: list[str
     :func:`~paper_code.reference_policies.atari_reference_returns` under the same settings),
     :func:`atari_bar` and :func:`teacher_bar`'s first test, and how far the dataset moved from its start
     (``movement``, else its provenance's, where recorded). Returns (the row, the greedy-action shares)."""
-    summary = one_step_summary(one_step_actions(ds, learners=learners, seed=seed), names)
+    summary = one_step_summary(one_step_actions(ds, learners=learners, seed=seed), names,
+                               return_bounds(ds.env_id, ds.env_kwargs))
     shares = summary.pop("greedy shares")
     const = baselines[baselines.policy != "random"].groupby("policy")["return"].mean()
     row = {"B": ds.size, **summary, "random": float(baselines[baselines.policy == "random"]["return"].mean()),

@@ -35,10 +35,10 @@ class Estimate:
     unit: str
 
     @classmethod
-    def of(cls, values: torch.Tensor, unit: str, cap: float | None = None) -> "Estimate":
-        """The mean and 95% CI of ``values`` (:func:`~paper_code.evaluation.mean_ci95`; within 0 and
-        ``cap``, the task's return cap, where there is one)."""
-        mean, lo, hi = mean_ci95(values, (0.0, cap) if cap is not None else (None, None))
+    def of(cls, values: torch.Tensor, unit: str, bounds: tuple[float | None, float | None] = (None, None)) -> "Estimate":
+        """The mean and 95% CI of ``values`` (:func:`~paper_code.evaluation.mean_ci95`; within ``bounds``,
+        the range one episode's return can take: :func:`~paper_code.envs.return_bounds`)."""
+        mean, lo, hi = mean_ci95(values, bounds)
         return cls(mean, lo, hi, values.numel(), unit)
 
     @classmethod
@@ -66,7 +66,7 @@ def random_policy(ds: DistilledDataset, *, episodes: int, seed: int) -> Estimate
     returns, _ = first_episode_returns(env, policy, seed=seed + RANDOM_SEED_OFFSET)
     if hasattr(env, "close"):
         env.close()
-    return Estimate.of(returns, "episodes", env.return_cap)
+    return Estimate.of(returns, "episodes", env.return_bounds)
 
 
 def _candidates(path: str, near: str | Path | None) -> list[Path]:

@@ -30,7 +30,7 @@ import torch
 
 from paper_code.config import load_scale, project_root
 from paper_code.dataset import DistilledDataset
-from paper_code.envs import action_names
+from paper_code.envs import action_names, return_bounds
 from paper_code.layout import dataset_path
 from paper_code.reporting import write_table
 from paper_code.runs import run_or_resume, scale_config, setting
@@ -44,7 +44,8 @@ def summary(name: str, cfg, ds: DistilledDataset, history: pd.DataFrame, learner
     tail = history.tail(50)
     with torch.no_grad():
         feats = ds.features(ds.states)
-    s = one_step_summary(one_step_actions(ds, learners=learners, seed=seed), action_names(GAME))
+    s = one_step_summary(one_step_actions(ds, learners=learners, seed=seed), action_names(GAME),
+                         return_bounds(ds.env_id, ds.env_kwargs))
     s.pop("greedy shares")
     return {
         "variant": name, "pixels": "normalised" if cfg.normalize_obs else "raw", "ent_coef": cfg.ent_coef,

@@ -27,7 +27,7 @@ import torch
 
 from paper_code.config import load_scale, project_root
 from paper_code.dataset import DistilledDataset
-from paper_code.envs import action_names
+from paper_code.envs import action_names, return_bounds
 from paper_code.reporting import write_table
 from paper_code.runs import run_or_resume, scale_config
 from paper_code.state_dependence import one_step_actions, one_step_summary
@@ -75,7 +75,8 @@ def main() -> None:
         path = out / f"{args.game}_l{args.split}_b{cfg.size}_{name.replace(' ', '_')}.safetensors"
         run = run_or_resume(cfg, path, args.meta_epochs)
         ds = DistilledDataset.load(path)
-        s = one_step_summary(one_step_actions(ds, learners=args.learners, seed=SEED), action_names(args.game))
+        s = one_step_summary(one_step_actions(ds, learners=args.learners, seed=SEED), action_names(args.game),
+                             return_bounds(ds.env_id, ds.env_kwargs))
         s.pop("greedy shares")
         rows.append({"game": args.game, "l": args.split, "variant": name, "meta-epochs": run.meta_epoch,
                      "env steps": run.env_steps, "wall time s": run.wall_time, "adam eps": cfg.dataset_adam_eps or cfg.adam_eps,

@@ -433,5 +433,29 @@ def test_confidence_intervals_stay_inside_the_possible_returns():
     assert hi_free > 500.0 and lo_free == pytest.approx(lo) and mean == pytest.approx(ev.mean)
     assert mean_ci95(torch.tensor([3.0, 3.0, 3.0]), (0.0, 500.0)) == (3.0, 3.0, 3.0)
     assert mean_ci95(torch.tensor([7.0])) == (7.0, 7.0, 7.0)  # one value: no width
-    low_end = Estimate.of(torch.tensor([0.0, 0.0, 0.0, 30.0]), "episodes", cap=500.0)
+    low_end = Estimate.of(torch.tensor([0.0, 0.0, 0.0, 30.0]), "episodes", (0.0, 500.0))
     assert low_end.low == 0.0 and low_end.high > low_end.mean
+
+
+def test_every_bounded_task_gives_its_return_range_and_its_intervals_stay_inside():
+    # the random policy on Acrobot once read -498.1 [-501.8, -494.4]: a return below -500 cannot happen
+    from paper_code.envs import make_env, return_bounds
+    from paper_code.envs import ND_CARTPOLE_ID
+    from paper_code.evaluation import DatasetEvaluation
+    from paper_code.verdict import Estimate
+
+    assert return_bounds("Acrobot-v1", {}) == (-500.0, 0.0)
+    assert return_bounds("Acrobot-v1", {"max_episode_steps": 100}) == (-100.0, 0.0)
+    assert return_bounds("Pendulum-v1", {})[0] == pytest.approx(-16.2736044 * 200) and return_bounds("Pendulum-v1", {})[1] == 0
+    assert return_bounds("ALE/Pong-v5", {"max_episode_steps": 3000}) == (-21.0, 21.0)
+    assert return_bounds("ALE/SpaceInvaders-v5", {}) == (0.0, None)
+    assert return_bounds("Hopper-v5", {}) == (None, None)  # no bound known: the CI is not clipped
+    assert return_bounds(ND_CARTPOLE_ID, {"dof": 2}) == (0.0, 500.0)
+    env = make_env("Acrobot-v1", 2)
+    assert env.return_bounds == (-500.0, 0.0)
+    env.close()
+    near_floor = torch.tensor([-500.0] * 19 + [-430.0])
+    est = Estimate.of(near_floor, "episodes", return_bounds("Acrobot-v1", {}))
+    assert est.low == -500.0 and est.high < 0 and est.low < est.mean
+    ev = DatasetEvaluation(near_floor.view(-1, 1), greedy=False, cap=None, bounds=(-500.0, 0.0))
+    assert ev.ci95[0] == -500.0

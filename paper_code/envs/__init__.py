@@ -13,6 +13,7 @@ from .atari import ATARI_GAMES, action_names, atari_id, check_game, is_atari
 from .cartpole import MAX_EPISODE_STEPS, BatchedNDCartPole, BatchedStep, validate_dof
 from .cartpole_gym import NDCartPoleEnv, NDCartPoleVectorEnv
 from .gym_vector import MUJOCO_TASKS, GymVectorEnv, action_space_kind
+from .returns import Bounds, episode_return_bounds
 
 ND_CARTPOLE_ID = "paper_code/NDCartPole-v0"
 
@@ -84,6 +85,20 @@ def make_batched(env_id: str, num_envs: int, **kwargs: Any) -> BatchedNDCartPole
     return _BATCHED[env_id](num_envs, **kwargs)
 
 
+def return_bounds(env_id: str, env_kwargs: dict[str, Any]) -> Bounds:
+    """The range one episode's return can take (:func:`~paper_code.envs.returns.episode_return_bounds`)
+    without building the environment: its step limit is the one asked for or the registered one."""
+    if env_id in _BATCHED:
+        return 0.0, return_cap(env_id, env_kwargs)
+    steps = env_kwargs.get("max_episode_steps")
+    if steps is None and not is_atari(env_id):
+        try:
+            steps = gym.spec(env_id).max_episode_steps
+        except gym.error.Error:
+            steps = None
+    return episode_return_bounds(env_id, env_kwargs, steps)
+
+
 def return_cap(env_id: str, env_kwargs: dict[str, Any]) -> float | None:
     """The most one episode of ``env_id`` can return, where the environment has such a cap (the
     batched N-D cart-pole: 1 per step up to its step limit), without building it; None otherwise."""
@@ -107,6 +122,7 @@ __all__ = [
     "action_names",
     "check_game",
     "return_cap",
+    "return_bounds",
     "is_atari",
     "MUJOCO_TASKS",
     "GymVectorEnv",

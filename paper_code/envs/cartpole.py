@@ -160,6 +160,7 @@ class BatchedNDCartPole:
         self.observation_shape = (self.observation_size,)
         self.continuous = False
         self.return_cap = float(self.max_episode_steps)  # reward 1 per step
+        self.return_bounds = (0.0, self.return_cap)
         # force_table[a]: action a's force on each axis (+force_mag on axis a // 2 if a is odd, -force_mag if
         # even); public because the compiled rollout (compilation.fused_cartpole_steps) passes it to transition
         axis, direction = push(torch.arange(self.num_actions, device=self.device))

@@ -21,6 +21,7 @@ import torch
 
 from .atari import AtariVectorEnv, ale_step_cap, is_atari
 from .cartpole import BatchedStep
+from .returns import episode_return_bounds
 
 #: the gymnasium MuJoCo v5 tasks (notebook 02)
 MUJOCO_TASKS = (
@@ -59,7 +60,8 @@ class GymVectorEnv:
     """``num_envs`` copies of a gymnasium environment.
 
     ``num_actions`` is the number of discrete actions or, for a continuous (Box) action space,
-    the action dimension; ``continuous`` tells which. ``return_cap`` is None (no maximum return).
+    the action dimension; ``continuous`` tells which. ``return_cap`` is None (no single maximum return);
+    ``return_bounds`` the range one episode's return can take where the task bounds it (:mod:`.returns`).
     Observations keep their dtype if it is uint8 (Atari frames: 4x less memory in rollouts),
     else become ``dtype``. ``observation_shape`` is the shape of one observation;
     ``observation_size`` its first dimension (the size of 1-D observations).
@@ -120,6 +122,7 @@ class GymVectorEnv:
         # registered one, else ALE's own frame limit for Atari (1,000 for anything else without one)
         self.max_episode_steps = int(env_kwargs.get("max_episode_steps") or spec.max_episode_steps
                                      or (ale_step_cap(env_id, **env_kwargs) if is_atari(env_id) else 1000))
+        self.return_bounds = episode_return_bounds(env_id, env_kwargs, self.max_episode_steps)
         self.check_actions = check_actions
         self._seed = seed
         self.returns = np.zeros(num_envs)
