@@ -25,7 +25,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -248,9 +248,41 @@ class Compression:
         self.step_count = 0
         self.wall_time = 0.0
         self.history: list[dict[str, float]] = []
+        self.dagger: list[torch.Tensor] = []  # the states each DAgger round added to the pool
+
+    # ------------------------------------------------------------------------------ DAgger-style states
+    def _student(self) -> Teacher:
+        """The current set as a dataset teacher (fresh one-step learners acting on the student's
+        observations), to collect the states the learners themselves visit."""
+        x, y, lr = self.x.detach().clone(), self.y.detach().clone(), self.log_lr.detach().exp()
+        ls = None if self.log_std_target is None else self.log_std_target.detach().clone()
+        act = self.teacher.learner.activation
+
+        def outputs(theta0: Params | None, s: torch.Tensor) -> torch.Tensor:
+            return batched_forward(inner_step_batch(theta0, x, y, lr, act, ls), s.expand(theta0_count(theta0), *s.shape[1:]), act)
+
+        def log_std(theta0: Params | None) -> torch.Tensor | None:
+            return None if ls is None else inner_step_batch(theta0, x, y, lr, act, ls)["log_std"]
+
+        return replace(self.teacher, kind="dataset", outputs=outputs, log_std=log_std, scale=self.obs_scale)
+
+    def _dagger_due(self) -> bool:
+        """Round k of ``cfg.dagger_rounds`` runs once the fit has made k / (rounds + 1) of its steps."""
+        k = len(self.dagger) + 1
+        return k <= self.cfg.dagger_rounds and self.step_count >= k * self.cfg.steps / (self.cfg.dagger_rounds + 1)
+
+    def _dagger_round(self) -> None:
+        t0 = time.perf_counter()
+        seed = self.cfg.seed + 1_000_003 * (len(self.dagger) + 1)  # its own episodes and learner inits per round
+        added = visited_states(self._student(), self.cfg.dagger_states, seed=seed)  # the student's coordinates
+        self.dagger.append(added)
+        self.pool = torch.cat([self.pool, added])
+        self.collect_s += time.perf_counter() - t0
 
     def step(self) -> dict[str, float]:
         cfg, spec, teacher = self.cfg, self.teacher.learner, self.teacher
+        if self._dagger_due():
+            self._dagger_round()
         t0 = time.perf_counter()
         theta0 = init_params_batch(spec, self.pool.shape[1], self.num_actions, cfg.inits, self.g)
         s = self.pool[torch.randint(len(self.pool), (cfg.batch_states,), generator=self.g)]
@@ -297,6 +329,7 @@ class Compression:
                       "obs_scale": self.obs_scale, "state_bound": self.state_bound, "steps": self.step_count,
                       "final_kl": self.history[-1]["kl"] if self.history else None, "meta_epochs": 0,
                       "env_steps": len(self.pool), "collect_s": round(self.collect_s, 3),
+                      **({"dagger_states_added": sum(len(d) for d in self.dagger)} if self.dagger else {}),
                       "wall_time_s": round(self.wall_time + self.collect_s, 3), "git_revision": git_revision(),
                       "torch": torch.__version__, "movement": movement(self.initial, self._movable())}
         return DistilledDataset(states=self.x.detach().clone(), labels=self.y.detach().clone(),
@@ -309,7 +342,8 @@ class Compression:
         return {"kind": "compression", "config": self.cfg.to_dict(), "teacher_sha256": self.teacher.sha256,
                 "step": self.step_count, "wall_time": self.wall_time, "collect_s": self.collect_s,
                 "params": [p.detach().clone() for p in self.params], "opt": self.opt.state_dict(),
-                "rng": self.g.get_state(), "history": list(self.history)}
+                "rng": self.g.get_state(), "history": list(self.history),
+                **({"dagger": [d.clone() for d in self.dagger]} if self.dagger else {})}
 
     def load_state_dict(self, sd: dict[str, Any], where: str) -> None:
         if sd.get("kind") != "compression":
@@ -333,6 +367,12 @@ class Compression:
             self.step_count, self.wall_time = int(sd["step"]), float(sd["wall_time"])
             self.collect_s = float(sd["collect_s"])
             self.history = [dict(r) for r in sd["history"]]
+            dagger = sd.get("dagger", [])
+            if not isinstance(dagger, list) or len(dagger) > self.cfg.dagger_rounds or any(
+                    not isinstance(d, torch.Tensor) or d.shape[1:] != self.pool.shape[1:] for d in dagger):
+                raise ValueError("dagger")
+            self.dagger = [d.clone() for d in dagger]
+            self.pool = torch.cat([self.pool, *self.dagger])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{where}: damaged ({type(e).__name__})") from None
         if len(self.history) != self.step_count:
@@ -352,6 +392,8 @@ class FrameCompression(Compression):
 
         if teacher.kind != "policy" or teacher.params is None or teacher.obs_mean is not None:
             raise DatasetError(f"{teacher.source}: a Nature-CNN student needs a PPO policy teacher on raw frames")
+        if cfg.dagger_rounds:
+            raise ValueError("dagger_rounds applies to MLP students (cart-pole, MuJoCo, your own task), not to Atari")
         self.teacher, self.cfg = teacher, cfg
         self.split = 4 if cfg.split is None else cfg.split
         self.spec = atari_learner(self.split)
@@ -384,6 +426,7 @@ class FrameCompression(Compression):
         self.step_count = 0
         self.wall_time = 0.0
         self.history = []
+        self.dagger = []
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return cnn_forward(self.encoder, x) if self.encoder else x

@@ -266,6 +266,12 @@ class CompressConfig:
     """Atari (a Nature-CNN teacher): the student's split l in 0..4; its encoder starts as the teacher's first l layers (None: 4)."""
     encoder_lr: float = 1e-3
     """Atari: Adam's learning rate on the student's encoder, fitted with the dataset (0: the teacher's layers, frozen)."""
+    dagger_rounds: int = 0
+    """beyond the teacher's states (DAgger-style): rounds, evenly spaced through the fit, each adding to the pool
+    the states that fresh one-step learners trained on the current set visit (labelled by the teacher like the
+    rest); 0: the teacher's states only. MLP students (cart-pole, MuJoCo, your own task)."""
+    dagger_states: int = 5_000
+    """states each DAgger round adds to the pool (one-step learners acting, sampled actions)."""
 
     def __post_init__(self) -> None:
         self.size = checks.integer("size", self.size, hi=100_000)
@@ -281,9 +287,11 @@ class CompressConfig:
         if self.split is not None:
             self.split = checks.integer("split", self.split, lo=0, hi=4)
         self.encoder_lr = checks.number("encoder_lr", self.encoder_lr, lo=0.0, hi=1e3)
+        self.dagger_rounds = checks.integer("dagger_rounds", self.dagger_rounds, lo=0, hi=1000)
+        self.dagger_states = checks.integer("dagger_states", self.dagger_states, hi=10_000_000)
 
     #: fields added after fits were committed: left out of to_dict at their defaults (their checkpoints stay valid)
-    _LATER = {"split": None, "encoder_lr": 1e-3}
+    _LATER = {"split": None, "encoder_lr": 1e-3, "dagger_rounds": 0, "dagger_states": 5_000}
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if not (k in self._LATER and v == self._LATER[k])}

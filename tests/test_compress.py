@@ -203,3 +203,28 @@ def test_the_committed_compression_checkpoints_load():
         comp = Compression(load_teacher(project_root() / ds.provenance["teacher"]), CompressConfig(**ds.provenance["settings"]))
         comp.load_state_dict(read_checkpoint(f), str(f))
         assert comp.step_count == ds.provenance["steps"] and torch.equal(comp.x.detach(), ds.states)
+
+
+def test_dagger_rounds_add_the_one_step_learners_own_states_and_a_resumed_fit_equals_an_uninterrupted_one():
+    teacher = load_teacher(ND2)
+    cfg = CompressConfig(size=3, steps=6, dagger_rounds=2, dagger_states=128, **SMALL)
+    whole = Compression(teacher, cfg)
+    base = len(whole.pool)
+    for _ in range(6):
+        whole.step()
+    assert [len(d) for d in whole.dagger] == [128, 128] and len(whole.pool) == base + 256  # rounds at steps 2 and 4
+    assert not torch.equal(whole.dagger[0], whole.dagger[1])  # the set changed between the rounds
+    assert whole.dataset().provenance["dagger_states_added"] == 256
+    assert whole.dataset().provenance["env_steps"] == base + 256
+    cut = Compression(teacher, cfg)
+    for _ in range(3):  # past the first round
+        cut.step()
+    resumed = Compression(load_teacher(ND2), cfg)
+    resumed.load_state_dict(cut.state_dict(), "checkpoint")
+    assert len(resumed.pool) == base + 128
+    for _ in range(3):
+        resumed.step()
+    assert [h["kl"] for h in resumed.history] == [h["kl"] for h in whole.history]
+    assert torch.equal(resumed.x, whole.x) and torch.equal(resumed.pool, whole.pool)
+    plain = Compression(teacher, CompressConfig(size=3, steps=6, **SMALL))
+    assert "dagger" not in plain.state_dict() and "dagger_rounds" not in plain.cfg.to_dict()  # old checkpoints stay valid

@@ -1123,3 +1123,11 @@ def test_bad_input_under_torchrun_is_said_once(tmp_path):
     ours = [ln for ln in r.stderr.splitlines() if ln.startswith("error")]
     assert r.returncode != 0 and len(ours) == 1 and "exists and has no checkpoint" in ours[0], r.stderr[-3000:]
     assert "paper_code/" not in r.stderr, r.stderr[-3000:]  # no traceback of ours (torchrun prints its own)
+
+
+def test_dagger_rounds_with_an_atari_teacher_is_one_error_line(tmp_path, capsys):
+    from paper_code.config import project_root
+
+    teacher = project_root() / "results" / "atari" / "teachers" / "ppo_SpaceInvaders.safetensors"
+    args = ["compress", teacher, "--size", "4", "--split", "3", "--dagger-rounds", "1", "--out", tmp_path / "x.safetensors"]
+    assert_refused(tmp_path, args, "dagger_rounds applies to MLP students", capsys)
