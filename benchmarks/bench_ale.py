@@ -93,7 +93,7 @@ def main() -> None:
                            "min": min(v), "max": max(v)} for k, v in rates.items()])
     print(table.round(2).to_string(index=False))
     if args.out:
-        from paper_code.reporting import write_table
+        from paper_code.pipeline.reporting import write_table
 
         csv, md = write_table(table, args.out)
         md.write_text(f"# Atari environment throughput: the hand-written loop against ale-py's vector env\n\n"

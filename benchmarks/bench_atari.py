@@ -46,9 +46,9 @@ def child(game: str, split: int, warmup: int, meta_epochs: int, device: str, pro
     import torch
 
     import paper_code  # noqa: F401  (one thread)
-    from paper_code.config import load_scale
-    from paper_code.ppmo import PPMO
-    from paper_code.runs import scale_config
+    from paper_code.pipeline.config import load_scale
+    from paper_code.core.ppmo import PPMO
+    from paper_code.pipeline.experiments import scale_config
 
     cuda = torch.device(device).type == "cuda"
 
@@ -116,7 +116,7 @@ def layer_macs(obs_shape: tuple[int, int, int], outputs: int) -> list[int]:
     is the next layer's input), a linear layer once."""
     import math
 
-    from paper_code.learners import cnn_shapes
+    from paper_code.core.learners import cnn_shapes
 
     shapes = cnn_shapes(obs_shape, outputs)
     return [math.prod(w) * (math.prod(shapes[i + 1][1]) // w[0] if len(w) == 4 else 1)
@@ -143,7 +143,7 @@ def layer_rates(run, device: str, batch: int = 256, reps: int = 10) -> list[floa
     import torch
     import torch.nn.functional as F
 
-    from paper_code.learners import NATURE_CNN
+    from paper_code.core.learners import NATURE_CNN
 
     def clock() -> float:
         if torch.device(device).type == "cuda":
@@ -253,7 +253,7 @@ def main() -> None:
     table = pd.DataFrame(rows)
     print(table.round(2).to_string(index=False))
     if args.out:
-        from paper_code.reporting import write_table
+        from paper_code.pipeline.reporting import write_table
 
         csv, md = write_table(table, args.out)
         where = "one thread" if args.device == "cpu" else args.device

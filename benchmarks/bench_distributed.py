@@ -12,7 +12,7 @@ of plain one-process runs started at once, each its own run (env steps summed ov
 longest run's training wall time). ``--collectives`` adds, for two processes doing nothing
 else, the time of one sum over ranks of a flat buffer the size of the cart-pole run's gradients:
 gloo's all-reduce, gloo's all-gather and a local sum, and the shared-memory sum
-(:func:`paper_code.distributed.sum_over_ranks`' path for ranks on one host).
+(:func:`paper_code.runs.distributed.sum_over_ranks`' path for ranks on one host).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from paper_code.dataset import DistilledDataset
-from paper_code.reporting import write_table
+from paper_code.core.dataset import DistilledDataset
+from paper_code.pipeline.reporting import write_table
 
 
 def distill_args(out: Path, meta_epochs: int, seed: int = 0) -> list[str]:
@@ -63,7 +63,7 @@ def _collective_worker(rank: int, port: int, numel: int, n: int, out: str) -> No
     import torch
     import torch.distributed as dist
 
-    from paper_code.distributed import _shared_sum, gather_sum, world
+    from paper_code.runs.distributed import _shared_sum, gather_sum, world
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -135,8 +135,8 @@ def main() -> None:
     df["speed-up"] = df["env-steps/s (median)"] / df["env-steps/s (median)"].iloc[0]
     extra = ""
     if args.collectives:
-        from paper_code.ppmo import PPMO
-        from paper_code.presets import resolve
+        from paper_code.core.ppmo import PPMO
+        from paper_code.pipeline.presets import resolve
 
         run = PPMO(resolve("cartpole-nd1", eval_every=0))
         numel = sum(p.numel() for p in [*run.data_params, *run.critic.values()])

@@ -20,7 +20,7 @@ import torch
 
 import paper_code  # noqa: F401  (one thread, env registration)
 from paper_code.envs import BatchedNDCartPole
-from paper_code.reporting import write_table
+from paper_code.pipeline.reporting import write_table
 
 
 def bench_batched(B: int, dof: int, seconds: float) -> float:

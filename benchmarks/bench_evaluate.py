@@ -20,9 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 import paper_code  # noqa: F401  (one thread)
-from paper_code.dataset import DistilledDataset
-from paper_code.evaluation import evaluate_dataset
-from paper_code.reporting import write_table
+from paper_code.core.dataset import DistilledDataset
+from paper_code.core.evaluation import evaluate_dataset
+from paper_code.pipeline.reporting import write_table
 
 
 def main() -> None:

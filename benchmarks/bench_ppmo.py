@@ -23,12 +23,12 @@ import pandas as pd
 import torch
 
 import paper_code  # noqa: F401  (one thread)
-from paper_code.inner import inner_step_batch
-from paper_code.learners import init_params_batch
-from paper_code.ppmo import PPMO
-from paper_code.reporting import write_table
-from paper_code.rl import bootstrap_values, gae
-from paper_code.settings import PPMOConfig
+from paper_code.core.inner import inner_step_batch
+from paper_code.core.learners import init_params_batch
+from paper_code.core.ppmo import PPMO
+from paper_code.core.rl import bootstrap_values, gae
+from paper_code.core.settings import PPMOConfig
+from paper_code.pipeline.reporting import write_table
 
 
 def _breakdown(run: PPMO, K: int, rates: list[float], clock) -> dict[str, float]:

@@ -28,8 +28,8 @@ from bench_atari import cpu_model  # noqa: E402
 def child(game: str, warmup: int, iterations: int, device: str) -> None:
     import torch
 
-    from paper_code.ppo import PPO
-    from paper_code.presets import resolve_ppo
+    from paper_code.core.ppo import PPO
+    from paper_code.pipeline.presets import resolve_ppo
 
     torch.set_num_threads(1)
     cuda = torch.device(device).type == "cuda"
@@ -64,7 +64,7 @@ def main() -> None:
 
     here = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(here))
-    from paper_code.config import load_scale
+    from paper_code.pipeline.config import load_scale
 
     total = int(load_scale("paper")["atari"]["teacher"]["total_env_steps"])
     rows = []
@@ -80,7 +80,7 @@ def main() -> None:
     table = pd.DataFrame(rows)
     print(table.round(2).to_string(index=False))
     if args.out:
-        from paper_code.reporting import write_table
+        from paper_code.pipeline.reporting import write_table
 
         csv, md = write_table(table, args.out)
         md.write_text(f"# The Atari PPO teacher's speed\n\n`python benchmarks/bench_ppo_atari.py {' '.join(sys.argv[1:])}`: "

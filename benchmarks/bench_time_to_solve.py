@@ -22,14 +22,14 @@ import time
 import pandas as pd
 
 import paper_code  # noqa: F401  (one thread)
-from paper_code.analysis import first_reach
-from paper_code.config import project_root
-from paper_code.evaluation import evaluate_dataset
-from paper_code.ppmo import PPMO
-from paper_code.presets import resolve
-from paper_code.protocol import SOLVED_RETURN
-from paper_code.reporting import write_table
-from paper_code.training import train
+from paper_code.core.evaluation import evaluate_dataset
+from paper_code.core.ppmo import PPMO
+from paper_code.pipeline.analysis import first_reach
+from paper_code.pipeline.config import project_root
+from paper_code.pipeline.presets import resolve
+from paper_code.pipeline.protocol import SOLVED_RETURN
+from paper_code.pipeline.reporting import write_table
+from paper_code.runs.training import train
 
 
 def solve(preset: str, budget: int, compile: bool = False) -> dict[str, float]:

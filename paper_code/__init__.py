@@ -10,15 +10,15 @@ from __future__ import annotations
 import sys
 
 if sys.argv[:1] == ["-m"]:  # being imported by `python -m paper_code ...`: before torch's slow import
-    from .interrupts import stop_commands_at_once
+    from paper_code.runs.interrupts import stop_commands_at_once
 
     stop_commands_at_once()
 
-from .runtime import configure_threads  # noqa: E402
+from paper_code.runs.runtime import configure_threads  # noqa: E402
 
 configure_threads()
 
-from . import envs  # noqa: E402  (registers the gymnasium environments)
+from paper_code import envs  # noqa: E402  (registers the gymnasium environments)
 
 __version__ = "0.1.0"
 __all__ = ["envs", "__version__"]

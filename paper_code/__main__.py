@@ -22,22 +22,22 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .authors_datasets import convert, not_evaluable, published_files, reference_name
-from .checkpoints import CheckpointError
-from .cli_settings import add_config_arguments
-from .config import ROOT_ENV, project_root
-from .dataset import DatasetError, DistilledDataset
-from .distributed import init_from_env, launched, leave
-from .envs import ND_CARTPOLE_ID
-from .evaluation import evaluate_dataset
-from .files import OutputLock, check_writable
-from .interrupts import RunInterrupted, exit_quietly_on_signals
-from .notebooks import run_notebook
-from .presets import FAMILIES, atari_learner, meta_epoch_budget, preset_for_env, preset_names, resolve
-from .settings import CompressConfig, PPMOConfig, PPOConfig, RLSettings
-from .runs import stop_at
-from .training import DivergenceError, checkpoint_path, distill, log_path
-from .verdict import NAMES, judge
+from paper_code.core.dataset import DatasetError, DistilledDataset
+from paper_code.core.evaluation import evaluate_dataset
+from paper_code.core.settings import CompressConfig, PPMOConfig, PPOConfig, RLSettings
+from paper_code.envs import ND_CARTPOLE_ID
+from paper_code.pipeline.authors_datasets import convert, not_evaluable, published_files, reference_name
+from paper_code.pipeline.config import ROOT_ENV, project_root
+from paper_code.pipeline.experiments import stop_at
+from paper_code.pipeline.notebooks import run_notebook
+from paper_code.pipeline.presets import FAMILIES, atari_learner, meta_epoch_budget, preset_for_env, preset_names, resolve
+from paper_code.pipeline.verdict import NAMES, judge
+from paper_code.runs.checkpoints import CheckpointError
+from paper_code.runs.cli_settings import add_config_arguments
+from paper_code.runs.distributed import init_from_env, launched, leave
+from paper_code.runs.files import OutputLock, check_writable
+from paper_code.runs.interrupts import RunInterrupted, exit_quietly_on_signals
+from paper_code.runs.training import DivergenceError, checkpoint_path, distill, log_path
 
 
 def _cmd_notebook(args: argparse.Namespace) -> int:
@@ -107,7 +107,7 @@ def _judged_lines(path: str, learners: int) -> list[str]:
 
 def _stop_rule(args: argparse.Namespace, cfg: PPMOConfig) -> tuple[Any, str | None]:
     """``--stop-at R``: stop once ``--stop-patience`` consecutive evaluations' sampled 95% CI lower
-    ends reach R (:func:`~paper_code.runs.stop_at`); ``(None, None)`` without it."""
+    ends reach R (:func:`~paper_code.pipeline.experiments.stop_at`); ``(None, None)`` without it."""
     if args.stop_at is None:
         return None, None
     if not cfg.eval_every:
@@ -210,7 +210,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
-    from .compress import compress_run
+    from paper_code.core.compress import compress_run
 
     if args.out is None:
         raise ValueError("--out is required: the dataset file to write")
@@ -238,7 +238,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
 
 def _ppo_config(args: argparse.Namespace) -> tuple[str, PPOConfig]:
     """The PPO preset (``--preset``, else the one for ``--env``) with every given flag applied."""
-    from .presets import resolve_ppo
+    from paper_code.pipeline.presets import resolve_ppo
 
     given = {f.name: getattr(args, f.name) for f in fields(PPOConfig) if getattr(args, f.name) is not None}
     if args.preset is None and "env_id" not in given:
@@ -251,7 +251,7 @@ def _ppo_config(args: argparse.Namespace) -> tuple[str, PPOConfig]:
 
 
 def _cmd_ppo(args: argparse.Namespace) -> int:
-    from .ppo import ppo_file
+    from paper_code.core.ppo import ppo_file
 
     preset, cfg = _ppo_config(args)
     if args.print_config:

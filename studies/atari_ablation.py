@@ -12,7 +12,7 @@
 
 For each: rollout entropy and KL over the last 50 meta-epochs, the synthetic frames' feature size,
 the inner lr, and 20 fresh learners x 1 episode (greedy action shares; sampled, greedy and
-replayed returns: :func:`paper_code.state_dependence.one_step_actions`) -> ``results/atari/ablation/ablation.{csv,md}``
+replayed returns: :func:`paper_code.pipeline.state_dependence.one_step_actions`) -> ``results/atari/ablation/ablation.{csv,md}``
 and the per-meta-epoch curves ``curves.csv``. Runs 1 and 3 are the committed datasets (nothing to
 train); run 2 resumes or trains (about an hour on a core; its dataset and checkpoint are not
 committed, its log is).
@@ -28,13 +28,13 @@ from dataclasses import replace
 import pandas as pd
 import torch
 
-from paper_code.config import load_scale, project_root
-from paper_code.dataset import DistilledDataset
+from paper_code.core.dataset import DistilledDataset
 from paper_code.envs import action_names, return_bounds
-from paper_code.layout import dataset_path
-from paper_code.reporting import write_table
-from paper_code.runs import run_or_resume, scale_config, setting
-from paper_code.state_dependence import one_step_actions, one_step_summary
+from paper_code.pipeline.config import load_scale, project_root
+from paper_code.pipeline.experiments import run_or_resume, scale_config, setting
+from paper_code.pipeline.layout import dataset_path
+from paper_code.pipeline.reporting import write_table
+from paper_code.pipeline.state_dependence import one_step_actions, one_step_summary
 
 GAME, SPLIT = "Breakout", 4
 RAW_BUDGET = 679  # where the first raw-pixel run was stopped

@@ -25,12 +25,12 @@ import argparse
 import pandas as pd
 import torch
 
-from paper_code.config import load_scale, project_root
-from paper_code.dataset import DistilledDataset
+from paper_code.core.dataset import DistilledDataset
 from paper_code.envs import action_names, return_bounds
-from paper_code.reporting import write_table
-from paper_code.runs import run_or_resume, scale_config
-from paper_code.state_dependence import one_step_actions, one_step_summary
+from paper_code.pipeline.config import load_scale, project_root
+from paper_code.pipeline.experiments import run_or_resume, scale_config
+from paper_code.pipeline.reporting import write_table
+from paper_code.pipeline.state_dependence import one_step_actions, one_step_summary
 
 VARIANTS = {
     "preset": {},

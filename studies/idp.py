@@ -20,19 +20,19 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from paper_code.config import load_scale, project_root
-from paper_code.dataset import DistilledDataset
+from paper_code.core.dataset import DistilledDataset
+from paper_code.core.evaluation import evaluate_dataset, first_episode_returns, learner_policy, trained_learners
+from paper_code.core.learners import batched_forward
+from paper_code.core.ppmo import PPMO
 from paper_code.envs import make_env
-from paper_code.evaluation import evaluate_dataset, first_episode_returns, learner_policy, trained_learners
-from paper_code.layout import dataset_path
-from paper_code.learners import batched_forward
-from paper_code.ppmo import PPMO
-from paper_code.protocol import protocol_seed
-from paper_code.reporting import write_table
-from paper_code.run_state import load_checkpoint
-from paper_code.runs import run_or_resume, run_preset, scale_config, setting, stop_rule
-from paper_code.state_dependence import state_dependence
-from paper_code.training import checkpoint_path, train, write_log
+from paper_code.pipeline.config import load_scale, project_root
+from paper_code.pipeline.experiments import run_or_resume, run_preset, scale_config, setting, stop_rule
+from paper_code.pipeline.layout import dataset_path
+from paper_code.pipeline.protocol import protocol_seed
+from paper_code.pipeline.reporting import write_table
+from paper_code.pipeline.state_dependence import state_dependence
+from paper_code.runs.run_state import load_checkpoint
+from paper_code.runs.training import checkpoint_path, train, write_log
 
 TASK = "InvertedDoublePendulum-v5"
 BUDGET = 1500  # notebook 02's budget for the task when these ran

@@ -49,14 +49,14 @@ import argparse
 
 import pandas as pd
 
-from paper_code.config import load_scale, project_root
-from paper_code.dataset import DistilledDataset
+from paper_code.core.dataset import DistilledDataset
 from paper_code.envs import MUJOCO_TASKS
-from paper_code.layout import dataset_path
-from paper_code.protocol import protocol_seed
-from paper_code.reporting import write_table
-from paper_code.runs import run_or_resume, scale_config, setting, stop_rule
-from paper_code.state_dependence import state_dependence
+from paper_code.pipeline.config import load_scale, project_root
+from paper_code.pipeline.experiments import run_or_resume, scale_config, setting, stop_rule
+from paper_code.pipeline.layout import dataset_path
+from paper_code.pipeline.protocol import protocol_seed
+from paper_code.pipeline.reporting import write_table
+from paper_code.pipeline.state_dependence import state_dependence
 
 #: the settings before notebook 02 averaged InvertedDoublePendulum's meta-gradient over 2 inits
 #: and truncated its training episodes (params.yaml); the variants keep them as they first ran

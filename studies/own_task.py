@@ -26,17 +26,14 @@ costs nothing; its recorded time is kept in ``<out>/<task>/stages.json``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 
-from paper_code.config import project_root
-from paper_code.reporting import write_table
+from paper_code.pipeline.commands import Stages, ci
+from paper_code.pipeline.config import project_root
+from paper_code.pipeline.reporting import write_table
 
 TASKS = ("Acrobot-v1", "LunarLander-v3", "Pendulum-v1")
 SIZE = 8  # the README's --size
@@ -44,65 +41,23 @@ BAR = 0.9  # the issue's share of the teacher's margin over random
 ROUTE_MINUTES = 30  # the issue's wall-time bar for the route (teacher + compress) on one core
 
 
-def _run(cmd: list[str], log: Path) -> tuple[str, float]:
-    """Run one CLI command (``python -m paper_code ...``) in the project folder, so that the paths in its
-    files (a set's teacher, the logs) are the project's relative ones; its output goes to ``log``;
-    returns stdout and seconds."""
-    start = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "paper_code", *cmd], capture_output=True, text=True, cwd=project_root())
-    seconds = time.perf_counter() - start
-    log.write_text(f"$ python -m paper_code {' '.join(cmd)}\n{r.stdout}{r.stderr}")
-    if r.returncode != 0:
-        raise SystemExit(f"error: `python -m paper_code {' '.join(cmd)}` failed ({r.returncode}); see {log}")
-    return r.stdout, seconds
-
-
-def _stage(stages: dict, name: str, cmd: list[str], out: Path, folder: Path) -> None:
-    """Run a stage whose output file is ``out``; keep the time of the run that wrote it."""
-    stdout, seconds = _run(cmd, folder / f"{name}.txt")
-    if stdout.lstrip().startswith("wrote") or name not in stages:
-        stages[name] = {"seconds": round(seconds, 1), "command": "python -m paper_code " + " ".join(cmd)}
-
-
-def _evaluation(stages: dict, name: str, file: Path, folder: Path, learners: int, episodes: int) -> dict:
-    cmd = ["evaluate", str(file), "--learners", str(learners), "--episodes", str(episodes), "--json"]
-    if name in stages and (folder / f"{name}.json").exists():  # evaluated before: read, not redone
-        return json.loads((folder / f"{name}.json").read_text())
-    stdout, seconds = _run(cmd, folder / f"{name}.txt")
-    result = json.loads(stdout)
-    (folder / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    stages[name] = {"seconds": round(seconds, 1), "command": "python -m paper_code " + " ".join(cmd)}
-    return result
-
-
 def run_task(task: str, out: Path, args: argparse.Namespace) -> dict:
-    folder = out / task
-    folder.mkdir(parents=True, exist_ok=True)
-    record = folder / "stages.json"
-    stages = json.loads(record.read_text()) if record.exists() else {}
+    stages = Stages(out / task)
+    folder = stages.folder
     teacher, dataset, ppmo = folder / "teacher.safetensors", folder / "set.safetensors", folder / "ppmo.safetensors"
     budget = [] if args.ppo_steps is None else ["--total-env-steps", str(args.ppo_steps)]
     fit = [] if args.compress_steps is None else ["--steps", str(args.compress_steps)]
     meta = [] if args.meta_epochs is None else ["--meta-epochs", str(args.meta_epochs)]
-    steps = [
-        ("teacher", ["ppo", "--env", task, "--out", str(teacher), "--quiet", *budget], teacher),
-        ("compress", ["compress", str(teacher), "--size", str(SIZE), "--out", str(dataset), "--quiet", *fit], dataset),
-        ("ppmo", ["distill", "--env", task, "--out", str(ppmo), "--quiet", *meta], ppmo),
-    ]
-    for name, cmd, path in steps:
-        _stage(stages, name, cmd, path, folder)
-        record.write_text(json.dumps(stages, indent=2) + "\n")
-    route = _evaluation(stages, "evaluate set", dataset, folder, args.learners, args.episodes)
-    alone = _evaluation(stages, "evaluate ppmo", ppmo, folder, args.learners, args.episodes)
-    record.write_text(json.dumps(stages, indent=2) + "\n")
+    stages.command("teacher", ["ppo", "--env", task, "--out", str(teacher), "--quiet", *budget])
+    stages.command("compress", ["compress", str(teacher), "--size", str(SIZE), "--out", str(dataset), "--quiet", *fit])
+    stages.command("ppmo", ["distill", "--env", task, "--out", str(ppmo), "--quiet", *meta])
+    route = stages.evaluation("evaluate set", dataset, args.learners, args.episodes)
+    alone = stages.evaluation("evaluate ppmo", ppmo, args.learners, args.episodes)
     refs = route["references"]
     rnd, tch = refs["random"]["mean"], refs["teacher"]["mean"]
 
     def share(mean: float) -> float:
         return (mean - rnd) / (tch - rnd) if tch != rnd else float("nan")
-
-    def ci(e: dict) -> str:
-        return f"{e['mean']:.1f} [{e['ci95'][0]:.1f}, {e['ci95'][1]:.1f}]"
 
     route_s = stages["teacher"]["seconds"] + stages["compress"]["seconds"]
     return {

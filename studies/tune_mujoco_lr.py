@@ -11,11 +11,11 @@ import argparse
 
 import pandas as pd
 
-from paper_code.config import project_root
-from paper_code.files import atomic_path
-from paper_code.ppmo import PPMO
-from paper_code.runs import scale_config
-from paper_code.training import train
+from paper_code.core.ppmo import PPMO
+from paper_code.pipeline.config import project_root
+from paper_code.pipeline.experiments import scale_config
+from paper_code.runs.files import atomic_path
+from paper_code.runs.training import train
 
 VARIANTS = {
     "cart-pole settings": {"dataset_lr": 2.5e-4, "init_inner_lr": 0.02},

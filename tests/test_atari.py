@@ -10,16 +10,16 @@ import sys
 import pytest
 import torch
 
-from paper_code.dataset import DatasetError, DistilledDataset
+from paper_code.core.dataset import DatasetError, DistilledDataset
+from paper_code.core.evaluation import evaluate_dataset, learner_policy, trained_learners
+from paper_code.core.inner import inner_step
+from paper_code.core.learners import NATURE_CNN, cnn_forward, forward, init_encoder, init_params
+from paper_code.core.ppmo import PPMO
 from paper_code.envs import make_env
-from paper_code.evaluation import evaluate_dataset, learner_policy, trained_learners
-from paper_code.inner import inner_step
-from paper_code.learners import NATURE_CNN, cnn_forward, forward, init_encoder, init_params
-from paper_code.ppmo import PPMO
-from paper_code.presets import atari_learner
-from paper_code.runs import scale_config
-from paper_code.state_dependence import one_step_actions
-from paper_code.training import distill
+from paper_code.pipeline.experiments import scale_config
+from paper_code.pipeline.presets import atari_learner
+from paper_code.pipeline.state_dependence import one_step_actions
+from paper_code.runs.training import distill
 
 TINY = {"seed": 0, "max_episode_steps": 40, "eval_every": 0, "eval_learners": 1, "num_envs": 2, "num_steps": 8,
         "minibatch_size": 8, "update_epochs": 1}
@@ -51,7 +51,7 @@ def test_the_fast_frame_paths_keep_the_values():
     """Issue 23's speed-ups change layouts and buffers, not what a learner sees: channels-last
     frames normalise to exactly the reference formula, the float32 pixel statistics match float64
     ones, channels-last convolutions match NCHW ones (also under vmap, which keeps NCHW)."""
-    from paper_code.observations import RunningMeanStd, normalize_obs, prepare
+    from paper_code.core.observations import RunningMeanStd, normalize_obs, prepare
 
     g = torch.Generator().manual_seed(0)
     frames = torch.randint(0, 256, (3, 5, 4, 84, 84), generator=g, dtype=torch.uint8)
@@ -186,8 +186,8 @@ def test_without_a_cap_an_atari_episode_is_followed_to_ales_own_end():
     default of 1,000 steps (which scored every longer episode 0). Centipede's constant UPRIGHTFIRE
     lasts more than 1,000 steps on this seed (101); an episode cut off before its end is an error."""
     from paper_code.envs.atari import ale_step_cap
-    from paper_code.evaluation import first_episode_returns
-    from paper_code.reference_policies import ConstantPolicy
+    from paper_code.core.evaluation import first_episode_returns
+    from paper_code.pipeline.reference_policies import ConstantPolicy
 
     assert ale_step_cap("ALE/Centipede-v5") == 27_000 and ale_step_cap("ALE/Pong-v5", max_num_frames_per_episode=400) == 100
     env = make_env("ALE/Centipede-v5", 1, seed=0, repeat_action_probability=0.0)
@@ -259,7 +259,7 @@ def test_per_pixel_normalisation_is_frozen_into_an_atari_dataset(tmp_path):
     # evaluation feeds the learners normalised frames: the dataset's statistics, not raw pixels
     env = make_env(ds.env_id, 2, seed=1, **ds.env_kwargs)
     obs = env.reset()
-    from paper_code.observations import normalize_obs
+    from paper_code.core.observations import normalize_obs
 
     torch.testing.assert_close(ds.normalize(obs), normalize_obs(obs.float() / 255, mean, var))
     assert not torch.allclose(ds.features(ds.normalize(obs)), ds.features(obs.float() / 255))

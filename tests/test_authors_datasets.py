@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from paper_code.__main__ import main
-from paper_code.authors_datasets import convert, reference_name
-from paper_code.config import project_root
-from paper_code.dataset import DatasetError, DistilledDataset
+from paper_code.core.dataset import DatasetError, DistilledDataset
+from paper_code.core.evaluation import evaluate_dataset
 from paper_code.envs import ND_CARTPOLE_ID
-from paper_code.evaluation import evaluate_dataset
+from paper_code.pipeline.authors_datasets import convert, reference_name
+from paper_code.pipeline.config import project_root
 
 SHARED = project_root() / ".." / "shared" / "reference" / "RL-to-SL_Distillation"
 COMMITTED = project_root() / "reference"
@@ -224,8 +224,8 @@ def test_converting_the_published_originals_reproduces_the_committed_files(tmp_p
 def test_minimal_size_needs_the_ci_lower_end_not_the_mean_to_clear_the_bar():
     import pandas as pd
 
-    from paper_code.analysis import smallest_sufficient_size
-    from paper_code.protocol import SOLVED_RETURN
+    from paper_code.pipeline.analysis import smallest_sufficient_size
+    from paper_code.pipeline.protocol import SOLVED_RETURN
     sizes = pd.DataFrame({"B": [1, 2, 3], "sampled mean": [300.0, 480.0, 499.0], "ci95 low": [250.0, 470.0, 497.0]})
     assert smallest_sufficient_size(sizes, SOLVED_RETURN) == 3  # B = 2's mean clears 475, its CI does not
     assert math.isnan(smallest_sufficient_size(sizes.iloc[:2], SOLVED_RETURN))
@@ -234,7 +234,7 @@ def test_minimal_size_needs_the_ci_lower_end_not_the_mean_to_clear_the_bar():
 def test_table1_targets_are_the_authors_returns_under_the_same_protocol():
     import pandas as pd
 
-    from paper_code.protocol import table1_targets
+    from paper_code.pipeline.protocol import table1_targets
     ours = pd.DataFrame({"N": [1, 4], "sampled mean": [499.0, 120.0], "greedy mean": [480.0, 130.0]})
     authors = pd.DataFrame({"N": [1, 4], "sampled mean": [499.5, 110.0]})
     check = table1_targets(ours, authors).set_index("N")
@@ -243,7 +243,7 @@ def test_table1_targets_are_the_authors_returns_under_the_same_protocol():
 
 
 def test_the_committed_authors_sets_are_found_by_task_and_level():
-    from paper_code.authors_datasets import authors_atari, authors_cartpole, authors_mujoco
+    from paper_code.pipeline.authors_datasets import authors_atari, authors_cartpole, authors_mujoco
     assert authors_cartpole(3, 4).name == "nd3_b4.safetensors" and authors_cartpole(3, 7) is None
     assert authors_mujoco("Hopper-v5").name == "Hopper-v4_b64.safetensors" and authors_mujoco("Swimmer-v5") is None
     assert authors_atari("Centipede", 2).name == "Centipede_l2_b10.safetensors" and authors_atari("Pong", 4) is None

@@ -177,7 +177,7 @@ def test_truncation_at_500_steps(dof):
     env.reset(seed=0)
     env.unwrapped.set_state(np.zeros((dof, 4)))
     # from the upright equilibrium, the hand-written controller keeps every axis up
-    from paper_code.reference_policies import CartPoleController
+    from paper_code.pipeline.reference_policies import CartPoleController
 
     controller = CartPoleController(dof)
     obs = np.zeros(4 * dof, dtype=np.float32)
@@ -325,8 +325,8 @@ def test_package_defaults_to_one_thread():
 
 
 def test_controller_balances_every_dof():
-    from paper_code.reference_policies import CartPoleController
-    from paper_code.evaluation import first_episode_returns
+    from paper_code.pipeline.reference_policies import CartPoleController
+    from paper_code.core.evaluation import first_episode_returns
 
     for dof in range(1, 6):
         returns, lengths = first_episode_returns(BatchedNDCartPole(20, dof, seed=dof), CartPoleController(dof), seed=dof)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from paper_code.__main__ import build_parser, cli_wording, main
-from paper_code.presets import meta_epoch_budget
-from paper_code.settings import CompressConfig
+from paper_code.core.settings import CompressConfig
+from paper_code.pipeline.presets import meta_epoch_budget
 
 
 def _subparser(argv: list[str]) -> argparse.ArgumentParser:
@@ -95,9 +95,9 @@ def _evaluated(capsys, path, *flags: str) -> str:
 def test_evaluate_judges_a_set_against_random_and_untrained_learners(tmp_path, capsys):
     from dataclasses import replace
 
-    from paper_code.dataset import DistilledDataset
-    from paper_code.layout import dataset_path
-    from paper_code.config import package_root
+    from paper_code.core.dataset import DistilledDataset
+    from paper_code.pipeline.layout import dataset_path
+    from paper_code.pipeline.config import package_root
 
     good = dataset_path(package_root() / "results", "cartpole-nd1", 512)
     out = _evaluated(capsys, good)
@@ -131,7 +131,7 @@ _TINY = {"ppo": ["--total-env-steps", "1024", "--eval-episodes", "2", "--quiet"]
 def test_the_readmes_own_task_commands_run_end_to_end(tmp_path, monkeypatch, capsys):
     import shlex
 
-    from paper_code.config import package_root
+    from paper_code.pipeline.config import package_root
 
     readme = (package_root() / "README.md").read_text()
     block = readme.split("## Your own task in three commands", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
@@ -145,7 +145,7 @@ def test_the_readmes_own_task_commands_run_end_to_end(tmp_path, monkeypatch, cap
 
 
 def test_distill_stops_at_a_target_on_the_evaluations_ci(tmp_path, capsys):
-    from paper_code.dataset import DistilledDataset
+    from paper_code.core.dataset import DistilledDataset
 
     tiny = ["--preset", "cartpole-nd1", "--size", "16", "--num-envs", "4", "--num-steps", "32", "--eval-learners", "4",
             "--meta-epochs", "12", "--eval-every", "2", "--quiet"]

@@ -8,15 +8,15 @@ import math
 import pytest
 import torch
 
-from paper_code.compilation import (adam_state, clipped_adam_steps, fused_cartpole_steps, minibatch_gradients,
-                                    minibatch_losses)
-from paper_code.dataset import DistilledDataset
+from paper_code.runs.compilation import (adam_state, clipped_adam_steps, fused_cartpole_steps, minibatch_gradients,
+                                         minibatch_losses)
+from paper_code.core.dataset import DistilledDataset
+from paper_code.core.learners import LearnerSpec, forward, init_params, init_params_batch
+from paper_code.core.policies import Categorical
+from paper_code.core.rl import rollout
+from paper_code.core.settings import PPMOConfig
 from paper_code.envs import BatchedNDCartPole
-from paper_code.learners import LearnerSpec, forward, init_params, init_params_batch
-from paper_code.policies import Categorical
-from paper_code.rl import rollout
-from paper_code.settings import PPMOConfig
-from paper_code.training import distill
+from paper_code.runs.training import distill
 
 TINY = dict(size=16, num_envs=4, num_steps=25, update_epochs=2, minibatch_size=40, eval_every=0)
 

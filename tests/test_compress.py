@@ -12,12 +12,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from paper_code.__main__ import main
-from paper_code.compress import Compression, compress_file, fit_path, load_teacher
-from paper_code.config import project_root
-from paper_code.dataset import DistilledDataset
-from paper_code.ppmo import PPMO
-from paper_code.presets import resolve
-from paper_code.settings import CompressConfig
+from paper_code.core.compress import Compression, compress_file, fit_path, load_teacher
+from paper_code.core.dataset import DistilledDataset
+from paper_code.core.ppmo import PPMO
+from paper_code.core.settings import CompressConfig
+from paper_code.pipeline.config import project_root
+from paper_code.pipeline.presets import resolve
 
 RESULTS = project_root() / "results"
 SMALL = dict(inits=2, batch_states=256, pool=512, seed=0)
@@ -120,9 +120,9 @@ def test_a_warm_start_that_does_not_fit_the_run_is_one_error_line(tmp_path, caps
 
 
 def test_the_published_minimal_datasets_are_the_pipelines_compressed_fits():
-    from paper_code.config import load_scale
-    from paper_code.layout import compressed_path, minimal_dataset_path
-    from paper_code.runs import compression_config
+    from paper_code.pipeline.config import load_scale
+    from paper_code.pipeline.layout import compressed_path, minimal_dataset_path
+    from paper_code.pipeline.experiments import compression_config
 
     paper = load_scale("paper")
     section = paper["minimal"]["compression"]
@@ -145,7 +145,7 @@ def test_a_signal_mid_fit_stops_at_a_step_boundary_and_resume_equals_an_uninterr
     import os
     import signal
 
-    from paper_code.interrupts import RunInterrupted
+    from paper_code.runs.interrupts import RunInterrupted
 
     signum = getattr(signal, sig)
     cfg = CompressConfig(size=2, steps=6, **SMALL)
@@ -192,7 +192,7 @@ def test_a_wrong_or_damaged_checkpoint_is_one_error_line(tmp_path, capsys):
 
 
 def test_the_committed_compression_checkpoints_load():
-    from paper_code.checkpoints import read_checkpoint
+    from paper_code.runs.checkpoints import read_checkpoint
 
     files = sorted((RESULTS / "cartpole" / "datasets" / "compressed").rglob("*.ckpt.pt"))
     if not files:

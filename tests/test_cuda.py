@@ -10,13 +10,13 @@ import math
 import pytest
 import torch
 
-from paper_code.config import project_root
-from paper_code.dataset import DistilledDataset
-from paper_code.evaluation import evaluate_dataset
-from paper_code.ppmo import PPMO
-from paper_code.runs import scale_config
-from paper_code.settings import PPMOConfig
-from paper_code.training import distill
+from paper_code.core.dataset import DistilledDataset
+from paper_code.core.evaluation import evaluate_dataset
+from paper_code.core.ppmo import PPMO
+from paper_code.core.settings import PPMOConfig
+from paper_code.pipeline.config import project_root
+from paper_code.pipeline.experiments import scale_config
+from paper_code.runs.training import distill
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 TINY = dict(size=16, num_envs=4, num_steps=25, update_epochs=2, minibatch_size=50, eval_every=2, eval_learners=3)

@@ -15,8 +15,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from paper_code.dataset import DistilledDataset
-from paper_code.settings import PPMOConfig
+from paper_code.core.dataset import DistilledDataset
+from paper_code.core.settings import PPMOConfig
 
 TINY = dict(env_kwargs={"dof": 1}, size=16, num_envs=4, num_steps=32, minibatch_size=64, update_epochs=2, eval_every=2,
             eval_learners=2)
@@ -33,7 +33,7 @@ def _worker(rank: int, world: int, port: int, job: str, out: str, meta_epochs: i
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         if job in ("distill", "distill-compiled"):
-            from paper_code.training import distill
+            from paper_code.runs.training import distill
 
             cfg = PPMOConfig(**TINY, compile=job == "distill-compiled")
             run = distill(cfg, out, meta_epochs, resume=resume, progress=False, checkpoint_every_s=0)
@@ -41,7 +41,7 @@ def _worker(rank: int, world: int, port: int, job: str, out: str, meta_epochs: i
                         "critic": {k: v.detach() for k, v in run.critic.items()}, "env_steps": run.env_steps,
                         "obs": run.obs}, f"{out}.rank{rank}.pt")
         elif job in ("sums", "sums-no-shm"):
-            from paper_code import distributed as D
+            from paper_code.pipeline.experiments import distributed as D
 
             if job == "sums-no-shm":
                 os.environ["PAPER_CODE_SHARED_MEMORY"] = "0"
@@ -52,8 +52,8 @@ def _worker(rank: int, world: int, port: int, job: str, out: str, meta_epochs: i
             shared = next(iter(D._shared.values()))
             torch.save({"cases": cases, "sums": sums, "shared": shared is not None}, f"{out}.rank{rank}.pt")
         elif job == "gradients":
-            from paper_code.distributed import average_gradients
-            from paper_code.ppmo import PPMO
+            from paper_code.runs.distributed import average_gradients
+            from paper_code.core.ppmo import PPMO
 
             run = PPMO(PPMOConfig(**TINY))
             run.meta_epoch_step()  # rank-specific experience; then one more backward by hand
@@ -70,7 +70,7 @@ def _worker(rank: int, world: int, port: int, job: str, out: str, meta_epochs: i
     finally:
         dist.destroy_process_group()
     if job in ("sums", "sums-no-shm"):  # the shared-memory cache let its group go with the group
-        from paper_code import distributed as D
+        from paper_code.pipeline.experiments import distributed as D
 
         Path(f"{out}.rank{rank}.cached").write_text(str(len(D._shared)))
 

@@ -29,14 +29,14 @@ import torch
 from safetensors.torch import save_file
 
 from paper_code.__main__ import main
-from paper_code.dataset import DistilledDataset
-from paper_code.files import atomic_path, lock_path
-from paper_code.interrupts import RunInterrupted
-from paper_code.learners import LearnerSpec
-from paper_code.ppmo import PPMO
-from paper_code.run_state import _with_spec_defaults, load_checkpoint, save_checkpoint
-from paper_code.settings import PPMOConfig
-from paper_code.training import DivergenceError, checkpoint_path, distill, log_path
+from paper_code.core.dataset import DistilledDataset
+from paper_code.core.learners import LearnerSpec
+from paper_code.core.ppmo import PPMO
+from paper_code.core.settings import PPMOConfig
+from paper_code.runs.files import atomic_path, lock_path
+from paper_code.runs.interrupts import RunInterrupted
+from paper_code.runs.run_state import _with_spec_defaults, load_checkpoint, save_checkpoint
+from paper_code.runs.training import DivergenceError, checkpoint_path, distill, log_path
 
 SUBPROCESS = os.environ.get("HOSTILE_SUBPROCESS") == "1"
 # the small run every probe starts from (seconds, not minutes)
@@ -558,7 +558,7 @@ def _signal_at(monkeypatch, target, attr: str, call: int, sig: int, count: int =
 
 def _signal_mid_rollout(monkeypatch, meta_epoch: int, step: int, sig: int, count: int = 1) -> None:
     """Send ``sig`` (``count`` times) at env step ``step`` of the ``meta_epoch``-th training rollout."""
-    import paper_code.ppmo as ppmo
+    import paper_code.core.ppmo as ppmo
 
     original = ppmo.rollout
     calls = {"n": 0}
@@ -587,9 +587,9 @@ def _signal_mid_rollout(monkeypatch, meta_epoch: int, step: int, sig: int, count
 
 def _moment(monkeypatch, moment: str, sig: int) -> float:
     """Arrange ``sig`` at ``moment``; returns the checkpoint interval the run should use."""
-    import paper_code.checkpoints as checkpoints
-    import paper_code.ppmo as ppmo
-    import paper_code.training as training
+    import paper_code.runs.checkpoints as checkpoints
+    import paper_code.core.ppmo as ppmo
+    import paper_code.runs.training as training
 
     if moment == "before the first meta-epoch":  # after the lock is taken, before training
         _signal_at(monkeypatch, training, "remove_stale_temporaries", 1, sig)
@@ -826,7 +826,7 @@ def test_learner_spec_from_a_file_is_bounded():
 
 def test_the_checkpoints_committed_under_results_load():
     """The checkpoint checks accept every checkpoint this project has committed."""
-    from paper_code.config import project_root
+    from paper_code.pipeline.config import project_root
 
     # PPMO's (the compression fits' are checked in test_compress.py)
     files = sorted(f for f in (project_root() / "results").rglob("*.ckpt.pt")  # (PPO teachers: test_teacher.py;
@@ -1046,7 +1046,8 @@ def _full_disk(monkeypatch, target, attr: str, call: int) -> None:
 
 @pytest.mark.parametrize("what", ["distill checkpoint", "distill dataset", "compress", "import-reference"])
 def test_a_full_disk_is_one_error_line_and_keeps_the_previous_files(tmp_path, capsys, monkeypatch, finished, what):
-    from paper_code import checkpoints, dataset
+    from paper_code.pipeline.experiments import checkpoints
+    from paper_code.core import dataset
 
     out = tmp_path / "d.safetensors"
     if what.startswith("distill"):
@@ -1126,7 +1127,7 @@ def test_bad_input_under_torchrun_is_said_once(tmp_path):
 
 
 def test_dagger_rounds_with_an_atari_teacher_is_one_error_line(tmp_path, capsys):
-    from paper_code.config import project_root
+    from paper_code.pipeline.config import project_root
 
     teacher = project_root() / "results" / "atari" / "teachers" / "ppo_SpaceInvaders.safetensors"
     args = ["compress", teacher, "--size", "4", "--split", "3", "--dagger-rounds", "1", "--out", tmp_path / "x.safetensors"]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from paper_code.__main__ import main
-from paper_code.settings import PPMOConfig
-from paper_code.training import distill
+from paper_code.core.settings import PPMOConfig
+from paper_code.runs.training import distill
 
 TINY = dict(size=8, num_envs=2, num_steps=20, update_epochs=1, minibatch_size=40, eval_every=2, eval_learners=2)
 

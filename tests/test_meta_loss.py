@@ -1,4 +1,4 @@
-"""The meta-gradient of the loss PPMO trains with (``paper_code.meta_loss.meta_loss``), against
+"""The meta-gradient of the loss PPMO trains with (``paper_code.core.meta_loss.meta_loss``), against
 float64 finite differences, for the three learner kinds: categorical MLP, Gaussian MLP
 (normalised and scaled observations, states within a bound) and Nature-CNN with an encoder."""
 
@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paper_code.learners import LearnerSpec, batched_forward, init_encoder, init_params_batch, learner_input
-from paper_code.meta_loss import DatasetTensors, Minibatch, meta_loss, one_step_learners
-from paper_code.observations import encode, normalize_obs
-from paper_code.policies import Gaussian
+from paper_code.core.learners import LearnerSpec, batched_forward, init_encoder, init_params_batch, learner_input
+from paper_code.core.meta_loss import DatasetTensors, Minibatch, meta_loss, one_step_learners
+from paper_code.core.observations import encode, normalize_obs
+from paper_code.core.policies import Gaussian
 
 from gradcheck import assert_directional_derivatives, assert_matches_finite_differences
 

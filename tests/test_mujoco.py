@@ -13,21 +13,21 @@ import numpy as np
 import pytest
 import torch
 
-from paper_code.config import load_scale
-from paper_code.dataset import DatasetError, DistilledDataset
+from paper_code.core.dataset import DatasetError, DistilledDataset
+from paper_code.core.evaluation import evaluate_dataset
+from paper_code.core.inner import inner_step, inner_step_batch
+from paper_code.core.learners import LearnerSpec, batched_forward, init_params, init_params_batch
+from paper_code.core.observations import RunningMeanStd, normalize_obs
+from paper_code.core.policies import Gaussian
+from paper_code.core.ppmo import PPMO
+from paper_code.core.rl import clipped_surrogate
 from paper_code.envs import GymVectorEnv, make_env
-from paper_code.evaluation import evaluate_dataset
-from paper_code.inner import inner_step, inner_step_batch
-from paper_code.learners import LearnerSpec, batched_forward, init_params, init_params_batch
-from paper_code.observations import RunningMeanStd, normalize_obs
-from paper_code.policies import Gaussian
-from paper_code.ppmo import PPMO
-from paper_code.presets import GAUSSIAN_LEARNER, MUJOCO, resolve
-from paper_code.protocol import protocol_seed
-from paper_code.rl import clipped_surrogate
-from paper_code.runs import scale_config, stop_rule
-from paper_code.state_dependence import state_dependence
-from paper_code.training import checkpoint_path, distill
+from paper_code.pipeline.config import load_scale
+from paper_code.pipeline.experiments import scale_config, stop_rule
+from paper_code.pipeline.presets import GAUSSIAN_LEARNER, MUJOCO, resolve
+from paper_code.pipeline.protocol import protocol_seed
+from paper_code.pipeline.state_dependence import state_dependence
+from paper_code.runs.training import checkpoint_path, distill
 
 from gradcheck import assert_matches_finite_differences
 

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import pandas as pd
 import yaml
 
-from paper_code.config import ROOT_ENV, load_scale, output_dir, package_root, project_root
+from paper_code.pipeline.config import ROOT_ENV, load_scale, output_dir, package_root, project_root
 
 ROOT = project_root()
 
@@ -45,7 +46,7 @@ def test_every_stage_depends_on_the_whole_package():
     assert {n for n in stages if n.startswith("study-")} == {
         "study-tune-mujoco-lr", "study-mujoco-variants", "study-idp-snapshots", "study-idp-step-size",
         "study-idp-state-scale", "study-idp-obs-scale", "study-atari-ablation", "study-atari-dataset-optimizer",
-        "study-own-task"}
+        "study-own-task", "study-mujoco-teacher-route"}
     for name, stage in stages.items():
         stage = stage.get("do", stage)  # foreach stages (notebooks at two scales) or single ones (studies)
         deps = [str(d).split("#")[0].strip() for d in stage["deps"]]
@@ -127,3 +128,23 @@ def test_dvc_metrics_fit_a_terminal_and_plots_are_declared():
         for path, column in spec["y"].items():
             header = (ROOT / path).read_text().splitlines()[0].split(",")
             assert column in header and spec["x"] in header, (name, path)
+
+
+@pytest.mark.parametrize("study, args", [
+    ("own_task", ["--tasks", "Acrobot-v1", "--ppo-steps", "1024", "--compress-steps", "5", "--meta-epochs", "2",
+                  "--learners", "3", "--episodes", "1"]),
+    ("mujoco_teacher_route", ["--tasks", "Hopper-v5", "--sizes", "4", "--steps", "4", "--pool", "256",
+                              "--dagger-states", "64", "--finetune", "1", "--learners", "3"]),
+])
+def test_the_command_studies_run_at_a_tiny_scale_and_resume_without_redoing(tmp_path, study, args):
+    # the same code path as their committed tables (results/own_task, results/mujoco/teacher_route); only counts shrink
+    cmd = [sys.executable, str(ROOT / "studies" / f"{study}.py"), *args, "--out", str(tmp_path / "s")]
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "s" / "table.csv")
+    assert len(table) == (1 if study == "own_task" else 3) and (tmp_path / "s" / "table.md").is_file()
+    records = {p: p.read_text() for p in (tmp_path / "s").rglob("stages.json")}
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert {p: p.read_text() for p in records} == records  # nothing redone: the recorded times are kept
+    assert pd.read_csv(tmp_path / "s" / "table.csv").equals(table)

@@ -11,16 +11,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paper_code.dataset import DatasetError, DistilledDataset
-from paper_code.evaluation import evaluate_dataset
-from paper_code.inner import inner_step, inner_step_batch
-from paper_code.learners import LearnerSpec, batched_forward, forward, init_params, init_params_batch
-from paper_code.meta_loss import DatasetTensors, Minibatch, meta_loss
-from paper_code.ppmo import PPMO
-from paper_code.rl import gae, ppo_policy_loss
-from paper_code.runs import FinishedRun, run_or_resume
-from paper_code.settings import PPMOConfig
-from paper_code.training import checkpoint_path, distill
+from paper_code.core.dataset import DatasetError, DistilledDataset
+from paper_code.core.evaluation import evaluate_dataset
+from paper_code.core.inner import inner_step, inner_step_batch
+from paper_code.core.learners import LearnerSpec, batched_forward, forward, init_params, init_params_batch
+from paper_code.core.meta_loss import DatasetTensors, Minibatch, meta_loss
+from paper_code.core.ppmo import PPMO
+from paper_code.core.rl import gae, ppo_policy_loss
+from paper_code.core.settings import PPMOConfig
+from paper_code.pipeline.experiments import FinishedRun, run_or_resume
+from paper_code.runs.training import checkpoint_path, distill
 
 SMALL = LearnerSpec(hidden=(8, 8))
 
@@ -354,8 +354,8 @@ def test_stricter_stop_rule_continues_a_stopped_run_exactly(tmp_path):
 
 
 def test_ppo_cache_returns_the_same_result(tmp_path):
-    from paper_code.ppo import train_ppo_cached
-    from paper_code.settings import PPOConfig
+    from paper_code.core.ppo import train_ppo_cached
+    from paper_code.core.settings import PPOConfig
 
     cfg = PPOConfig(num_envs=2, num_steps=16, minibatch_size=16, update_epochs=1)
     first = train_ppo_cached(cfg, 64, tmp_path / "p.safetensors", progress=False)
@@ -422,8 +422,8 @@ def test_states_labels_and_inner_lr_can_have_their_own_adam_steps(tmp_path):
 def test_confidence_intervals_stay_inside_the_possible_returns():
     # a 95% CI of a capped return once read 499.9 [499.8, 500.1]: one function makes every CI, clipped to
     # the range one value can take (cart-pole: 0 to its cap); unclipped where no bound is known
-    from paper_code.evaluation import DatasetEvaluation, mean_ci95
-    from paper_code.verdict import Estimate
+    from paper_code.core.evaluation import DatasetEvaluation, mean_ci95
+    from paper_code.pipeline.verdict import Estimate
 
     near_cap = torch.tensor([[500.0]] * 19 + [[498.0]])
     ev = DatasetEvaluation(near_cap, greedy=False, cap=500.0)
@@ -441,8 +441,8 @@ def test_every_bounded_task_gives_its_return_range_and_its_intervals_stay_inside
     # the random policy on Acrobot once read -498.1 [-501.8, -494.4]: a return below -500 cannot happen
     from paper_code.envs import make_env, return_bounds
     from paper_code.envs import ND_CARTPOLE_ID
-    from paper_code.evaluation import DatasetEvaluation
-    from paper_code.verdict import Estimate
+    from paper_code.core.evaluation import DatasetEvaluation
+    from paper_code.pipeline.verdict import Estimate
 
     assert return_bounds("Acrobot-v1", {}) == (-500.0, 0.0)
     assert return_bounds("Acrobot-v1", {"max_episode_steps": 100}) == (-100.0, 0.0)

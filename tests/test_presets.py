@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from paper_code.__main__ import main
-from paper_code.config import load_scale, package_root
-from paper_code.dataset import DistilledDataset
-from paper_code.layout import dataset_path
-from paper_code.presets import preset_names, resolve
-from paper_code.runs import scale_config
-from paper_code.settings import PPMO_LATER, PPMOConfig, field_docs
+from paper_code.core.dataset import DistilledDataset
+from paper_code.core.settings import PPMO_LATER, PPMOConfig, field_docs
+from paper_code.pipeline.config import load_scale, package_root
+from paper_code.pipeline.experiments import scale_config
+from paper_code.pipeline.layout import dataset_path
+from paper_code.pipeline.presets import preset_names, resolve
 
 RESULTS = package_root() / "results"
 # every PPMO dataset a preset makes (notebooks 01-05); the compressed minimal sets are checked in test_compress.py

@@ -6,8 +6,8 @@ import builtins
 
 import torch
 
-from paper_code.config import package_root
-from paper_code.dataset import DistilledDataset
+from paper_code.core.dataset import DistilledDataset
+from paper_code.pipeline.config import package_root
 
 
 def _snippets() -> list[str]:

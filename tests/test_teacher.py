@@ -13,13 +13,13 @@ import time
 import pytest
 import torch
 
-from paper_code.compress import FrameCompression, compress_file, finetune_config, load_teacher
-from paper_code.dataset import DistilledDataset
-from paper_code.learners import LearnerSpec, init_params
-from paper_code.ppo import PPO, PPOResult, ppo_file, save_policy
-from paper_code.presets import atari_learner, resolve_ppo
-from paper_code.settings import CompressConfig, PPOConfig
-from paper_code.training import checkpoint_path, log_path
+from paper_code.core.compress import FrameCompression, compress_file, finetune_config, load_teacher
+from paper_code.core.dataset import DistilledDataset
+from paper_code.core.learners import LearnerSpec, init_params
+from paper_code.core.ppo import PPO, PPOResult, ppo_file, save_policy
+from paper_code.core.settings import CompressConfig, PPOConfig
+from paper_code.pipeline.presets import atari_learner, resolve_ppo
+from paper_code.runs.training import checkpoint_path, log_path
 
 TINY_ATARI = dict(num_envs=2, num_steps=16, minibatch_size=16, update_epochs=1, env_kwargs={"max_episode_steps": 50})
 
@@ -42,7 +42,7 @@ def test_atari_ppo_is_cleanrls_agent_and_trains():
     out, v = run.heads(x)
     assert out.shape == (3, 4) and v.shape == (3,) and torch.allclose(v, run.value(x))
     assert full.clip_vloss and full.life_loss_terminal  # CleanRL's clipped value loss and EpisodicLifeEnv signal
-    from paper_code.ppo import _cache_key
+    from paper_code.core.ppo import _cache_key
 
     key = json.loads(_cache_key(PPOConfig(), 64))["config"]  # off by default: earlier baselines' files stay valid
     assert "clip_vloss" not in key and "life_loss_terminal" not in key and "clip_rewards" not in key
@@ -122,14 +122,14 @@ def test_compress_fits_a_cnn_teacher_through_the_encoder_split(tmp_path, split):
     frozen = compress_file(teacher, tmp_path / "f.safetensors", CompressConfig(**{**cfg.to_dict(), "encoder_lr": 0.0,
                                                                                   "steps": 2}), progress=False)
     assert all(torch.equal(v, t.params[k]) for k, v in frozen.encoder.items())
-    from paper_code.evaluation import evaluate_dataset
+    from paper_code.core.evaluation import evaluate_dataset
 
     r = evaluate_dataset(ds, learners=2, episodes=1)
     assert r.returns.shape == (2, 1)
 
 
 def test_a_fitted_atari_set_warm_starts_ppmo_with_its_encoder(tmp_path):
-    from paper_code.ppmo import PPMO
+    from paper_code.core.ppmo import PPMO
 
     teacher = _cnn_teacher(tmp_path / "t.safetensors")
     compress_file(teacher, tmp_path / "s.safetensors", CompressConfig(size=4, steps=2, inits=2, batch_states=32,
@@ -165,8 +165,8 @@ def test_movement_and_issue_39s_test_of_a_game_and_split():
     """``movement``: RMS changes, relative ones only where the start is not 0, the lr as a ratio, the
     encoder relative to its norm. ``teacher_bar``: the best method's CI lower end against the best
     constant action and its replay, or 80% of a teacher that does not beat the constant action."""
-    from paper_code.dataset import movement
-    from paper_code.state_dependence import teacher_bar
+    from paper_code.core.dataset import movement
+    from paper_code.pipeline.state_dependence import teacher_bar
 
     start = {"states": torch.ones(2, 3), "labels": torch.zeros(2, 2), "log_lr": torch.tensor(0.0),
              "encoder.c0.weight": torch.full((4,), 2.0)}
@@ -200,8 +200,8 @@ def test_split_is_refused_for_an_mlp_teacher(tmp_path):
 
 def test_the_committed_teacher_checkpoints_load():
     """An unfinished PPO teacher under results/ resumes: its checkpoint loads into the run its key describes."""
-    from paper_code.config import project_root
-    from paper_code.ppo import policy_config
+    from paper_code.pipeline.config import project_root
+    from paper_code.core.ppo import policy_config
 
     files = sorted((project_root() / "results").rglob("teachers/*.ckpt.pt"))
     if not files:
@@ -217,9 +217,9 @@ def test_the_committed_teacher_checkpoints_load():
 def test_the_committed_finished_teachers_are_read_as_finished_by_the_pipeline():
     """A teacher whose checkpoint is not kept: its policy file is the finished run of params.yaml's paper teacher
     config and budget, so that `dvc repro atari@paper` reads it instead of training (or refusing)."""
-    from paper_code.config import load_scale, project_root
-    from paper_code.ppo import finished_policy
-    from paper_code.runs import atari_teacher_config
+    from paper_code.pipeline.config import load_scale, project_root
+    from paper_code.core.ppo import finished_policy
+    from paper_code.pipeline.experiments import atari_teacher_config
 
     section = load_scale("paper")["atari"]
     files = [f for f in sorted((project_root() / "results" / "atari" / "teachers").glob("ppo_*.safetensors"))

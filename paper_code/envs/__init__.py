@@ -8,12 +8,12 @@ from typing import Any
 
 import gymnasium as gym
 
-from .. import checks
-from .atari import ATARI_GAMES, action_names, atari_id, check_game, is_atari
-from .cartpole import MAX_EPISODE_STEPS, BatchedNDCartPole, BatchedStep, validate_dof
-from .cartpole_gym import NDCartPoleEnv, NDCartPoleVectorEnv
-from .gym_vector import MUJOCO_TASKS, GymVectorEnv, action_space_kind
-from .returns import Bounds, episode_return_bounds
+from paper_code.core import checks
+from paper_code.envs.atari import ATARI_GAMES, action_names, atari_id, check_game, is_atari
+from paper_code.envs.cartpole import MAX_EPISODE_STEPS, BatchedNDCartPole, BatchedStep, validate_dof
+from paper_code.envs.cartpole_gym import NDCartPoleEnv, NDCartPoleVectorEnv
+from paper_code.envs.gym_vector import MUJOCO_TASKS, GymVectorEnv, action_space_kind
+from paper_code.envs.returns import Bounds, episode_return_bounds
 
 ND_CARTPOLE_ID = "paper_code/NDCartPole-v0"
 

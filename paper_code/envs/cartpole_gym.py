@@ -14,7 +14,7 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from .cartpole import CONSTANTS, BatchedNDCartPole, CartPoleConstants, failed, integrate, observation_bounds, push, validate_dof
+from paper_code.envs.cartpole import CONSTANTS, BatchedNDCartPole, CartPoleConstants, failed, integrate, observation_bounds, push, validate_dof
 
 PANEL_HEIGHT, WIDTH = 100, 400
 

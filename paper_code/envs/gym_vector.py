@@ -19,9 +19,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .atari import AtariVectorEnv, ale_step_cap, is_atari
-from .cartpole import BatchedStep
-from .returns import episode_return_bounds
+from paper_code.envs.atari import AtariVectorEnv, ale_step_cap, is_atari
+from paper_code.envs.cartpole import BatchedStep
+from paper_code.envs.returns import episode_return_bounds
 
 #: the gymnasium MuJoCo v5 tasks (notebook 02)
 MUJOCO_TASKS = (

@@ -1,5 +1,5 @@
 """The range one episode's return can take, where the task bounds it: the interval every 95% CI is
-clipped to (:func:`paper_code.evaluation.mean_ci95`), so that no interval claims returns the task cannot give."""
+clipped to (:func:`paper_code.core.evaluation.mean_ci95`), so that no interval claims returns the task cannot give."""
 
 from __future__ import annotations
 

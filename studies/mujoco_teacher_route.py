@@ -1,0 +1,96 @@
+"""MuJoCo through the teacher: how close do one-step learners get to the PPO teacher, by method and size?
+
+For each task (default: Hopper-v5, Walker2d-v5, HalfCheetah-v5, Ant-v5) and each B (default 4, 16, 64), from the
+task's committed PPO teacher (``results/mujoco/baselines/ppo_<task>.safetensors``, notebook 02's baseline), with
+the CLI's own commands, each a new process on one core and timed:
+
+1. ``fit``: ``compress TEACHER --size B`` -- the set fitted on the states the teacher visits;
+2. ``dagger``: ``compress TEACHER --size B --dagger-rounds R --finetune M``, whose fit (``X.fit.safetensors``)
+   also learns on the states that its own one-step learners visit (R rounds, labelled by the teacher), and
+3. ``dagger + finetune``: that fit continued by M meta-epochs of PPMO (the task's preset, its critic from scratch);
+
+each set evaluated by ``evaluate SET --learners 100 --episodes 1 --json``: fresh learners, one SGD step each,
+sampled actions, beside the random policy, the untrained learners and the teacher on the same protocol. The
+table (``<out>/table.{csv,md}``) gives each mean with its 95% CI, its share of the teacher's return (the bar:
+0.8 at B = 64, 0.5 at B = 4), its share of the teacher's margin over random, and the minutes of its command.
+
+    python studies/mujoco_teacher_route.py [--tasks Hopper-v5 ...] [--sizes 4 16 64] [--out results/mujoco/teacher_route]
+    # quick (tests): only counts shrink
+    python studies/mujoco_teacher_route.py --tasks Hopper-v5 --sizes 4 --out /tmp/route --steps 5 --pool 512 \\
+        --dagger-states 256 --finetune 1 --learners 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from paper_code.pipeline.commands import Stages, ci
+from paper_code.pipeline.config import project_root
+from paper_code.pipeline.layout import ppo_baseline_path
+from paper_code.pipeline.reporting import write_table
+
+TASKS = ("Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5")
+SIZES = (4, 16, 64)
+BARS = {64: 0.8, 4: 0.5}  # the issue's share of the teacher's return
+
+
+def run_task(task: str, size: int, out: Path, args: argparse.Namespace) -> list[dict]:
+    stages = Stages(out / task / f"b{size}")
+    folder = stages.folder
+    teacher = ppo_baseline_path(Path("results"), task)
+    fit, tuned = folder / "fit.safetensors", folder / "dagger_finetuned.safetensors"
+    counts = [flag for k in ("steps", "pool", "dagger_states") if getattr(args, k) is not None
+              for flag in (f"--{k.replace('_', '-')}", str(getattr(args, k)))]
+    stages.command("fit", ["compress", str(teacher), "--size", str(size), "--out", str(fit), "--quiet", *counts])
+    stages.command("dagger + finetune", ["compress", str(teacher), "--size", str(size), "--dagger-rounds",
+                                         str(args.dagger_rounds), "--finetune", str(args.finetune), "--out", str(tuned),
+                                         "--quiet", *counts])
+    files = {"fit": fit, "dagger": tuned.with_name(tuned.name.removesuffix(".safetensors") + ".fit.safetensors"),
+             "dagger + finetune": tuned}
+    rows = []
+    for method, file in files.items():
+        e = stages.evaluation(f"evaluate {method}", file, args.learners, args.episodes)
+        refs = e["references"]
+        rnd, tch = refs["random"]["mean"], refs["teacher"]["mean"]
+        rows.append({
+            "task": task, "B": size, "method": method, "learners x episodes": f"{e['learners']} x {e['episodes']}",
+            "one-step": ci(e), "share of teacher": round(e["mean"] / tch, 3) if tch > 0 else float("nan"),
+            "share of margin": round((e["mean"] - rnd) / (tch - rnd), 3) if tch != rnd else float("nan"),
+            f"bar ({', '.join(f'B = {b}: {v}' for b, v in BARS.items())})": BARS.get(size, float("nan")),
+            "teacher (PPO)": ci(refs["teacher"]), "random": ci(refs["random"]),
+            "command min": round(stages["fit" if method == "fit" else "dagger + finetune"]["seconds"] / 60, 1),
+            "verdict": e["verdict_line"],
+        })
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS))
+    ap.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
+    ap.add_argument("--out", type=Path, default=Path("results") / "mujoco" / "teacher_route",
+                    help="the study's folder (relative: to the project folder)")
+    ap.add_argument("--dagger-rounds", type=int, default=3)
+    ap.add_argument("--finetune", type=int, default=400, help="PPMO meta-epochs from the DAgger fit")
+    ap.add_argument("--learners", type=int, default=100)
+    ap.add_argument("--episodes", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=None, help="quick only: compress --steps (default: the CLI's)")
+    ap.add_argument("--pool", type=int, default=None, help="quick only: compress --pool (default: the CLI's)")
+    ap.add_argument("--dagger-states", type=int, default=None, help="quick only: compress --dagger-states")
+    args = ap.parse_args()
+    root = project_root()
+    if not args.out.is_absolute():  # everything runs in the project folder and names files relative to it
+        args.out = Path(os.path.relpath(Path.cwd() / args.out, root))
+    os.chdir(root)
+    table = pd.DataFrame([r for task in args.tasks for size in args.sizes for r in run_task(task, size, args.out, args)])
+    _, md = write_table(table.drop(columns=["verdict"]), args.out / "table", floatfmt=".3g")
+    table.to_csv(args.out / "table.csv", index=False)  # the CSV keeps the verdict lines
+    print(md.read_text())
+
+
+if __name__ == "__main__":
+    main()
