@@ -41,7 +41,7 @@ def _worker(rank: int, world: int, port: int, job: str, out: str, meta_epochs: i
                         "critic": {k: v.detach() for k, v in run.critic.items()}, "env_steps": run.env_steps,
                         "obs": run.obs}, f"{out}.rank{rank}.pt")
         elif job in ("sums", "sums-no-shm"):
-            from paper_code.pipeline.experiments import distributed as D
+            from paper_code.runs import distributed as D
 
             if job == "sums-no-shm":
                 os.environ["PAPER_CODE_SHARED_MEMORY"] = "0"
@@ -70,7 +70,7 @@ def _worker(rank: int, world: int, port: int, job: str, out: str, meta_epochs: i
     finally:
         dist.destroy_process_group()
     if job in ("sums", "sums-no-shm"):  # the shared-memory cache let its group go with the group
-        from paper_code.pipeline.experiments import distributed as D
+        from paper_code.runs import distributed as D
 
         Path(f"{out}.rank{rank}.cached").write_text(str(len(D._shared)))
 

@@ -1046,7 +1046,7 @@ def _full_disk(monkeypatch, target, attr: str, call: int) -> None:
 
 @pytest.mark.parametrize("what", ["distill checkpoint", "distill dataset", "compress", "import-reference"])
 def test_a_full_disk_is_one_error_line_and_keeps_the_previous_files(tmp_path, capsys, monkeypatch, finished, what):
-    from paper_code.pipeline.experiments import checkpoints
+    from paper_code.runs import checkpoints
     from paper_code.core import dataset
 
     out = tmp_path / "d.safetensors"

@@ -139,12 +139,12 @@ def test_dvc_metrics_fit_a_terminal_and_plots_are_declared():
 def test_the_command_studies_run_at_a_tiny_scale_and_resume_without_redoing(tmp_path, study, args):
     # the same code path as their committed tables (results/own_task, results/mujoco/teacher_route); only counts shrink
     cmd = [sys.executable, str(ROOT / "studies" / f"{study}.py"), *args, "--out", str(tmp_path / "s")]
-    first = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)  # a study runs inside the project
     assert first.returncode == 0, first.stderr[-2000:]
     table = pd.read_csv(tmp_path / "s" / "table.csv")
     assert len(table) == (1 if study == "own_task" else 3) and (tmp_path / "s" / "table.md").is_file()
     records = {p: p.read_text() for p in (tmp_path / "s").rglob("stages.json")}
-    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert again.returncode == 0, again.stderr[-2000:]
     assert {p: p.read_text() for p in records} == records  # nothing redone: the recorded times are kept
     assert pd.read_csv(tmp_path / "s" / "table.csv").equals(table)
