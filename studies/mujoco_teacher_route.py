@@ -23,13 +23,11 @@ table (``<out>/table.{csv,md}``) gives each mean with its 95% CI, its share of t
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import pandas as pd
 
-from paper_code.pipeline.commands import Stages, ci
-from paper_code.pipeline.config import project_root
+from paper_code.pipeline.commands import Stages, ci, enter_project
 from paper_code.pipeline.layout import ppo_baseline_path
 from paper_code.pipeline.reporting import write_table
 
@@ -82,10 +80,7 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=None, help="quick only: compress --pool (default: the CLI's)")
     ap.add_argument("--dagger-states", type=int, default=None, help="quick only: compress --dagger-states")
     args = ap.parse_args()
-    root = project_root()
-    if not args.out.is_absolute():  # everything runs in the project folder and names files relative to it
-        args.out = Path(os.path.relpath(Path.cwd() / args.out, root))
-    os.chdir(root)
+    args.out = enter_project(args.out)
     table = pd.DataFrame([r for task in args.tasks for size in args.sizes for r in run_task(task, size, args.out, args)])
     _, md = write_table(table.drop(columns=["verdict"]), args.out / "table", floatfmt=".3g")
     table.to_csv(args.out / "table.csv", index=False)  # the CSV keeps the verdict lines

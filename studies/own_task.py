@@ -26,13 +26,11 @@ costs nothing; its recorded time is kept in ``<out>/<task>/stages.json``).
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import pandas as pd
 
-from paper_code.pipeline.commands import Stages, ci
-from paper_code.pipeline.config import project_root
+from paper_code.pipeline.commands import Stages, ci, enter_project
 from paper_code.pipeline.reporting import write_table
 
 TASKS = ("Acrobot-v1", "LunarLander-v3", "Pendulum-v1")
@@ -93,10 +91,7 @@ def main() -> None:
     ap.add_argument("--compress-steps", type=int, default=None, help="quick only: compress --steps (default: the CLI's)")
     ap.add_argument("--meta-epochs", type=int, default=None, help="quick only: distill --meta-epochs (default: the preset's)")
     args = ap.parse_args()
-    root = project_root()
-    if not args.out.is_absolute():  # everything runs in the project folder and names files relative to it
-        args.out = Path(os.path.relpath(Path.cwd() / args.out, root))
-    os.chdir(root)
+    args.out = enter_project(args.out)
     table = pd.DataFrame([run_task(task, args.out, args) for task in args.tasks])
     verdicts = ["route verdict", "PPMO alone verdict"]
     _, md = write_table(table.drop(columns=verdicts), args.out / "table", floatfmt=".3g")

@@ -5,6 +5,7 @@ date; an evaluation already made is read back). ``studies/own_task.py`` and ``st
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -12,6 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from paper_code.pipeline.config import project_root
+
+
+def enter_project(out: Path) -> Path:
+    """Move into the project folder (every command runs there and names files relative to it) and return the
+    study's folder ``out`` as seen from there (relative: to where the study was started)."""
+    root = project_root()
+    if not out.is_absolute():
+        out = Path(os.path.relpath(Path.cwd() / out, root))
+    os.chdir(root)
+    return out
 
 
 class Stages:
