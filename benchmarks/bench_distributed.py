@@ -135,10 +135,10 @@ def main() -> None:
     df["speed-up"] = df["env-steps/s (median)"] / df["env-steps/s (median)"].iloc[0]
     extra = ""
     if args.collectives:
-        from paper_code.core.ppmo import PPMO
+        from paper_code.runs.training import new_run
         from paper_code.pipeline.presets import resolve
 
-        run = PPMO(resolve("cartpole-nd1", eval_every=0))
+        run = new_run(resolve("cartpole-nd1", eval_every=0))
         numel = sum(p.numel() for p in [*run.data_params, *run.critic.values()])
         ct = pd.DataFrame(collectives(numel))
         print(ct.to_string(index=False))

@@ -26,6 +26,7 @@ import paper_code  # noqa: F401  (one thread)
 from paper_code.core.inner import inner_step_batch
 from paper_code.core.learners import init_params_batch
 from paper_code.core.ppmo import PPMO
+from paper_code.runs.training import new_run
 from paper_code.core.rl import bootstrap_values, gae
 from paper_code.core.settings import PPMOConfig
 from paper_code.pipeline.reporting import write_table
@@ -80,7 +81,7 @@ def main() -> None:
     rows = []
     for K in args.inits:
         if args.child:  # one mode, one block, in this process: its rate and breakdown as JSON
-            run = PPMO(PPMOConfig(env_kwargs={"dof": args.dof}, inits_per_epoch=K, eval_every=0, device=args.device,
+            run = new_run(PPMOConfig(env_kwargs={"dof": args.dof}, inits_per_epoch=K, eval_every=0, device=args.device,
                                   compile=args.modes[0] == "compiled"))
             for _ in range(3):  # warm-up (and compile)
                 run.meta_epoch_step()
@@ -107,7 +108,7 @@ def main() -> None:
     for mode in args.modes if args.profile else ():
         from torch.profiler import ProfilerActivity, profile
 
-        run = PPMO(PPMOConfig(env_kwargs={"dof": args.dof}, eval_every=0, device=args.device, compile=mode == "compiled"))
+        run = new_run(PPMOConfig(env_kwargs={"dof": args.dof}, eval_every=0, device=args.device, compile=mode == "compiled"))
         for _ in range(3):
             run.meta_epoch_step()
         with profile(activities=[ProfilerActivity.CPU]) as prof:

@@ -23,9 +23,9 @@ import pandas as pd
 
 import paper_code  # noqa: F401  (one thread)
 from paper_code.core.evaluation import evaluate_dataset
-from paper_code.core.ppmo import PPMO
+from paper_code.runs.training import new_run
 from paper_code.pipeline.analysis import first_reach
-from paper_code.pipeline.config import project_root
+from paper_code.project import project_root
 from paper_code.pipeline.presets import resolve
 from paper_code.pipeline.protocol import SOLVED_RETURN
 from paper_code.pipeline.reporting import write_table
@@ -37,9 +37,9 @@ def solve(preset: str, budget: int, compile: bool = False) -> dict[str, float]:
     compile_s = float("nan")
     if compile:  # compile once (the graphs are kept for the process), outside the timed run
         t0 = time.perf_counter()
-        PPMO(cfg).meta_epoch_step()
+        new_run(cfg).meta_epoch_step()
         compile_s = time.perf_counter() - t0
-    run = PPMO(cfg)
+    run = new_run(cfg)
     confirmed: dict[str, float] = {}
     t0 = time.perf_counter()
 

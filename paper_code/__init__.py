@@ -14,7 +14,7 @@ if sys.argv[:1] == ["-m"]:  # being imported by `python -m paper_code ...`: befo
 
     stop_commands_at_once()
 
-from paper_code.runs.runtime import configure_threads  # noqa: E402
+from paper_code.runtime import configure_threads  # noqa: E402
 
 configure_threads()
 

@@ -27,7 +27,7 @@ from paper_code.core.evaluation import evaluate_dataset
 from paper_code.core.settings import CompressConfig, PPMOConfig, PPOConfig, RLSettings
 from paper_code.envs import ND_CARTPOLE_ID
 from paper_code.pipeline.authors_datasets import convert, not_evaluable, published_files, reference_name
-from paper_code.pipeline.config import ROOT_ENV, project_root
+from paper_code.project import ROOT_ENV, project_root
 from paper_code.pipeline.experiments import stop_at
 from paper_code.pipeline.notebooks import run_notebook
 from paper_code.pipeline.presets import FAMILIES, atari_learner, meta_epoch_budget, preset_for_env, preset_names, resolve
@@ -35,7 +35,7 @@ from paper_code.pipeline.verdict import NAMES, judge
 from paper_code.runs.checkpoints import CheckpointError
 from paper_code.runs.cli_settings import add_config_arguments
 from paper_code.runs.distributed import init_from_env, launched, leave
-from paper_code.runs.files import OutputLock, check_writable
+from paper_code.files import OutputLock, check_writable
 from paper_code.runs.interrupts import RunInterrupted, exit_quietly_on_signals
 from paper_code.runs.training import DivergenceError, checkpoint_path, distill, log_path
 

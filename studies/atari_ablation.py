@@ -30,7 +30,8 @@ import torch
 
 from paper_code.core.dataset import DistilledDataset
 from paper_code.envs import action_names, return_bounds
-from paper_code.pipeline.config import load_scale, project_root
+from paper_code.pipeline.config import load_scale
+from paper_code.project import project_root
 from paper_code.pipeline.experiments import run_or_resume, scale_config, setting
 from paper_code.pipeline.layout import dataset_path
 from paper_code.pipeline.reporting import write_table

@@ -27,7 +27,8 @@ import torch
 
 from paper_code.core.dataset import DistilledDataset
 from paper_code.envs import action_names, return_bounds
-from paper_code.pipeline.config import load_scale, project_root
+from paper_code.pipeline.config import load_scale
+from paper_code.project import project_root
 from paper_code.pipeline.experiments import run_or_resume, scale_config
 from paper_code.pipeline.reporting import write_table
 from paper_code.pipeline.state_dependence import one_step_actions, one_step_summary

@@ -25,7 +25,8 @@ from paper_code.core.evaluation import evaluate_dataset, first_episode_returns, 
 from paper_code.core.learners import batched_forward
 from paper_code.core.ppmo import PPMO
 from paper_code.envs import make_env
-from paper_code.pipeline.config import load_scale, project_root
+from paper_code.pipeline.config import load_scale
+from paper_code.project import project_root
 from paper_code.pipeline.experiments import run_or_resume, run_preset, scale_config, setting, stop_rule
 from paper_code.pipeline.layout import dataset_path
 from paper_code.pipeline.protocol import protocol_seed

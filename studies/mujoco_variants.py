@@ -51,7 +51,8 @@ import pandas as pd
 
 from paper_code.core.dataset import DistilledDataset
 from paper_code.envs import MUJOCO_TASKS
-from paper_code.pipeline.config import load_scale, project_root
+from paper_code.pipeline.config import load_scale
+from paper_code.project import project_root
 from paper_code.pipeline.experiments import run_or_resume, scale_config, setting, stop_rule
 from paper_code.pipeline.layout import dataset_path
 from paper_code.pipeline.protocol import protocol_seed

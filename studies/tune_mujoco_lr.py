@@ -12,9 +12,9 @@ import argparse
 import pandas as pd
 
 from paper_code.core.ppmo import PPMO
-from paper_code.pipeline.config import project_root
+from paper_code.project import project_root
 from paper_code.pipeline.experiments import scale_config
-from paper_code.runs.files import atomic_path
+from paper_code.files import atomic_path
 from paper_code.runs.training import train
 
 VARIANTS = {

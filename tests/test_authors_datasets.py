@@ -18,7 +18,7 @@ from paper_code.core.dataset import DatasetError, DistilledDataset
 from paper_code.core.evaluation import evaluate_dataset
 from paper_code.envs import ND_CARTPOLE_ID
 from paper_code.pipeline.authors_datasets import convert, reference_name
-from paper_code.pipeline.config import project_root
+from paper_code.project import project_root
 
 SHARED = project_root() / ".." / "shared" / "reference" / "RL-to-SL_Distillation"
 COMMITTED = project_root() / "reference"

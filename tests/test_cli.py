@@ -97,7 +97,7 @@ def test_evaluate_judges_a_set_against_random_and_untrained_learners(tmp_path, c
 
     from paper_code.core.dataset import DistilledDataset
     from paper_code.pipeline.layout import dataset_path
-    from paper_code.pipeline.config import package_root
+    from paper_code.project import package_root
 
     good = dataset_path(package_root() / "results", "cartpole-nd1", 512)
     out = _evaluated(capsys, good)
@@ -131,7 +131,7 @@ _TINY = {"ppo": ["--total-env-steps", "1024", "--eval-episodes", "2", "--quiet"]
 def test_the_readmes_own_task_commands_run_end_to_end(tmp_path, monkeypatch, capsys):
     import shlex
 
-    from paper_code.pipeline.config import package_root
+    from paper_code.project import package_root
 
     readme = (package_root() / "README.md").read_text()
     block = readme.split("## Your own task in three commands", 1)[1].split("```bash", 1)[1].split("```", 1)[0]

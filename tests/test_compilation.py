@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from paper_code.runs.compilation import (adam_state, clipped_adam_steps, fused_cartpole_steps, minibatch_gradients,
-                                         minibatch_losses)
+from paper_code.core.meta_loss import clipped_adam_steps, minibatch_gradients, minibatch_losses
+from paper_code.runs.compilation import adam_state, fused_rollout
 from paper_code.core.dataset import DistilledDataset
 from paper_code.core.learners import LearnerSpec, forward, init_params, init_params_batch
 from paper_code.core.policies import Categorical
@@ -79,7 +79,7 @@ def test_the_fused_cartpole_step_reproduces_the_unfused_rollout():
         env = BatchedNDCartPole(6, dof=2, seed=5, check_actions=False)
         obs = env.reset()
         g = torch.Generator().manual_seed(7)
-        steps_fn = fused_cartpole_steps(env, params, "tanh") if fused else None  # 305 steps: 30 calls of 10, one of 5
+        steps_fn = fused_rollout(env, params, "tanh") if fused else None  # 305 steps: 30 calls of 10, one of 5
         rolls.append(rollout(env, obs, lambda o: forward(params, o, "tanh"), 305, g, Categorical, None, steps_fn))
         rolls[-1]["env_after"] = torch.cat([env.state.flatten(), env.elapsed.float(), env.returns])
     eager, fused = rolls

@@ -16,7 +16,7 @@ from paper_code.core.compress import Compression, compress_file, fit_path, load_
 from paper_code.core.dataset import DistilledDataset
 from paper_code.core.ppmo import PPMO
 from paper_code.core.settings import CompressConfig
-from paper_code.pipeline.config import project_root
+from paper_code.project import project_root
 from paper_code.pipeline.presets import resolve
 
 RESULTS = project_root() / "results"

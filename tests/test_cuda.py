@@ -14,7 +14,7 @@ from paper_code.core.dataset import DistilledDataset
 from paper_code.core.evaluation import evaluate_dataset
 from paper_code.core.ppmo import PPMO
 from paper_code.core.settings import PPMOConfig
-from paper_code.pipeline.config import project_root
+from paper_code.project import project_root
 from paper_code.pipeline.experiments import scale_config
 from paper_code.runs.training import distill
 

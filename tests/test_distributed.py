@@ -53,9 +53,9 @@ def _worker(rank: int, world: int, port: int, job: str, out: str, meta_epochs: i
             torch.save({"cases": cases, "sums": sums, "shared": shared is not None}, f"{out}.rank{rank}.pt")
         elif job == "gradients":
             from paper_code.runs.distributed import average_gradients
-            from paper_code.core.ppmo import PPMO
+            from paper_code.runs.training import new_run
 
-            run = PPMO(PPMOConfig(**TINY))
+            run = new_run(PPMOConfig(**TINY))
             run.meta_epoch_step()  # rank-specific experience; then one more backward by hand
             loss = (run.states.pow(2).sum() + run.labels.sum()) * (rank + 1) + run.log_lr * (rank + 2)
             run.data_opt.zero_grad()

@@ -33,7 +33,7 @@ from paper_code.core.dataset import DistilledDataset
 from paper_code.core.learners import LearnerSpec
 from paper_code.core.ppmo import PPMO
 from paper_code.core.settings import PPMOConfig
-from paper_code.runs.files import atomic_path, lock_path
+from paper_code.files import atomic_path, lock_path
 from paper_code.runs.interrupts import RunInterrupted
 from paper_code.runs.run_state import _with_spec_defaults, load_checkpoint, save_checkpoint
 from paper_code.runs.training import DivergenceError, checkpoint_path, distill, log_path
@@ -826,7 +826,7 @@ def test_learner_spec_from_a_file_is_bounded():
 
 def test_the_checkpoints_committed_under_results_load():
     """The checkpoint checks accept every checkpoint this project has committed."""
-    from paper_code.pipeline.config import project_root
+    from paper_code.project import project_root
 
     # PPMO's (the compression fits' are checked in test_compress.py)
     files = sorted(f for f in (project_root() / "results").rglob("*.ckpt.pt")  # (PPO teachers: test_teacher.py;
@@ -1127,7 +1127,7 @@ def test_bad_input_under_torchrun_is_said_once(tmp_path):
 
 
 def test_dagger_rounds_with_an_atari_teacher_is_one_error_line(tmp_path, capsys):
-    from paper_code.pipeline.config import project_root
+    from paper_code.project import project_root
 
     teacher = project_root() / "results" / "atari" / "teachers" / "ppo_SpaceInvaders.safetensors"
     args = ["compress", teacher, "--size", "4", "--split", "3", "--dagger-rounds", "1", "--out", tmp_path / "x.safetensors"]

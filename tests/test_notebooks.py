@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from paper_code.core.dataset import DistilledDataset
-from paper_code.pipeline.config import project_root
+from paper_code.project import project_root
 
 NOTEBOOKS = sorted(p.stem for p in (project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 

@@ -16,7 +16,8 @@ import pytest
 import pandas as pd
 import yaml
 
-from paper_code.pipeline.config import ROOT_ENV, load_scale, output_dir, package_root, project_root
+from paper_code.pipeline.config import load_scale, output_dir
+from paper_code.project import ROOT_ENV, package_root, project_root
 
 ROOT = project_root()
 

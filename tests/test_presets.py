@@ -12,7 +12,8 @@ import pytest
 from paper_code.__main__ import main
 from paper_code.core.dataset import DistilledDataset
 from paper_code.core.settings import PPMO_LATER, PPMOConfig, field_docs
-from paper_code.pipeline.config import load_scale, package_root
+from paper_code.pipeline.config import load_scale
+from paper_code.project import package_root
 from paper_code.pipeline.experiments import scale_config
 from paper_code.pipeline.layout import dataset_path
 from paper_code.pipeline.presets import preset_names, resolve

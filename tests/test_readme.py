@@ -7,7 +7,7 @@ import builtins
 import torch
 
 from paper_code.core.dataset import DistilledDataset
-from paper_code.pipeline.config import package_root
+from paper_code.project import package_root
 
 
 def _snippets() -> list[str]:

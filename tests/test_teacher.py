@@ -200,7 +200,7 @@ def test_split_is_refused_for_an_mlp_teacher(tmp_path):
 
 def test_the_committed_teacher_checkpoints_load():
     """An unfinished PPO teacher under results/ resumes: its checkpoint loads into the run its key describes."""
-    from paper_code.pipeline.config import project_root
+    from paper_code.project import project_root
     from paper_code.core.ppo import policy_config
 
     files = sorted((project_root() / "results").rglob("teachers/*.ckpt.pt"))
@@ -217,7 +217,8 @@ def test_the_committed_teacher_checkpoints_load():
 def test_the_committed_finished_teachers_are_read_as_finished_by_the_pipeline():
     """A teacher whose checkpoint is not kept: its policy file is the finished run of params.yaml's paper teacher
     config and budget, so that `dvc repro atari@paper` reads it instead of training (or refusing)."""
-    from paper_code.pipeline.config import load_scale, project_root
+    from paper_code.pipeline.config import load_scale
+    from paper_code.project import project_root
     from paper_code.core.ppo import finished_policy
     from paper_code.pipeline.experiments import atari_teacher_config
 

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from paper_code.core import checks
+from paper_code import checks
 from paper_code.core.dataset import DatasetError, DistilledDataset, git_revision, movement, read_safetensors
 from paper_code.core.inner import inner_step_batch
 from paper_code.core.learners import LearnerSpec, batched_forward, cnn_forward, forward, init_params_batch
@@ -41,10 +41,10 @@ from paper_code.core.observations import NORM_CLIP, NORM_EPS, prepare
 from paper_code.core.policies import head, sample
 from paper_code.core.settings import CompressConfig, PPMOConfig
 from paper_code.envs import ND_CARTPOLE_ID, make_env
-from paper_code.pipeline.config import relative
+from paper_code.project import relative
 from paper_code.pipeline.presets import preset_for_env, resolve
 from paper_code.runs.checkpoints import CheckpointError, read_checkpoint, write_checkpoint
-from paper_code.runs.files import OutputLock, atomic_path, check_writable, lock_path, not_a_file, remove_stale_temporaries
+from paper_code.files import OutputLock, atomic_path, check_writable, lock_path, not_a_file, remove_stale_temporaries
 from paper_code.runs.interrupts import RunInterrupted, deferred_interrupts
 from paper_code.runs.training import DivergenceError, checkpoint_path, distill, log_path  # a fit's files sit beside its output as a run's do
 

@@ -47,8 +47,8 @@ from safetensors.torch import save_file
 from paper_code.core.learners import PAPER_LEARNER, LearnerSpec
 from paper_code.core.observations import encode, prepare
 from paper_code.envs import check_env_kwargs
-from paper_code.pipeline.config import package_root
-from paper_code.runs.files import atomic_path, not_a_file
+from paper_code.project import package_root
+from paper_code.files import atomic_path, not_a_file
 
 FORMAT = "paper_code/distilled-dataset"
 FORMAT_VERSION = 1

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import torch
 
-from paper_code.core import checks
+from paper_code import checks
 from paper_code.core.dataset import DatasetError, DistilledDataset
 from paper_code.core.inner import inner_step_batch
 from paper_code.core.learners import LearnerSpec, batched_forward, init_params_batch, learner_input

@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from paper_code.core import checks
+from paper_code import checks
 
 Params = dict[str, torch.Tensor]
 

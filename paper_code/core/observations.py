@@ -10,6 +10,8 @@ critic, the meta-loss, evaluation, the PPO baseline and dataset files.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from paper_code.core.learners import Params, cnn_forward
@@ -29,17 +31,24 @@ def normalize_obs(obs: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, clip
     return out if scale == 1.0 else out.mul_(scale)
 
 
+def _alone(mean: torch.Tensor, var: torch.Tensor, n: int) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+    return [(mean, var, n)]
+
+
 class RunningMeanStd:
     """Mean and variance of a stream of batches (the parallel algorithm; float64 accumulators)."""
 
-    def __init__(self, shape: tuple[int, ...] = (), device: torch.device | str = "cpu", *, synced: bool = False) -> None:
+    def __init__(self, shape: tuple[int, ...] = (), device: torch.device | str = "cpu", *,
+                 gather: Callable[[torch.Tensor, torch.Tensor, int], list[tuple[torch.Tensor, torch.Tensor, int]]]
+                 | None = None) -> None:
         self.mean = torch.zeros(shape, dtype=torch.float64, device=device)
         self.var = torch.ones(shape, dtype=torch.float64, device=device)
         self.count = torch.tensor(1e-4, dtype=torch.float64, device=device)
-        self.synced = synced  # a multi-process run: every update merges all ranks' batches (rank order)
+        # a run over several processes: every update merges all processes' batch moments, in one order
+        self.gather = gather or _alone
 
     def update(self, x: torch.Tensor) -> None:
-        """Add a batch ``x`` [n, *shape] (``synced``: every rank's batch, the same result on each).
+        """Add a batch ``x`` [n, *shape] (with ``gather``: every process's batch, the same result on each).
         uint8 frames count as :func:`to_float`'s [0, 1] values; their batch moments are taken in
         float32 (a float64 copy of every pixel of a rollout cost ~0.2 s per Atari meta-epoch) and
         merged in float64 like any other batch's."""
@@ -52,13 +61,8 @@ class RunningMeanStd:
         else:
             x = x.to(torch.float64)
             b_mean, b_var = x.mean(0), x.var(0, unbiased=False)
-        if self.synced:
-            from paper_code.runs.distributed import gather_moments
-
-            for b_mean, b_var, n in gather_moments(b_mean, b_var, x.shape[0]):
-                self._add(b_mean, b_var, n)
-            return
-        self._add(b_mean, b_var, x.shape[0])
+        for b_mean, b_var, n in self.gather(b_mean, b_var, x.shape[0]):
+            self._add(b_mean, b_var, n)
 
     def _add(self, b_mean: torch.Tensor, b_var: torch.Tensor, n: int) -> None:
         delta, total = b_mean - self.mean, self.count + n

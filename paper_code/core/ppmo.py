@@ -15,38 +15,41 @@ Each meta-epoch:
    critic (its own clipping), which is trained on the real returns.
 
 The objective of step 5 is :func:`paper_code.core.meta_loss.meta_loss`, a pure function (with the
-critic's value loss: :func:`paper_code.runs.compilation.minibatch_losses`; with ``compile`` its gradient
-comes from a compiled pure function instead of ``backward()``, the same to float round-off). Everything
-random comes from generators owned by :class:`PPMO`; its complete state is
-:func:`paper_code.runs.run_state.state_dict`, so an interrupted run resumed from a checkpoint gives the
-same dataset as an uninterrupted one. The loop that runs meta-epochs, checkpoints and stops is
-:mod:`paper_code.runs.training` (``distill()``); the settings are :class:`~paper_code.core.settings.PPMOConfig`.
+critic's value loss: :func:`paper_code.core.meta_loss.minibatch_losses`), and one minibatch update
+is :func:`eager_update`: ``backward()``, the gradients' mean over processes, clipped Adam steps.
+
+How a run executes, never what it computes, is plugged in (:class:`Plugins`): the processes it runs
+over (:class:`OneProcess` here; ``torchrun``'s ranks: :class:`paper_code.runs.distributed.World`,
+which averages gradients and merges statistics), a compiled update and a fused rollout
+(:mod:`paper_code.runs.compilation`). :func:`paper_code.runs.training.new_run` chooses them from the
+settings; ``PPMO(cfg)`` alone is the plain eager one-process run. Everything random comes from
+generators owned by :class:`PPMO`; its complete state is :func:`paper_code.runs.run_state.state_dict`,
+so an interrupted run resumed from a checkpoint gives the same dataset as an uninterrupted one. The
+loop that runs meta-epochs, checkpoints and stops is :mod:`paper_code.runs.training` (``distill()``);
+the settings are :class:`~paper_code.core.settings.PPMOConfig`.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Protocol
 
 import torch
-from torch.utils._pytree import tree_leaves, tree_map_only
 
-from paper_code.core import checks
+from paper_code import checks
 from paper_code.core.dataset import MAX_ABS, MAX_LR, DistilledDataset, git_revision, movement
 from paper_code.core.evaluation import evaluate_dataset
 from paper_code.core.learners import (LearnerSpec, batched_forward, forward, init_encoder, init_params,
                                       init_params_batch, learner_input)
-from paper_code.core.meta_loss import DatasetTensors, one_step_learners
+from paper_code.core.meta_loss import DatasetTensors, minibatch_losses, one_step_learners
 from paper_code.core.observations import NORM_CLIP, NORM_EPS, RunningMeanStd, encode, prepare
 from paper_code.core.policies import head, scale_rewards
 from paper_code.core.rl import bootstrap_values, episode_stats, gae, rollout
 from paper_code.core.settings import PPMOConfig
-from paper_code.envs import BatchedNDCartPole, GymVectorEnv, has_batched, make_env
-from paper_code.pipeline.config import project_root
-from paper_code.runs.compilation import (adam_state, clipped_adam_steps, compiled, fused_cartpole_steps,
-                                         minibatch_gradients, minibatch_losses, minibatch_update, update_leaves)
-from paper_code.runs.distributed import average_gradients, mean_over_ranks, processes, rank_seed, world
+from paper_code.envs import GymVectorEnv, has_batched, make_env
+from paper_code.project import project_root
 
 
 def _generator(seed: int, device: str) -> torch.Generator:
@@ -55,13 +58,132 @@ def _generator(seed: int, device: str) -> torch.Generator:
     return g
 
 
+@dataclass
+class Metrics:
+    """One meta-epoch's statistics, as tensors (no host sync until :meth:`values`)."""
+
+    dataset_max_abs: torch.Tensor  # the largest magnitude in the dataset (lr aside): divergence shows here
+    critic_max_abs: torch.Tensor  # the same for the critic
+    episodes: torch.Tensor  # episodes the rollout finished
+    train_return: torch.Tensor  # their mean return (nan: none finished)
+    lr: torch.Tensor  # the inner learning rate
+    losses: dict[str, torch.Tensor]  # the meta-loss's statistics and the value loss, means over the updates
+
+    def stacked(self) -> torch.Tensor:
+        """All of them in one float32 tensor: the fields in order, then the losses."""
+        return torch.stack([t.to(torch.float32) for t in (self.dataset_max_abs, self.critic_max_abs, self.episodes,
+                                                          self.train_return, self.lr, *self.losses.values())])
+
+    @classmethod
+    def from_stacked(cls, row: torch.Tensor, loss_names: list[str]) -> "Metrics":
+        """The inverse of :meth:`stacked`."""
+        return cls(*row[:5], losses=dict(zip(loss_names, row[5:])))
+
+    def values(self) -> dict[str, float]:
+        """The statistics as floats (the one host sync of a meta-epoch)."""
+        names = ["dataset_max_abs", "critic_max_abs", "episodes", "train_return", "lr", *self.losses]
+        return dict(zip(names, self.stacked().tolist()))
+
+
+class Processes(Protocol):
+    """The processes a run is spread over (``torchrun``): each has its own environments and learner
+    inits and the same dataset and critic. :class:`OneProcess` is the plain run;
+    :class:`paper_code.runs.distributed.World` the plug-in for several."""
+
+    rank: int
+    size: int
+    main: bool  # whether this process writes files and shows progress
+
+    def seed(self, seed: int) -> int:
+        """This process's seed for its own random streams and environments."""
+
+    def average_gradients(self, params: list[torch.Tensor]) -> None:
+        """Each ``.grad`` replaced by its mean over the processes."""
+
+    def merge(self, metrics: Metrics) -> Metrics:
+        """A meta-epoch's statistics over all processes (episodes summed, returns weighted by them)."""
+
+    def gather_moments(self, mean: torch.Tensor, var: torch.Tensor, n: int) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+        """Every process's batch moments, in one order on every process (running observation statistics)."""
+
+    def provenance(self) -> dict[str, Any]:
+        """What a dataset file records of them (its per-process seeds depend on it)."""
+
+
+@dataclass(frozen=True)
+class OneProcess:
+    """A run in one process: nothing to reduce."""
+
+    rank: int = 0
+    size: int = 1
+    main: bool = True
+
+    def seed(self, seed: int) -> int:
+        return int(seed)
+
+    def average_gradients(self, params: list[torch.Tensor]) -> None:
+        return None
+
+    def merge(self, metrics: Metrics) -> Metrics:
+        return metrics
+
+    def gather_moments(self, mean: torch.Tensor, var: torch.Tensor, n: int) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+        return [(mean, var, n)]
+
+    def provenance(self) -> dict[str, Any]:
+        return {"world_size": 1}
+
+
+def eager_update(run: "PPMO", theta0: dict[str, torch.Tensor], minibatch: tuple[torch.Tensor, ...],
+                 settings: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One minibatch update of the dataset and the critic: ``backward()`` of the meta-loss plus the
+    critic's value loss (:func:`~paper_code.core.meta_loss.minibatch_losses`; the two share no
+    parameters, so each gets its own loss's gradient), the gradients' mean over the processes, then
+    each optimiser's Adam step after its own gradient-norm clip (the states clamped to
+    ``state_bound``). Returns (the value loss, the meta-loss's statistics)."""
+    cfg = run.cfg
+    leaves = run.leaves()
+    loss, v_loss, st = minibatch_losses(*leaves[:5], theta0, run.critic, *minibatch, **settings)
+    run.data_opt.zero_grad(set_to_none=True)
+    run.critic_opt.zero_grad(set_to_none=True)
+    (loss + v_loss).backward()
+    run.processes.average_gradients([*run.data_params, *run.critic.values()])
+    torch.nn.utils.clip_grad_norm_(run.data_params, cfg.max_grad_norm)
+    torch.nn.utils.clip_grad_norm_(list(run.critic.values()), cfg.max_grad_norm)
+    run.data_opt.step()
+    if cfg.state_bound is not None:
+        with torch.no_grad():
+            run.states.clamp_(-cfg.state_bound, cfg.state_bound)
+    run.critic_opt.step()
+    return v_loss.detach(), st
+
+
+def no_fused_rollout(env: Any, params: dict[str, torch.Tensor], activation: str) -> None:
+    """The plain rollout: step by step (:func:`paper_code.core.rl.rollout`)."""
+    return None
+
+
+@dataclass
+class Plugins:
+    """How a run executes (the results do not depend on it beyond float round-off): its processes,
+    its minibatch update (``update(run, theta0, minibatch, settings)``, :func:`eager_update`'s
+    contract) and a fused rollout (``fused_rollout(env, params, activation)``: a ``steps_fn`` for
+    :func:`~paper_code.core.rl.rollout`, or None)."""
+
+    processes: Processes = field(default_factory=OneProcess)
+    update: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]] = eager_update
+    fused_rollout: Callable[[Any, dict[str, torch.Tensor], str], Callable | None] = no_fused_rollout
+
+
 class PPMO:
     """One distillation run's state: ``meta_epoch_step()`` trains one meta-epoch, ``dataset()`` is
     the current distilled dataset, ``evaluate()`` scores it (:func:`paper_code.runs.training.train` runs
-    the loop)."""
+    the loop). ``plugins``: how it executes (:class:`Plugins`; by default eager, in one process)."""
 
-    def __init__(self, cfg: PPMOConfig) -> None:
+    def __init__(self, cfg: PPMOConfig, plugins: Plugins | None = None) -> None:
         self.cfg = cfg
+        self.plugins = plugins or Plugins()
+        self.processes = self.plugins.processes
         dev = cfg.device
         K, E = cfg.inits_per_epoch, cfg.num_envs
         train_kwargs = dict(cfg.env_kwargs)
@@ -69,9 +191,8 @@ class PPMO:
             train_kwargs["max_episode_steps"] = cfg.train_max_episode_steps
         if cfg.num_steps * K * E > checks.MAX_ELEMENTS:
             raise ValueError(f"num_steps x inits_per_epoch x num_envs = {cfg.num_steps * K * E:,}: too many to hold")
-        # a multi-process run (torchrun): each rank its own envs and learner inits, the same dataset and critic
-        self.world = world()
-        self.env = make_env(cfg.env_id, K * E, device=dev, seed=rank_seed(cfg.seed, self.world), check_actions=False,
+        # each process its own envs and learner inits (several: torchrun), the same dataset and critic
+        self.env = make_env(cfg.env_id, K * E, device=dev, seed=self.processes.seed(cfg.seed), check_actions=False,
                             **train_kwargs)
         self.obs_size, self.num_actions = self.env.observation_size, self.env.num_actions
         self.obs_shape = tuple(self.env.observation_shape)
@@ -89,8 +210,8 @@ class PPMO:
                              f"{'gaussian' if self.env.continuous else 'categorical'} learner, got {cfg.learner.policy}")
         self.head = head(cfg.learner.policy)
         # independent random streams: learner inits, actions, minibatch order, dataset init, critic init
-        self.g_init = _generator(rank_seed(cfg.seed * 10 + 1, self.world), dev)
-        self.g_act = _generator(rank_seed(cfg.seed * 10 + 2, self.world), dev)
+        self.g_init = _generator(self.processes.seed(cfg.seed * 10 + 1), dev)
+        self.g_act = _generator(self.processes.seed(cfg.seed * 10 + 2), dev)
         self.g_perm = _generator(cfg.seed * 10 + 3, dev)
         g_data = _generator(cfg.seed * 10 + 4, dev)
         g_critic = _generator(cfg.seed * 10 + 5, dev)
@@ -114,8 +235,8 @@ class PPMO:
             self.data_params.append(self.log_std_target)
         # observation statistics (identity until the first update) and reward scaling
         # per input element: per pixel for frames (what moves stands out from the static background)
-        synced = self.world.size > 1
-        self.obs_rms = RunningMeanStd(self.obs_shape, dev, synced=synced) if cfg.normalize_obs else None
+        gather = self.processes.gather_moments  # every process's observations count
+        self.obs_rms = RunningMeanStd(self.obs_shape, dev, gather=gather) if cfg.normalize_obs else None
         if cfg.init_dataset is not None:
             path = Path(cfg.init_dataset)
             if not path.is_absolute() and not path.exists():  # a project-relative path (as the pipeline records it)
@@ -129,7 +250,7 @@ class PPMO:
                                          fused=self.env.device.type == "cpu")
         # what the dataset started from (a warm start's dataset): its movement is recorded in the file
         self.initial = {k: v.detach().clone() for k, v in self._movable().items()}
-        self.ret_rms = RunningMeanStd((), dev, synced=synced) if cfg.normalize_reward else None
+        self.ret_rms = RunningMeanStd((), dev, gather=gather) if cfg.normalize_reward else None
         self.ret_acc = torch.zeros(K * E, device=dev)
         if self.cnn:  # a separate Nature-CNN
             critic_spec = LearnerSpec(kind="nature_cnn", activation="relu", output_gain=1.0)
@@ -139,14 +260,7 @@ class PPMO:
                                                                     1, g_critic, device=dev).items()}
         self.critic_opt = torch.optim.Adam(list(self.critic.values()), lr=cfg.critic_lr, eps=cfg.adam_eps,
                                            fused=self.env.device.type == "cpu")
-        self.obs = self.env.reset(seed=rank_seed(cfg.seed, self.world))
-        # with cfg.compile (else backward() and the optimisers' steps): a one-process run does each whole
-        # update (gradients, clips, Adam steps) in one compiled call; a run over several processes computes
-        # the gradients and then the steps in two, averaging the gradients over the ranks in between
-        alone = self.world.size == 1
-        self._compiled_update = compiled(minibatch_update, dev) if cfg.compile and alone else None
-        self._compiled_gradients = compiled(minibatch_gradients, dev) if cfg.compile and not alone else None
-        self._compiled_steps = compiled(clipped_adam_steps, dev) if cfg.compile and not alone else None
+        self.obs = self.env.reset(seed=self.processes.seed(cfg.seed))
         self.meta_epoch = 0
         self.env_steps = 0
         self.wall_time = 0.0  # seconds of training, summed over resumed runs
@@ -254,7 +368,7 @@ class PPMO:
                 "git_revisions": list(self.revisions),
                 "config": cfg.to_dict(), "torch": torch.__version__,
                 "movement": movement(self.initial, self._movable()),
-                **processes(self.world),
+                **self.processes.provenance(),
             },
         )
 
@@ -281,75 +395,18 @@ class PPMO:
             def out_fn(x: torch.Tensor) -> torch.Tensor:
                 return batched_forward(theta1, x.view(K, E, D), act_fn).view(K * E, -1)
 
-        steps_fn = None
-        if self.cfg.compile and K == 1 and self.obs_rms is None and not self.gaussian and isinstance(self.env, BatchedNDCartPole):
-            steps_fn = fused_cartpole_steps(self.env, single, act_fn)  # output, sample and env step, compiled
+        steps_fn = None  # one categorical learner on raw observations: the environment may fuse its steps
+        if K == 1 and self.obs_rms is None and not self.gaussian:
+            steps_fn = self.plugins.fused_rollout(self.env, single, act_fn)
         roll = rollout(self.env, self.obs, out_fn, self.cfg.num_steps, self.g_act, self.head, log_std, steps_fn,
                        prepare=None if steps_fn is not None else self.normalize)
         self.obs = roll["last_obs"]
         return roll
 
-    def _gradients(self, theta0: dict[str, torch.Tensor], minibatch: tuple[torch.Tensor, ...], **settings: Any
-                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Set the ``.grad`` of every dataset tensor and of the critic to the gradient of PPO's
-        meta-loss plus the critic's value loss on ``minibatch`` (the two share no parameters, so
-        each gets its own loss's gradient); returns (the value loss, the meta-loss's statistics).
-
-        Eager: ``backward()`` of :func:`~paper_code.runs.compilation.minibatch_losses`. Compiled: the
-        same gradient as a pure function (:func:`~paper_code.runs.compilation.minibatch_gradients`)."""
-        leaves = (self.states, self.labels, self.log_lr, self.log_std_target, self.encoder or None, self.critic)
-        if self._compiled_gradients is None:
-            loss, v_loss, st = minibatch_losses(*leaves[:5], theta0, self.critic, *minibatch, **settings)
-            self.data_opt.zero_grad(set_to_none=True)
-            self.critic_opt.zero_grad(set_to_none=True)
-            (loss + v_loss).backward()
-            return v_loss.detach(), st
-        detached = tree_map_only(torch.Tensor, torch.Tensor.detach, leaves)
-        with torch.no_grad():
-            grads, (v_loss, st) = self._compiled_gradients(*detached[:5], theta0, detached[5], *minibatch, **settings)
-        for p, g in zip(tree_leaves(leaves), tree_leaves(grads)):
-            if p is not None:  # (no log-std target or encoder: None, and None for a gradient)
-                p.grad = g
-        return v_loss, st
-
-    def _fused_update(self, theta0: dict[str, torch.Tensor], minibatch: tuple[torch.Tensor, ...], **settings: Any
-                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """What :meth:`_gradients` and :meth:`_clip_and_step` do, as one compiled call
-        (:func:`~paper_code.runs.compilation.minibatch_update`; a compiled one-process run): the dataset
-        and the critic stepped in place, on the optimisers' own state; no ``.grad`` is set."""
-        cfg = self.cfg
-        leaves = (self.states, self.labels, self.log_lr, self.log_std_target, self.encoder or None, self.critic)
-        opts = (self.data_opt, self.critic_opt)
-        moments = [adam_state(o, ps)[2:] for o, ps in zip(opts, update_leaves(leaves))]
-        beta1, beta2 = self.data_opt.param_groups[0]["betas"]
-        detached = tree_map_only(torch.Tensor, torch.Tensor.detach, leaves)  # the same storage, stepped in place
-        with torch.no_grad():
-            return self._compiled_update(*detached[:5], theta0, detached[5], *minibatch, moments,
-                                         max_norm=cfg.max_grad_norm, lr=[o.param_groups[0]["lr"] for o in opts],
-                                         beta1=beta1, beta2=beta2, eps=cfg.adam_eps, state_bound=cfg.state_bound,
-                                         **settings)
-
-    def _clip_and_step(self) -> None:
-        """The dataset's and the critic's Adam steps, each after its own gradient-norm clip
-        (with ``compile``: :func:`~paper_code.runs.compilation.clipped_adam_steps`, one compiled call)."""
-        cfg = self.cfg
-        if self._compiled_steps is not None:
-            with torch.no_grad():
-                opts = (self.data_opt, self.critic_opt)
-                beta1, beta2 = self.data_opt.param_groups[0]["betas"]
-                self._compiled_steps([adam_state(o) for o in opts], max_norm=cfg.max_grad_norm,
-                                     lr=[o.param_groups[0]["lr"] for o in opts], beta1=beta1, beta2=beta2,
-                                     eps=cfg.adam_eps)
-                if cfg.state_bound is not None:
-                    self.states.clamp_(-cfg.state_bound, cfg.state_bound)
-            return
-        torch.nn.utils.clip_grad_norm_(self.data_params, cfg.max_grad_norm)
-        torch.nn.utils.clip_grad_norm_(list(self.critic.values()), cfg.max_grad_norm)
-        self.data_opt.step()
-        if cfg.state_bound is not None:
-            with torch.no_grad():
-                self.states.clamp_(-cfg.state_bound, cfg.state_bound)
-        self.critic_opt.step()
+    def leaves(self) -> tuple:
+        """The update's trainable tensors: (states, labels, log_lr, log_std_target, encoder, critic),
+        None where a run has none (:func:`~paper_code.core.meta_loss.minibatch_gradients`' order)."""
+        return (self.states, self.labels, self.log_lr, self.log_std_target, self.encoder or None, self.critic)
 
     def meta_epoch_step(self) -> dict[str, float]:
         """One meta-epoch (rollout + PPO updates of the dataset and the critic)."""
@@ -398,13 +455,7 @@ class PPMO:
                 minibatch = (mb_obs, mb_act, mb_logp, mb_adv, mb_taken, mb_ret)
                 settings = dict(activation=act_fn, policy=cfg.learner.policy, clip_coef=cfg.clip_coef,
                                 ent_coef=cfg.ent_coef, norm_adv=cfg.norm_adv, ratio_mode=cfg.ratio_mode, vf_coef=cfg.vf_coef)
-                if self._compiled_update is not None:
-                    v_loss, st = self._fused_update(theta0, minibatch, **settings)
-                else:
-                    v_loss, st = self._gradients(theta0, minibatch, **settings)
-                    # a multi-process run: the mean over ranks of both gradients (one collective; none for one process)
-                    average_gradients([*self.data_params, *self.critic.values()], self.world)
-                    self._clip_and_step()
+                v_loss, st = self.plugins.update(self, theta0, minibatch, settings)
                 st["v_loss"] = v_loss
                 for k, v in st.items():
                     stats_sum[k] = stats_sum.get(k, 0) + v
@@ -416,28 +467,15 @@ class PPMO:
         with torch.no_grad():  # the largest magnitudes (nan propagates): divergence shows here
             data_max = torch.stack([p.abs().amax() for p in self.data_params if p is not self.log_lr]).amax()
             critic_max = torch.stack([p.abs().amax() for p in self.critic.values()]).amax()
-        row = torch.stack([
-            data_max.to(torch.float32),
-            critic_max.to(torch.float32),
-            n_done.to(torch.float32),
-            mean_return.to(torch.float32),
-            self.lr.detach(),
-            *[v / updates for v in stats_sum.values()],
-        ])
-        if self.world.size > 1:  # every rank's episodes count: the mean return weighted by them, episodes summed
-            row[3] = row[3] * row[2]
-            row = mean_over_ranks(row, self.world)
-            row[3] = row[3] / row[2].clamp(min=1e-9)
-            row[2] = row[2] * self.world.size
-        row = row.tolist()  # the one host sync of the meta-epoch
+        metrics = Metrics(data_max, critic_max, n_done, mean_return, self.lr.detach(),
+                          {k: v / updates for k, v in stats_sum.items()})
+        m = self.processes.merge(metrics).values()  # every process's episodes count
         self.meta_epoch += 1
-        self.env_steps += T * K * E * self.world.size
-        self.health = {"dataset_max_abs": row[0], "critic_max_abs": row[1]}
-        row = row[2:]
-        out = {"meta_epoch": self.meta_epoch, "env_steps": self.env_steps, "episodes": row[0],
-               "train_return": row[1] if row[0] > 0 else float("nan"), "lr": row[2]}
-        out.update({k: v for k, v in zip(stats_sum.keys(), row[3:])})
-        return out
+        self.env_steps += T * K * E * self.processes.size
+        self.health = {"dataset_max_abs": m.pop("dataset_max_abs"), "critic_max_abs": m.pop("critic_max_abs")}
+        if not m["episodes"] > 0:
+            m["train_return"] = float("nan")
+        return {"meta_epoch": self.meta_epoch, "env_steps": self.env_steps, **m}
 
     def divergence(self, row: dict[str, float]) -> str | None:
         """What went wrong in the meta-epoch that gave ``row`` (None: nothing): non-finite

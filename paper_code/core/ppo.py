@@ -32,7 +32,7 @@ from paper_code.core.policies import head, sample, scale_rewards
 from paper_code.core.rl import bootstrap_values, episode_stats, gae, policy_loss, rollout, value_loss
 from paper_code.core.settings import PPOConfig
 from paper_code.envs import make_env, return_bounds
-from paper_code.runs.files import atomic_path
+from paper_code.files import atomic_path
 
 Params = dict[str, torch.Tensor]
 #: the Nature-CNN's output layer: the actor's head on the shared trunk
@@ -427,10 +427,10 @@ def ppo_file(cfg: PPOConfig, out: str | Path, total_env_steps: int, *, resume: b
     finished run only has missing files rewritten; an unfinished one, or an output without a
     checkpoint, is an error unless ``force``. ``run.files_written`` tells whether this call wrote.
     """
-    from paper_code.core import checks
+    from paper_code import checks
     from paper_code.runs.checkpoints import read_checkpoint, write_checkpoint
     from paper_code.core.dataset import git_revision
-    from paper_code.runs.files import OutputLock, check_writable, lock_path, remove_stale_temporaries
+    from paper_code.files import OutputLock, check_writable, lock_path, remove_stale_temporaries
     from paper_code.runs.interrupts import RunInterrupted, deferred_interrupts
     from paper_code.runs.training import DivergenceError, checkpoint_path, log_path
 

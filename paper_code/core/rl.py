@@ -27,7 +27,7 @@ def rollout(env, obs: torch.Tensor, out_fn: Callable[[torch.Tensor], torch.Tenso
     rollout is drawn at once; ``life_lost`` [T, B] where the environment reports lives (Atari).
     ``steps_fn(obs, noise) -> (those tensors, last_obs)``, if given,
     runs all the steps instead (a compiled run's fused steps,
-    :func:`paper_code.runs.compilation.fused_cartpole_steps`; no ``prepare``); the noise is then drawn
+    :func:`paper_code.runs.compilation.fused_rollout`; no ``prepare``); the noise is then drawn
     before the first step, the same draw.
     """
     if steps_fn is not None:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from typing import Any
 
-from paper_code.core import checks
+from paper_code import checks
 from paper_code.core.dataset import MAX_ABS, MAX_LR
 from paper_code.core.learners import PAPER_LEARNER, LearnerSpec
 from paper_code.envs import check_env_kwargs

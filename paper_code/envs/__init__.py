@@ -8,7 +8,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from paper_code.core import checks
+from paper_code import checks
 from paper_code.envs.atari import ATARI_GAMES, action_names, atari_id, check_game, is_atari
 from paper_code.envs.cartpole import MAX_EPISODE_STEPS, BatchedNDCartPole, BatchedStep, validate_dof
 from paper_code.envs.cartpole_gym import NDCartPoleEnv, NDCartPoleVectorEnv

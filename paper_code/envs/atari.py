@@ -119,7 +119,7 @@ class AtariVectorEnv:
     def __init__(self, env_id: str, num_envs: int, max_episode_steps: int | None = None, **kwargs: Any) -> None:
         from ale_py.vector_env import AtariVectorEnv as ALEVectorEnv
 
-        from paper_code.runs.runtime import configure_allocator
+        from paper_code.runtime import configure_allocator
 
         configure_allocator()  # frame batches are large temporaries: keep their memory (see there)
         self.spec = _spec(env_id)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -162,7 +162,7 @@ class BatchedNDCartPole:
         self.return_cap = float(self.max_episode_steps)  # reward 1 per step
         self.return_bounds = (0.0, self.return_cap)
         # force_table[a]: action a's force on each axis (+force_mag on axis a // 2 if a is odd, -force_mag if
-        # even); public because the compiled rollout (compilation.fused_cartpole_steps) passes it to transition
+        # even)
         axis, direction = push(torch.arange(self.num_actions, device=self.device))
         self.force_table = (torch.arange(self.dof, device=self.device) == axis[:, None]) * (
             direction * self.c.force_mag
@@ -266,6 +266,33 @@ class BatchedNDCartPole:
         return BatchedStep(self._obs(self.state), self._ones, terminated, truncated, self._obs(state), episode_return, elapsed)
 
 
+    def fused_steps(self, policy: Callable, params: Any, activation: str, compile: Callable[[Callable, torch.device], Callable]
+                    ) -> Callable[[torch.Tensor, torch.Tensor], tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        """A ``steps_fn`` for :func:`paper_code.core.rl.rollout`: the rollout in compiled calls of
+        :func:`chunk_steps` steps of :func:`policy_steps` (``policy(params, obs, noise, activation)``
+        -> (outputs, actions), then :func:`transition`), ``compile(fn, device)`` making the compiled
+        function. Each call's reset states are drawn in one draw, which gives the numbers of one draw
+        per step, and the environment continues from the state the last call reached: the same random
+        streams and transitions as :meth:`step` one step at a time."""
+        steps = compile(policy_steps, self.device)
+
+        def steps_fn(obs: torch.Tensor, noise: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+            parts = []
+            k = chunk_steps(noise.shape[0])
+            for t0 in range(0, noise.shape[0], k):
+                chunk = noise[t0:t0 + k]
+                fresh = self.draw_fresh(chunk.shape[0])
+                stacked, (self.state, self.elapsed, self.returns) = steps(
+                    policy, params, obs, chunk, fresh, self.state, self.elapsed, self.returns, self.force_table,
+                    activation=activation, max_episode_steps=self.max_episode_steps, constants=self.c)
+                parts.append(stacked)
+                obs = self._obs(self.state)
+            roll = {k: torch.cat([p[i] for p in parts]) for i, k in enumerate(STEP_KEYS)}
+            roll["rewards"] = self._ones.expand(noise.shape[0], -1).clone()  # 1 per step
+            return roll, obs
+
+        return steps_fn
+
 def transition(state: Any, elapsed: Any, returns: Any, force: Any, fresh: Any, max_episode_steps: int, xp: Any,
                c: CartPoleConstants = CONSTANTS) -> tuple[Any, ...]:
     """One step of ``B`` environments as a pure function (numpy or torch, ``xp``): the physics,
@@ -282,6 +309,41 @@ def transition(state: Any, elapsed: Any, returns: Any, force: Any, fresh: Any, m
     episode_return = returns + 1.0
     return (xp.where(done[:, None, None], fresh, new), xp.where(done, 0, elapsed), xp.where(done, 0.0, episode_return),
             new, terminated, truncated, episode_return, elapsed)
+
+
+#: rollout steps per compiled call at most (the loop over them is unrolled in the graph: longer
+#: chunks mean fewer calls and a longer first compile)
+MAX_CHUNK_STEPS = 50
+
+
+def chunk_steps(num_steps: int) -> int:
+    """Steps per compiled rollout call: ``num_steps`` in equal chunks of at most
+    :data:`MAX_CHUNK_STEPS` (200 -> 4 x 50; 128 -> 43, 43, 42: at most two shapes to compile)."""
+    return -(-num_steps // -(-num_steps // MAX_CHUNK_STEPS))
+
+
+#: what :func:`policy_steps` stacks per step, as :func:`paper_code.core.rl.rollout` names them
+STEP_KEYS = ("obs", "out", "actions", "terminated", "truncated", "final_obs", "episode_returns")
+
+
+def policy_steps(policy: Callable, params: Any, obs: torch.Tensor, noise: torch.Tensor, fresh: torch.Tensor,
+                 state: torch.Tensor, elapsed: torch.Tensor, returns: torch.Tensor, force_table: torch.Tensor, *,
+                 activation: str, max_episode_steps: int, constants: CartPoleConstants
+                 ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """``len(noise)`` rollout steps as a pure function: per step ``policy(params, obs, noise[t],
+    activation)`` gives the outputs and the sampled actions, then :func:`transition` (ended episodes
+    restart at that step's ``fresh`` states). Returns the per-step tensors stacked ``[k, B, ...]`` in
+    :data:`STEP_KEYS` order, and the environment's state after the last step."""
+    B = obs.shape[0]
+    bufs: list[list[torch.Tensor]] = [[] for _ in STEP_KEYS]
+    for t in range(noise.shape[0]):
+        out, action = policy(params, obs, noise[t], activation)
+        state, elapsed, returns, reached, terminated, truncated, episode_return, _ = transition(
+            state, elapsed, returns, force_table[action], fresh[t], max_episode_steps, torch, constants)
+        for buf, v in zip(bufs, (obs, out, action, terminated, truncated, reached.reshape(B, -1), episode_return)):
+            buf.append(v)
+        obs = state.reshape(B, -1)
+    return tuple(torch.stack(b) for b in bufs), (state, elapsed, returns)
 
 
 # --------------------------------------------------------------------------------------------

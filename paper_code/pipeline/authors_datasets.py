@@ -43,7 +43,7 @@ from paper_code.core.dataset import DatasetError, DistilledDataset
 from paper_code.core.learners import PAPER_LEARNER, LearnerSpec
 from paper_code.envs import ND_CARTPOLE_ID, make_env
 from paper_code.envs.atari import atari_id
-from paper_code.pipeline.config import project_root
+from paper_code.project import project_root
 from paper_code.pipeline.presets import GAUSSIAN_LEARNER, atari_learner
 from paper_code.runs.checkpoints import load_weights
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from paper_code.pipeline.config import project_root
+from paper_code.project import project_root
 
 
 def enter_project(out: Path) -> Path:

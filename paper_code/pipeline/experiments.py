@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from paper_code.core.dataset import DistilledDataset
-from paper_code.pipeline.config import relative
+from paper_code.project import relative
 from paper_code.pipeline.layout import (atari_teacher_path, atari_teacher_set_path, compressed_path, dataset_path, ppo_baseline_path,
                                         warm_start_path)
 from paper_code.core.settings import PPMOConfig
@@ -212,7 +212,7 @@ def run_warm_start(section: dict[str, Any], mujoco_section: dict[str, Any], task
 def publish_minimal(out_root: Path, dof: int, teacher: str) -> Path:
     """Publish ``teacher``'s B = N + 1 fit as the minimal dataset ``cartpole/datasets/nd{N}_b{N+1}``
     (a byte copy, written only when it differs)."""
-    from paper_code.runs.files import atomic_path
+    from paper_code.files import atomic_path
     from paper_code.pipeline.layout import minimal_dataset_path
 
     src, dst = compressed_path(out_root, teacher, f"nd{dof}", dof + 1), minimal_dataset_path(out_root, dof)

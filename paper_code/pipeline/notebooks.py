@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from paper_code.pipeline.config import output_dir, project_root
+from paper_code.pipeline.config import output_dir
+from paper_code.project import project_root
 
 
 def notebook_path(name: str) -> Path:

@@ -17,7 +17,7 @@ import torch
 from paper_code.core.dataset import DistilledDataset
 from paper_code.core.evaluation import DatasetEvaluation, evaluate_dataset, first_episode_returns, mean_ci95
 from paper_code.envs import make_env
-from paper_code.pipeline.config import project_root
+from paper_code.project import project_root
 from paper_code.pipeline.reference_policies import RandomPolicy, UniformPolicy
 
 #: the random policy's own seed stream, apart from the learners' (the same episodes for every set of a task)

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from paper_code.runs.files import atomic_path
+from paper_code.files import atomic_path
 
 #: entries that a template cannot describe exactly; checked by their own rules below
 _HISTORY_KEYS = ("history", "evals")

@@ -1,16 +1,17 @@
-"""``torch.compile`` for PPMO's hot path (``PPMOConfig.compile``; eager is the default).
+"""``torch.compile`` for PPMO's hot path (``PPMOConfig.compile``; eager is the default): a plug-in.
 
 In the paper's cart-pole configuration most of a meta-epoch is 16 minibatch updates, each a
 second-order gradient through the inner SGD step of a few small matrix products: eager PyTorch
-spends more time dispatching its many small ops than computing them. :func:`minibatch_losses` is
-the whole objective of one update (PPO's clipped loss of the one-step learners, and the critic's
-value loss), written once: an eager run back-propagates it. A compiled run uses
-:func:`minibatch_gradients`, the gradient itself as a pure function (``torch.func.grad``, the inner
-step's own ``torch.func.grad`` nested inside): Dynamo traces both into one graph that computes the
-meta-gradient forward, with no autograd tape to record and replay, and Inductor fuses it. On the
-tensor cart-pole the rollout's steps — the learner's output, the sampled action and the
-environment's transition — run as compiled calls of up to fifty steps each (:func:`fused_cartpole_steps`)
-instead of some 40 small ops per step.
+spends more time dispatching its many small ops than computing them. The core writes one update
+as pure functions (:mod:`paper_code.core.meta_loss`): the objective
+(:func:`~paper_code.core.meta_loss.minibatch_losses`, which an eager run back-propagates), its
+gradient as ``torch.func.grad`` (:func:`~paper_code.core.meta_loss.minibatch_gradients`) and the
+whole update with its clipped Adam steps (:func:`~paper_code.core.meta_loss.minibatch_update`).
+:class:`CompiledUpdate` is PPMO's update with those compiled: Dynamo traces the meta-gradient into
+one forward graph, with no autograd tape to record and replay, and Inductor fuses it. On the tensor
+cart-pole the rollout's steps — the learner's output, the sampled action and the environment's
+transition — run as compiled calls of up to fifty steps each (:func:`fused_rollout`, through the
+environment's ``fused_steps``) instead of some 40 small ops per step.
 
 Compiled and eager give the same results to float round-off (``tests/test_compilation.py``); a
 compiled run resumes an eager run's checkpoint and vice versa. The first call of each shape
@@ -19,119 +20,14 @@ compiles (seconds with the compiler's on-disk cache warm, up to a minute without
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
-from torch.func import grad
+from torch.utils._pytree import tree_leaves, tree_map_only
 
 from paper_code.core.learners import Params, forward
-from paper_code.core.meta_loss import DatasetTensors, Minibatch, meta_loss
+from paper_code.core.meta_loss import clipped_adam_steps, minibatch_gradients, minibatch_update, update_leaves
 from paper_code.core.policies import Categorical
-from paper_code.core.rl import value_loss
-from paper_code.envs import BatchedNDCartPole
-from paper_code.envs.cartpole import CartPoleConstants, transition
-
-
-def minibatch_losses(states: torch.Tensor, labels: torch.Tensor, log_lr: torch.Tensor,
-                     log_std_target: torch.Tensor | None, encoder: Params | None, theta0: Params, critic: Params,
-                     obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
-                     old_taken: torch.Tensor, returns: torch.Tensor, *, activation: str, policy: str, clip_coef: float,
-                     ent_coef: float, norm_adv: bool, ratio_mode: str, vf_coef: float
-                     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """One PPMO update's objective on a minibatch: (PPO's meta-loss of the one-step learners,
-    the critic's value loss on the same observations, the meta-loss's detached statistics).
-
-    The two losses share no parameters: the caller back-propagates their sum once and steps the
-    dataset and the critic separately. Flat tensors in (not the dataclasses), so that a compiled
-    version guards on tensors only.
-    """
-    data = DatasetTensors(states, labels, log_lr, log_std_target, encoder)
-    loss, stats = meta_loss(data, theta0, Minibatch(obs, actions, old_logp, advantages, old_taken),
-                            activation=activation, policy=policy, clip_coef=clip_coef, ent_coef=ent_coef,
-                            norm_adv=norm_adv, ratio_mode=ratio_mode)
-    v_loss = value_loss(forward(critic, obs, "tanh").squeeze(-1), returns, vf_coef)
-    return loss, v_loss, stats
-
-
-def minibatch_gradients(states: torch.Tensor, labels: torch.Tensor, log_lr: torch.Tensor,
-                        log_std_target: torch.Tensor | None, encoder: Params | None, theta0: Params, critic: Params,
-                        obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
-                        old_taken: torch.Tensor, returns: torch.Tensor, **settings
-                        ) -> tuple[tuple, tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-    """The gradient of :func:`minibatch_losses`' two losses summed, with respect to (states,
-    labels, log_lr, log_std_target, encoder, critic) — the same structure, None where those are —
-    by ``torch.func.grad``, and (the value loss, the meta-loss's statistics).
-
-    What ``backward()`` on the summed losses gives, as a pure function: compiled, the meta-gradient
-    (itself through the inner step's gradient) is one forward graph, with no autograd tape to
-    record and replay (``settings``: :func:`minibatch_losses`' keywords)."""
-    def total(s, y, lr, lst, enc, cr) -> tuple[torch.Tensor, tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-        loss, v_loss, stats = minibatch_losses(s, y, lr, lst, enc, theta0, cr, obs, actions, old_logp, advantages,
-                                               old_taken, returns, **settings)
-        return loss + v_loss, (v_loss.detach(), stats)
-
-    wrt = (states, labels, log_lr, log_std_target, encoder, critic)
-    present = tuple(i for i, v in enumerate(wrt) if v is not None)
-    grads, aux = grad(total, argnums=present, has_aux=True)(*wrt)
-    full: list = [None] * len(wrt)
-    for i, g in zip(present, grads):
-        full[i] = g
-    return tuple(full), aux
-
-
-def clipped_adam_steps(groups: list[tuple[list[torch.Tensor], ...]], *, max_norm: float, lr: list[float],
-                       beta1: float, beta2: float, eps: float) -> None:
-    """Each group (params, grads, exp_avgs, exp_avg_sqs, steps) clipped to gradient norm
-    ``max_norm`` (as ``torch.nn.utils.clip_grad_norm_``), then one Adam step with that group's
-    ``lr`` (as ``torch.optim.Adam``: bias-corrected moments, no weight decay), all in place.
-
-    What an update's two ``clip_grad_norm_`` and two ``Adam.step()`` calls do, as one function that
-    compiles into one call; the moments and step counts are the optimisers' own state tensors, so
-    a checkpoint holds the same optimiser state either way."""
-    for (params, grads, exp_avgs, exp_avg_sqs, steps), group_lr in zip(groups, lr):
-        total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-        coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
-        for p, g, m, v, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
-            g = g * coef
-            step.add_(1)
-            m.lerp_(g, 1 - beta1)
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            bias1 = 1 - beta1 ** step
-            bias2_sqrt = (1 - beta2 ** step).sqrt()
-            p.sub_((group_lr / bias1) * m / (v.sqrt() / bias2_sqrt + eps))
-
-
-def minibatch_update(states: torch.Tensor, labels: torch.Tensor, log_lr: torch.Tensor,
-                     log_std_target: torch.Tensor | None, encoder: Params | None, theta0: Params, critic: Params,
-                     obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
-                     old_taken: torch.Tensor, returns: torch.Tensor, moments: list[tuple[list[torch.Tensor], ...]], *,
-                     max_norm: float, lr: list[float], beta1: float, beta2: float, eps: float,
-                     state_bound: float | None, **settings) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """One whole PPMO update of a one-process run, in place: :func:`minibatch_gradients`, then
-    :func:`clipped_adam_steps` of the dataset (``moments[0]``) and of the critic (``moments[1]``),
-    then the states clamped to ``state_bound``. ``moments``: each group's (exp_avgs, exp_avg_sqs,
-    steps) in :func:`update_leaves` order. Returns (the value loss, the meta-loss's statistics).
-
-    What a compiled one-process run calls once per minibatch (a run over several processes averages
-    the gradients between the two halves, so it calls them separately)."""
-    grads, aux = minibatch_gradients(states, labels, log_lr, log_std_target, encoder, theta0, critic, obs, actions,
-                                     old_logp, advantages, old_taken, returns, **settings)
-    data, critic_params = update_leaves((states, labels, log_lr, log_std_target, encoder, critic))
-    data_grads, critic_grads = update_leaves(grads)
-    clipped_adam_steps([(data, data_grads, *moments[0]), (critic_params, critic_grads, *moments[1])],
-                       max_norm=max_norm, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
-    if state_bound is not None:
-        states.clamp_(-state_bound, state_bound)
-    return aux
-
-
-def update_leaves(wrt: tuple) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """(the dataset's tensors, the critic's) of :func:`minibatch_gradients`' ``wrt`` structure
-    (or of its gradients), in one fixed order: states, labels, log_lr, log_std_target, the
-    encoder's tensors; the critic's tensors. Absent ones (None) are left out."""
-    states, labels, log_lr, log_std_target, encoder, critic = wrt
-    data = [t for t in (states, labels, log_lr, log_std_target) if t is not None] + list((encoder or {}).values())
-    return data, list(critic.values())
 
 
 def adam_state(opt: torch.optim.Adam, params: list[torch.Tensor] | None = None) -> tuple[list[torch.Tensor], ...]:
@@ -171,70 +67,68 @@ def compiled(fn: Callable, device: str | torch.device = "cpu") -> Callable:
     return torch.compile(fn, dynamic=False, options=options)
 
 
-#: rollout steps per compiled call on the tensor cart-pole at most (the loop over them is unrolled in the
-#: graph: longer chunks mean fewer calls and a longer first compile)
-MAX_CHUNK_STEPS = 50
+_compiled: dict[tuple[Callable, str], Callable] = {}  # per (function, device type): compiled once per process
 
 
-def chunk_steps(num_steps: int) -> int:
-    """Steps per compiled rollout call: ``num_steps`` in equal chunks of at most
-    :data:`MAX_CHUNK_STEPS` (200 -> 4 x 50; 128 -> 43, 43, 42: at most two shapes to compile)."""
-    return -(-num_steps // -(-num_steps // MAX_CHUNK_STEPS))
-
-#: what :func:`cartpole_steps` stacks per step, as :func:`paper_code.core.rl.rollout` names them
-STEP_KEYS = ("obs", "out", "actions", "terminated", "truncated", "final_obs", "episode_returns")
-
-
-def cartpole_steps(params: Params, obs: torch.Tensor, noise: torch.Tensor, fresh: torch.Tensor, state: torch.Tensor,
-                   elapsed: torch.Tensor, returns: torch.Tensor, force_table: torch.Tensor, *, activation: str,
-                   max_episode_steps: int, constants: CartPoleConstants
-                   ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-    """``len(noise)`` rollout steps on the tensor cart-pole as a pure function: per step an MLP
-    learner's logits on the observation, the action sampled with that step's Gumbel ``noise``, and
-    the environment's :func:`~paper_code.envs.cartpole.transition` (ended episodes restart at that
-    step's ``fresh`` states). Returns the per-step tensors stacked ``[k, B, ...]`` in
-    :data:`STEP_KEYS` order, and the environment's state after the last step."""
-    B = obs.shape[0]
-    bufs: list[list[torch.Tensor]] = [[] for _ in STEP_KEYS]
-    for t in range(noise.shape[0]):
-        out = forward(params, obs, activation)
-        action = Categorical.sample(out, noise[t])
-        state, elapsed, returns, reached, terminated, truncated, episode_return, _ = transition(
-            state, elapsed, returns, force_table[action], fresh[t], max_episode_steps, torch, constants)
-        for buf, v in zip(bufs, (obs, out, action, terminated, truncated, reached.reshape(B, -1), episode_return)):
-            buf.append(v)
-        obs = state.reshape(B, -1)
-    return tuple(torch.stack(b) for b in bufs), (state, elapsed, returns)
+def compiled_once(fn: Callable, device: str | torch.device = "cpu") -> Callable:
+    """:func:`compiled` ``fn``, the same compiled function for every caller in this process."""
+    key = (fn, torch.device(device).type)
+    if key not in _compiled:
+        _compiled[key] = compiled(fn, device)
+    return _compiled[key]
 
 
-_compiled_steps: dict[str, Callable] = {}  # per device type
+def categorical_step(params: Params, obs: torch.Tensor, noise: torch.Tensor, activation: str
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """An MLP learner's logits on ``obs`` and the action sampled with Gumbel ``noise`` (one rollout step's policy)."""
+    out = forward(params, obs, activation)
+    return out, Categorical.sample(out, noise)
 
 
-def fused_cartpole_steps(env: BatchedNDCartPole, params: Params, activation: str
-                         ) -> Callable[[torch.Tensor, torch.Tensor], tuple[dict[str, torch.Tensor], torch.Tensor]]:
-    """A ``steps_fn`` for :func:`paper_code.core.rl.rollout`: the rollout in compiled calls of
-    :func:`chunk_steps` steps (:func:`cartpole_steps`). Each call's reset states are drawn from the
-    environment's generator in one draw, which gives the numbers of one draw per step, and the
-    environment continues from the state the last call reached — the same random streams and
-    transitions as the unfused steps."""
-    kind = env.device.type
-    if kind not in _compiled_steps:
-        _compiled_steps[kind] = compiled(cartpole_steps, env.device)
-    steps = _compiled_steps[kind]
+def fused_rollout(env: Any, params: Params, activation: str) -> Callable | None:
+    """The rollout steps of one categorical MLP learner as compiled calls, where the environment
+    offers them (``env.fused_steps``: the tensor cart-pole); None elsewhere."""
+    fused = getattr(env, "fused_steps", None)
+    return None if fused is None else fused(categorical_step, params, activation, compile=compiled_once)
 
-    def steps_fn(obs: torch.Tensor, noise: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        parts = []
-        k = chunk_steps(noise.shape[0])
-        for t0 in range(0, noise.shape[0], k):
-            chunk = noise[t0:t0 + k]
-            fresh = env.draw_fresh(chunk.shape[0])
-            stacked, (env.state, env.elapsed, env.returns) = steps(
-                params, obs, chunk, fresh, env.state, env.elapsed, env.returns, env.force_table, activation=activation,
-                max_episode_steps=env.max_episode_steps, constants=env.c)
-            parts.append(stacked)
-            obs = env.state.reshape(obs.shape)
-        roll = {k: torch.cat([p[i] for p in parts]) for i, k in enumerate(STEP_KEYS)}
-        roll["rewards"] = env._ones.expand(noise.shape[0], -1).clone()  # 1 per step
-        return roll, obs
 
-    return steps_fn
+class CompiledUpdate:
+    """PPMO's minibatch update (:meth:`paper_code.core.ppmo.PPMO.update`'s role) as compiled pure
+    functions: in one process the whole update — gradients, clips, Adam steps, the states' bound — in
+    one call (:func:`~paper_code.core.meta_loss.minibatch_update`); over several processes the
+    gradients, then the ranks' mean, then the clipped steps, two calls. The dataset and the critic
+    are stepped in place on the optimisers' own state, so a checkpoint is the same either way."""
+
+    def __init__(self, device: str | torch.device, processes: Any) -> None:
+        self.processes = processes
+        alone = processes.size == 1
+        self.fused = compiled(minibatch_update, device) if alone else None
+        self.gradients = None if alone else compiled(minibatch_gradients, device)
+        self.steps = None if alone else compiled(clipped_adam_steps, device)
+
+    def __call__(self, run: Any, theta0: Params, minibatch: tuple[torch.Tensor, ...], settings: dict[str, Any]
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg = run.cfg
+        leaves = run.leaves()
+        opts = (run.data_opt, run.critic_opt)
+        beta1, beta2 = run.data_opt.param_groups[0]["betas"]
+        lrs = [o.param_groups[0]["lr"] for o in opts]
+        detached = tree_map_only(torch.Tensor, torch.Tensor.detach, leaves)  # the same storage, stepped in place
+        if self.fused is not None:
+            moments = [adam_state(o, ps)[2:] for o, ps in zip(opts, update_leaves(leaves))]
+            with torch.no_grad():
+                return self.fused(*detached[:5], theta0, detached[5], *minibatch, moments, max_norm=cfg.max_grad_norm,
+                                  lr=lrs, beta1=beta1, beta2=beta2, eps=cfg.adam_eps, state_bound=cfg.state_bound,
+                                  **settings)
+        with torch.no_grad():
+            grads, (v_loss, st) = self.gradients(*detached[:5], theta0, detached[5], *minibatch, **settings)
+        for p, g in zip(tree_leaves(leaves), tree_leaves(grads)):
+            if p is not None:  # (no log-std target or encoder: None, and None for a gradient)
+                p.grad = g
+        self.processes.average_gradients([*run.data_params, *run.critic.values()])
+        with torch.no_grad():
+            self.steps([adam_state(o) for o in opts], max_norm=cfg.max_grad_norm, lr=lrs, beta1=beta1, beta2=beta2,
+                       eps=cfg.adam_eps)
+            if cfg.state_bound is not None:
+                run.states.clamp_(-cfg.state_bound, cfg.state_bound)
+        return v_loss, st

@@ -38,6 +38,9 @@ RANK_SEED_STRIDE = 1_000_003
 
 @dataclass(frozen=True)
 class World:
+    """This process's place in a run over ``size`` processes: PPMO's processes plug-in
+    (:class:`paper_code.core.ppmo.Processes`); with one process it reduces nothing."""
+
     rank: int = 0
     size: int = 1
 
@@ -45,6 +48,30 @@ class World:
     def main(self) -> bool:
         """Whether this process writes files and shows progress (rank 0)."""
         return self.rank == 0
+
+    def seed(self, seed: int) -> int:
+        return rank_seed(seed, self)
+
+    def average_gradients(self, params: list[torch.Tensor]) -> None:
+        average_gradients(params, self)
+
+    def gather_moments(self, mean: torch.Tensor, var: torch.Tensor, n: int) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+        return gather_moments(mean, var, n, self)
+
+    def provenance(self) -> dict[str, int | str]:
+        return processes(self)
+
+    def merge(self, metrics: Any) -> Any:
+        """A meta-epoch's statistics (:class:`paper_code.core.ppmo.Metrics`) over the ranks: means,
+        but the episodes summed and the mean return weighted by each rank's episodes (one collective)."""
+        if self.size == 1:
+            return metrics
+        row = metrics.stacked()
+        row[3] = row[3] * row[2]
+        row = mean_over_ranks(row, self)
+        row[3] = row[3] / row[2].clamp(min=1e-9)
+        row[2] = row[2] * self.size
+        return type(metrics).from_stacked(row, list(metrics.losses))
 
 
 def world() -> World:

@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from paper_code.runs.files import atomic_path
+from paper_code.files import atomic_path
 
 #: per-meta-epoch quantities logged (the names of the history rows) and the evaluations' ones
 TRAINING = ("train_return", "lr", "env_steps", "pg_loss", "v_loss", "entropy", "approx_kl", "clipfrac")

@@ -19,7 +19,7 @@ from paper_code.core.learners import LearnerSpec
 from paper_code.core.ppmo import PPMO
 from paper_code.core.settings import PPMOConfig
 from paper_code.runs.checkpoints import CheckpointError, check_like, read_checkpoint, write_checkpoint
-from paper_code.runs.distributed import gather_objects, rank_seed
+from paper_code.runs.distributed import gather_objects
 
 
 def _columns(rows: list[dict[str, float]]) -> dict[str, torch.Tensor]:
@@ -84,7 +84,7 @@ def state_dict(run: PPMO) -> dict[str, Any]:
         "obs": run.obs, "meta_epoch": run.meta_epoch, "env_steps": run.env_steps, "wall_time": run.wall_time,
         "history": _columns(run.history), "evals": _columns(run.evals),
         "stopped_early": run.stopped_early, "revisions": list(run.revisions), "stop_rule": run.stop_rule or "",
-        **({"ranks": _rank_states(run)} if run.world.size > 1 else {}),
+        **({"ranks": _rank_states(run)} if run.processes.size > 1 else {}),
     }
 
 
@@ -101,7 +101,7 @@ def _rank_states(run: PPMO) -> dict[str, Any]:
     """Every rank's own state, keyed by rank (a collective: every rank calls it together)."""
     cpu = lambda v: v.cpu() if isinstance(v, torch.Tensor) else v  # noqa: E731
     own = {k: ({kk: cpu(vv) for kk, vv in v.items()} if isinstance(v, dict) else cpu(v)) for k, v in _own_state(run).items()}
-    return {str(r): s for r, s in enumerate(gather_objects(own, run.world))}
+    return {str(r): s for r, s in enumerate(gather_objects(own, run.processes))}
 
 
 #: settings that change how a run executes, not what it computes: a checkpoint resumes with either value
@@ -128,7 +128,7 @@ def load_state_dict(run: PPMO, sd: dict[str, Any]) -> None:
     """Put ``run`` in the state ``sd`` (made by :func:`state_dict` with the same configuration)."""
     check_config(run, sd)
     if "ranks" in sd:  # a multi-process run: this rank's own streams, environments and episodes
-        sd = {**sd, **sd["ranks"][str(run.world.rank)]}
+        sd = {**sd, **sd["ranks"][str(run.processes.rank)]}
     with torch.no_grad():
         run.states.copy_(sd["states"])
         run.labels.copy_(sd["labels"])
@@ -154,7 +154,7 @@ def load_state_dict(run: PPMO, sd: dict[str, Any]) -> None:
         env.restore_state(sd["env"])
         run.obs = sd["obs"].clone()
     else:  # fresh episodes (see _env_state)
-        run.obs = env.reset(seed=rank_seed(run.cfg.seed + 1_000_003 * run.meta_epoch, run.world))
+        run.obs = env.reset(seed=run.processes.seed(run.cfg.seed + 1_000_003 * run.meta_epoch))
         run.ret_acc = torch.zeros_like(run.ret_acc)
     run.history, run.evals = _rows(sd["history"]), _rows(sd["evals"])
     run.stopped_early = bool(sd.get("stopped_early", False))
@@ -166,7 +166,7 @@ def save_checkpoint(run: PPMO, path: str | Path) -> Path:
     """Atomic write (temporary file, fsync, rename): an interruption never corrupts the
     checkpoint; a state with non-finite values is refused (a good checkpoint is never replaced)."""
     sd = state_dict(run)  # every rank (a multi-process run gathers each rank's own state); rank 0 writes
-    if run.world.main:
+    if run.processes.main:
         write_checkpoint(sd, path)
     return Path(path)
 
@@ -180,8 +180,8 @@ def load_checkpoint(run: PPMO, path: str | Path) -> None:
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
     ranks = len(sd["ranks"]) if isinstance(sd.get("ranks"), dict) else 1
-    if ranks != run.world.size:
-        raise CheckpointError(f"{path}: made by a run of {ranks} process(es), this one has {run.world.size}: "
+    if ranks != run.processes.size:
+        raise CheckpointError(f"{path}: made by a run of {ranks} process(es), this one has {run.processes.size}: "
                               f"resume with the same world size")
     params = {"data_opt": run.data_params, "critic_opt": list(run.critic.values())}
     check_like(sd, state_dict(run), params, str(path))

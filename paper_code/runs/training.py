@@ -21,15 +21,30 @@ from typing import Callable
 import torch
 from tqdm import tqdm  # the plain bar: no widget warnings in notebooks without ipywidgets
 
-from paper_code.core import checks
+from paper_code import checks
 from paper_code.core.dataset import DatasetError, DistilledDataset, git_revision
-from paper_code.core.ppmo import PPMO
+from paper_code.core.ppmo import PPMO, Plugins
 from paper_code.core.settings import PPMOConfig
+from paper_code.runs.compilation import CompiledUpdate, fused_rollout
 from paper_code.runs.distributed import any_rank, barrier, world
-from paper_code.runs.files import OutputLock, atomic_path, check_writable, lock_path, remove_stale_temporaries
+from paper_code.files import OutputLock, atomic_path, check_writable, lock_path, remove_stale_temporaries
 from paper_code.runs.interrupts import RunInterrupted, deferred_interrupts
 from paper_code.runs.live import LiveLog
 from paper_code.runs.run_state import load_checkpoint, save_checkpoint
+
+
+def plugins(cfg: PPMOConfig) -> Plugins:
+    """How a run of ``cfg`` executes here: over this process's ``torchrun`` world (one process
+    without it), with ``cfg.compile`` compiled updates and fused cart-pole rollouts."""
+    w = world()
+    if not cfg.compile:
+        return Plugins(processes=w)
+    return Plugins(processes=w, update=CompiledUpdate(cfg.device, w), fused_rollout=fused_rollout)
+
+
+def new_run(cfg: PPMOConfig) -> PPMO:
+    """A fresh PPMO run of ``cfg`` with its :func:`plugins` (what ``distill`` trains)."""
+    return PPMO(cfg, plugins(cfg))
 
 
 def train(run: PPMO, meta_epochs: int, *, progress: bool = True, checkpoint: str | Path | None = None,
@@ -53,7 +68,7 @@ def train(run: PPMO, meta_epochs: int, *, progress: bool = True, checkpoint: str
     its evaluation (``None`` when none was made), e.g. by :class:`~paper_code.runs.live.LiveLog`.
     """
     cfg = run.cfg
-    w = run.world  # a multi-process run decides together (signals, checkpoint times); rank 0 shows progress
+    w = run.processes  # a multi-process run decides together (signals, checkpoint times); rank 0 shows progress
     bar = tqdm(total=meta_epochs, initial=run.meta_epoch, disable=not progress or not w.main, unit="meta-epoch",
                dynamic_ncols=True, mininterval=1.0)
     last_ckpt = time.perf_counter()
@@ -233,7 +248,7 @@ def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool 
         resume = False
     if not (resume or force) and out.exists() and not ckpt.exists():
         raise FileExistsError(f"{out} exists and has no checkpoint: start over with force=True")
-    run = PPMO(cfg)  # validates the environment and the sizes before anything is written
+    run = new_run(cfg)  # validates the environment and the sizes before anything is written
     with deferred_interrupts(), (OutputLock(out) if main else contextlib.nullcontext()):
         if main:
             remove_stale_temporaries(out)
@@ -274,7 +289,7 @@ def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool 
         log_written = main and not _log_current(run, out)
         if log_written:
             write_log(run, out)
-        barrier(run.world)  # every rank returns once the files are written
+        barrier(run.processes)  # every rank returns once the files are written
     run.files_written = written
     run.log_written = log_written  # type: ignore[attr-defined]
     return run
