@@ -210,7 +210,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
-    from paper_code.core.compress import compress_run
+    from paper_code.pipeline.experiments import compress_run
 
     if args.out is None:
         raise ValueError("--out is required: the dataset file to write")
@@ -251,7 +251,7 @@ def _ppo_config(args: argparse.Namespace) -> tuple[str, PPOConfig]:
 
 
 def _cmd_ppo(args: argparse.Namespace) -> int:
-    from paper_code.core.ppo import ppo_file
+    from paper_code.runs.training import ppo_file
 
     preset, cfg = _ppo_config(args)
     if args.print_config:
@@ -363,6 +363,14 @@ DESCRIPTION = ("Distil reinforcement learning into one-batch datasets: one SGD s
                "policy network. 'python -m paper_code COMMAND --help' describes a command and its flags.")
 
 
+def _lifecycle_arguments(group: Any, resume_help: str) -> None:
+    """The flags every command that trains to a file has (paper_code.runs.lifecycle)."""
+    group.add_argument("--resume", action="store_true", help=resume_help)
+    group.add_argument("--force", action="store_true", help="start over even if the output or its checkpoint exists")
+    group.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints")
+    group.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The command line; with ``argv`` (the arguments to parse), ``--help`` of ``distill`` and
     ``ppo`` shows the values of the preset the line resolves to."""
@@ -391,10 +399,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                      help="stop once an evaluation's sampled 95%% CI lower end reaches RETURN (--stop-patience "
                           "evaluations in a row; evaluations every --eval-every meta-epochs)")
     run.add_argument("--stop-patience", type=int, default=1, help="consecutive evaluations --stop-at needs")
-    run.add_argument("--resume", action="store_true", help="continue the run from its checkpoint")
-    run.add_argument("--force", action="store_true", help="start over even if the output or its checkpoint exists")
-    run.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _lifecycle_arguments(run, "continue the run from its checkpoint")
     run.add_argument("--live", default=None, metavar="DIR",
                      help="also log the run's progress to DIR with DVCLive (metrics.json, plots/metrics/*.tsv)")
     short = d.add_argument_group("shorthands")
@@ -445,10 +450,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     c.add_argument("teacher", help="a dataset file or a PPO policy file")
     run = c.add_argument_group("the run")
     run.add_argument("--out", default=None, help="the dataset file to write (checkpoint and log go beside it)")
-    run.add_argument("--resume", action="store_true", help="continue the fit (and the fine-tune) from its checkpoint")
-    run.add_argument("--force", action="store_true", help="start over even if the output or its checkpoint exists")
-    run.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _lifecycle_arguments(run, "continue the fit (and the fine-tune) from its checkpoint")
     run.add_argument("--eval-learners", type=int, default=20,
                      help="at the end, evaluate the written set with this many learners x 1 episode and judge it "
                           "against random, untrained learners and the teacher (0: not)")
@@ -469,10 +471,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     run.add_argument("--total-env-steps", type=int, default=1_000_000, help="agent steps in total (Atari: 4 frames each)")
     run.add_argument("--eval-every", type=int, default=50, help="iterations between evaluations of the policy (0: at the end only)")
     run.add_argument("--eval-episodes", type=int, default=8, help="episodes per evaluation, sampled and as many greedy")
-    run.add_argument("--resume", action="store_true", help="continue the run from its checkpoint")
-    run.add_argument("--force", action="store_true", help="start over even if the output or its checkpoint exists")
-    run.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds between checkpoints")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _lifecycle_arguments(run, "continue the run from its checkpoint")
     short = t.add_argument_group("shorthands")
     short.add_argument("--env", "--env-id", dest="env_id", default=None, help="gymnasium id (as for distill)")
     short.add_argument("--dof", type=int, default=None, help="N, cart-pole axes (NDCartPole): env_kwargs dof")

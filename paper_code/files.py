@@ -24,6 +24,10 @@ from pathlib import Path
 TMP_SUFFIX = ".tmp"
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used (not ours, damaged, or of another configuration)."""
+
+
 def _tmp_prefix(path: Path) -> str:
     return f".{path.name}."
 

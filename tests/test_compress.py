@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from paper_code.__main__ import main
-from paper_code.core.compress import Compression, compress_file, fit_path, load_teacher
+from paper_code.core.compress import Compression, load_teacher
+from paper_code.runs.training import compress_file, fit_path
 from paper_code.core.dataset import DistilledDataset
 from paper_code.core.ppmo import PPMO
 from paper_code.core.settings import CompressConfig

@@ -589,10 +589,10 @@ def _moment(monkeypatch, moment: str, sig: int) -> float:
     """Arrange ``sig`` at ``moment``; returns the checkpoint interval the run should use."""
     import paper_code.runs.checkpoints as checkpoints
     import paper_code.core.ppmo as ppmo
-    import paper_code.runs.training as training
+    import paper_code.runs.lifecycle as lifecycle
 
     if moment == "before the first meta-epoch":  # after the lock is taken, before training
-        _signal_at(monkeypatch, training, "remove_stale_temporaries", 1, sig)
+        _signal_at(monkeypatch, lifecycle, "remove_stale_temporaries", 1, sig)
     elif moment == "as a meta-epoch starts":
         _signal_at(monkeypatch, PPMO, "meta_epoch_step", 2, sig)
     elif moment == "mid-rollout":

@@ -54,9 +54,7 @@ ALLOWED = {"envs": {"envs"}, "core": {"core", "envs"}, "runs": {"runs", "core", 
 
 #: imports across layers that stay, each with its reason (none may be added without one)
 KNOWN = {
-    ("core/compress.py", "runs"): "compress_file's lifecycle (lock, checkpoints, interrupts) is still its own",
-    ("core/compress.py", "pipeline"): "the fine-tune's preset and a split's learner come from the presets",
-    ("core/ppo.py", "runs"): "ppo_file's lifecycle (lock, checkpoints, interrupts) is still its own",
+    ("core/compress.py", "pipeline"): "a student's coordinates (obs_scale, state_bound) are its environment's PPMO preset's",
 }
 
 

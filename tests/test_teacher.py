@@ -13,13 +13,14 @@ import time
 import pytest
 import torch
 
-from paper_code.core.compress import FrameCompression, compress_file, finetune_config, load_teacher
+from paper_code.core.compress import FrameCompression, load_teacher
+from paper_code.pipeline.presets import finetune_config
 from paper_code.core.dataset import DistilledDataset
 from paper_code.core.learners import LearnerSpec, init_params
-from paper_code.core.ppo import PPO, PPOResult, ppo_file, save_policy
+from paper_code.core.ppo import PPO, PPOResult, save_policy
 from paper_code.core.settings import CompressConfig, PPOConfig
 from paper_code.pipeline.presets import atari_learner, resolve_ppo
-from paper_code.runs.training import checkpoint_path, log_path
+from paper_code.runs.training import checkpoint_path, compress_file, log_path, ppo_file
 
 TINY_ATARI = dict(num_envs=2, num_steps=16, minibatch_size=16, update_epochs=1, env_kwargs={"max_episode_steps": 50})
 

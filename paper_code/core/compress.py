@@ -12,11 +12,12 @@ format (``results/*/baselines/ppo_*.safetensors``: the actor's tensors, ``__obs_
 when it normalised observations, and its configuration as metadata). A normalising teacher's frozen
 observation statistics become the student dataset's; the student's states live in the coordinates of
 the environment's PPMO preset (its ``obs_scale``, and ``state_bound`` clamps them), so that PPMO can
-continue from the fitted dataset (``finetune``: :func:`compress_run`, ``PPMOConfig.init_dataset``).
+continue from the fitted dataset (``finetune``: :func:`paper_code.pipeline.experiments.compress_run`,
+``PPMOConfig.init_dataset``).
 
 :class:`Compression` is one fit's complete state (checkpointed; a resumed fit equals an
-uninterrupted one); :func:`compress_file` is its run lifecycle (lock, checkpoint, interrupts, the
-dataset and log written atomically), as :func:`~paper_code.runs.training.distill` is PPMO's.
+uninterrupted one); :func:`paper_code.runs.training.compress_file` runs it to a file with the
+lifecycle every training run has (:mod:`paper_code.runs.lifecycle`).
 """
 
 from __future__ import annotations
@@ -31,22 +32,17 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from paper_code import checks
 from paper_code.core.dataset import DatasetError, DistilledDataset, git_revision, movement, read_safetensors
 from paper_code.core.inner import inner_step_batch
-from paper_code.core.learners import LearnerSpec, batched_forward, cnn_forward, forward, init_params_batch
+from paper_code.core.learners import LearnerSpec, atari_learner, batched_forward, cnn_forward, forward, init_params_batch
 from paper_code.core.observations import NORM_CLIP, NORM_EPS, prepare
 from paper_code.core.policies import head, sample
 from paper_code.core.settings import CompressConfig, PPMOConfig
-from paper_code.envs import ND_CARTPOLE_ID, make_env
+from paper_code.envs import make_env
+from paper_code.files import CheckpointError, not_a_file
+from paper_code.pipeline.presets import preset_for_env, resolve  # a student's coordinates: its PPMO preset's
 from paper_code.project import relative
-from paper_code.pipeline.presets import preset_for_env, resolve
-from paper_code.runs.checkpoints import CheckpointError, read_checkpoint, write_checkpoint
-from paper_code.files import OutputLock, atomic_path, check_writable, lock_path, not_a_file, remove_stale_temporaries
-from paper_code.runs.interrupts import RunInterrupted, deferred_interrupts
-from paper_code.runs.training import DivergenceError, checkpoint_path, distill, log_path  # a fit's files sit beside its output as a run's do
 
 Params = dict[str, torch.Tensor]
 METHOD = "compression: KL(teacher || one-step learner) on the teacher's visited states"
@@ -388,15 +384,13 @@ class FrameCompression(Compression):
     teacher outputs are computed once."""
 
     def __init__(self, teacher: Teacher, cfg: CompressConfig) -> None:
-        from paper_code.pipeline.presets import atari_learner, preset_for_env
-
         if teacher.kind != "policy" or teacher.params is None or teacher.obs_mean is not None:
             raise DatasetError(f"{teacher.source}: a Nature-CNN student needs a PPO policy teacher on raw frames")
         if cfg.dagger_rounds:
             raise ValueError("dagger_rounds applies to MLP students (cart-pole, MuJoCo, your own task), not to Atari")
         self.teacher, self.cfg = teacher, cfg
         self.split = 4 if cfg.split is None else cfg.split
-        self.spec = atari_learner(self.split)
+        self.spec = atari_learner(self.split)  # the Atari presets' learner at this split
         self.obs_scale, self.state_bound = 1.0, None
         t0 = time.perf_counter()
         self.pool = visited_states(teacher, cfg.pool, seed=cfg.seed, num_envs=8, raw=True)  # uint8 frames
@@ -412,7 +406,7 @@ class FrameCompression(Compression):
             x = x.repeat(math.ceil(cfg.size / len(x)), 1, 1, 1)[:cfg.size].contiguous()
         self.x = x.requires_grad_(True)
         self.y = torch.zeros(cfg.size, self.num_actions, requires_grad=True)
-        init_lr = cfg.init_lr if cfg.init_lr is not None else resolve(preset_for_env(teacher.env_id, split=self.split)).init_inner_lr
+        init_lr = cfg.init_lr if cfg.init_lr is not None else PPMOConfig().init_inner_lr  # as the Atari presets start
         self.log_lr = torch.tensor(math.log(init_lr), requires_grad=True)
         self.encoder = {f"c{i}.{p}": teacher.params[f"c{i}.{p}"].detach().clone().requires_grad_(cfg.encoder_lr > 0)
                         for i in range(self.split) for p in ("weight", "bias")}
@@ -477,162 +471,3 @@ class FinishedFit:
     history: list[dict[str, float]]
     log_lr: torch.Tensor
     files_written: bool = False
-
-
-def _finished(sd: dict[str, Any], teacher: Teacher, cfg: CompressConfig) -> FinishedFit | None:
-    """``sd`` as a :class:`FinishedFit` if it is a finished fit of ``cfg`` on ``teacher`` (else None:
-    the full check and load decide)."""
-    same = lambda c: {k: v for k, v in (c or {}).items() if k not in ("steps", "finetune")}  # noqa: E731
-    try:
-        ok = (sd.get("kind") == "compression" and isinstance(sd.get("config"), dict)
-              and same(sd["config"]) == same(cfg.to_dict()) and sd.get("teacher_sha256") == teacher.sha256
-              and int(sd["step"]) >= cfg.steps and len(sd["history"]) == int(sd["step"]))
-        if not ok:
-            return None
-        return FinishedFit(teacher, cfg, int(sd["step"]), float(sd["wall_time"]), float(sd["collect_s"]),
-                           [dict(r) for r in sd["history"]], sd["params"][2].detach().clone())
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-        return None
-
-
-def _finished_from_files(out: Path, teacher: Teacher, cfg: CompressConfig) -> FinishedFit | None:
-    """A finished fit of ``cfg`` on ``teacher`` known from its dataset and log alone (no checkpoint:
-    too large to commit for a Nature-CNN student's encoder); None if they do not show one."""
-    same = lambda c: {k: v for k, v in (c or {}).items() if k not in ("steps", "finetune")}  # noqa: E731
-    try:
-        ds = DistilledDataset.load(out)
-        prov = ds.provenance
-        if (prov.get("teacher_sha256") != teacher.sha256 or same(prov.get("settings")) != same(cfg.to_dict())
-                or int(prov.get("steps", -1)) < cfg.steps):
-            return None
-        history = json.loads(log_path(out).read_text())["history"]
-        collect = float(prov["collect_s"])
-        return FinishedFit(teacher, cfg, int(prov["steps"]), float(prov["wall_time_s"]) - collect, collect, history,
-                           ds.lr.reshape(()).log())
-    except (DatasetError, OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def fit_path(out: str | Path) -> Path:
-    """With a fine-tune, where the fitted dataset (the warm start) goes: ``X.fit.safetensors`` beside ``X``."""
-    out = Path(out)
-    return out.with_name(out.name.removesuffix(".safetensors") + ".fit.safetensors")
-
-
-def _write(comp: Compression, out: Path) -> None:
-    comp.dataset().save(out)
-    with atomic_path(log_path(out)) as tmp:
-        Path(tmp).write_text(json.dumps({"settings": comp.cfg.to_dict(), "teacher": comp.teacher.source,
-                                         "history": comp.history}) + "\n")
-
-
-def compress_file(teacher_path: str | Path, out: str | Path, cfg: CompressConfig, *, resume: bool = False,
-                  force: bool = False, progress: bool = True, checkpoint_every_s: float = 180.0) -> Compression:
-    """Fit ``cfg.size`` instances to the teacher and write the dataset to ``out`` (its checkpoint
-    and a JSON log of the KL per step beside it).
-
-    The lifecycle is :func:`~paper_code.runs.training.distill`'s: everything is checked before anything is
-    written; an exclusive lock on ``out``; the checkpoint every ``checkpoint_every_s`` seconds and at
-    the end; Ctrl-C or SIGTERM stop at a step boundary after writing it (``RunInterrupted``), and
-    ``resume`` continues from it (the same result as an uninterrupted fit; with no checkpoint the fit
-    starts). Without ``resume`` a
-    finished checkpoint only has a missing dataset or log rewritten (``comp.files_written``); an
-    unfinished one, or an output without a checkpoint, is an error unless ``force``.
-    """
-    checkpoint_every_s = checks.number("checkpoint_every_s", checkpoint_every_s, lo=0.0)
-    if resume and force:
-        raise ValueError("resume continues a fit and force starts it over: pass one of them")
-    out, ckpt = Path(out), checkpoint_path(out)
-    for p in (out, ckpt, log_path(out), lock_path(out)):
-        check_writable(p)
-    OutputLock(out).check_free()
-    if resume and not ckpt.is_file():  # nothing to continue (e.g. stopped during start-up): the fit starts
-        resume = False
-    teacher = load_teacher(teacher_path)
-    if not (resume or force) and out.exists() and not ckpt.exists():
-        done = _finished_from_files(out, teacher, cfg)  # e.g. an Atari fit, whose checkpoint is not committed
-        if done is not None:
-            return done
-        raise FileExistsError(f"{out} exists and has no checkpoint: start over with force=True")
-    if not force and ckpt.is_file() and out.is_file() and log_path(out).is_file():
-        done = _finished(read_checkpoint(ckpt), teacher, cfg)
-        if done is not None:  # nothing to do: the teacher's states are not collected again
-            return done
-    if teacher.learner.kind != "nature_cnn" and cfg.split is not None:
-        raise ValueError(f"split applies to Nature-CNN (Atari) teachers; {teacher.source} has an "
-                         f"{teacher.learner.kind} learner")
-    comp = (FrameCompression if teacher.learner.kind == "nature_cnn" else Compression)(teacher, cfg)
-    comp.files_written = False  # type: ignore[attr-defined]
-    with deferred_interrupts() as interrupts, OutputLock(out):
-        remove_stale_temporaries(out)
-        if (resume or not force) and ckpt.exists():
-            comp.load_state_dict(read_checkpoint(ckpt), str(ckpt))
-            if not resume and comp.step_count < cfg.steps:
-                raise FileExistsError(f"{ckpt} holds an unfinished fit (step {comp.step_count} of {cfg.steps}): "
-                                      f"continue it with resume=True or start over with force=True")
-        saved_at = comp.step_count if ckpt.exists() and not force else None
-
-        def save() -> None:
-            nonlocal saved_at
-            if saved_at == comp.step_count:
-                return
-            write_checkpoint(comp.state_dict(), ckpt)
-            _write(comp, out)
-            comp.files_written = True  # type: ignore[attr-defined]
-            saved_at = comp.step_count
-
-        bar = tqdm(total=cfg.steps, initial=comp.step_count, disable=not progress, unit="step", mininterval=1.0,
-                   dynamic_ncols=True, desc=f"compress B={cfg.size}")
-        last = time.perf_counter()
-        try:
-            while comp.step_count < cfg.steps:
-                if interrupts.signal is not None:
-                    save()
-                    raise RunInterrupted(interrupts.signal, comp.step_count, str(ckpt), unit="step")
-                row = comp.step()
-                if not math.isfinite(row["kl"]):
-                    raise DivergenceError(f"the KL became {row['kl']} at step {comp.step_count}: nothing written "
-                                             f"after the last checkpoint; try a smaller `adam_lr` or `init_lr`")
-                bar.set_postfix_str(f"KL {row['kl']:.4f}, lr {row['lr']:.3g}", refresh=False)
-                bar.update(1)
-                if time.perf_counter() - last >= checkpoint_every_s:
-                    save()
-                    last = time.perf_counter()
-            save()
-        finally:
-            bar.close()
-        if not out.exists() or not log_path(out).exists():
-            _write(comp, out)
-            comp.files_written = True  # type: ignore[attr-defined]
-    return comp
-
-
-def finetune_config(dataset: str | Path, seed: int, **overrides: Any) -> PPMOConfig:
-    """The PPMO run that continues from a fitted dataset: the environment's preset with its B, the
-    given seed and ``init_dataset`` (``overrides`` as in :func:`~paper_code.pipeline.presets.resolve`)."""
-    ds = DistilledDataset.load(dataset)
-    split = ds.learner.split if ds.learner.kind == "nature_cnn" else None
-    preset = preset_for_env(ds.env_id, dof=ds.env_kwargs.get("dof"), split=split)
-    kwargs: dict[str, Any] = {"size": ds.size, "seed": seed, "init_dataset": str(dataset)}
-    if ds.normalization is None and resolve(preset).normalize_obs:  # e.g. a fit to a raw-frame Atari teacher
-        kwargs["normalize_obs"] = False
-    if ds.env_id == ND_CARTPOLE_ID or ds.env_kwargs != resolve(preset).env_kwargs:
-        kwargs["env_kwargs"] = dict(ds.env_kwargs)
-    return resolve(preset, **{**kwargs, **overrides})
-
-
-def compress_run(teacher_path: str | Path, out: str | Path, cfg: CompressConfig, *, resume: bool = False,
-                 force: bool = False, progress: bool = True, checkpoint_every_s: float = 180.0) -> dict[str, Any]:
-    """``compress`` from the command line: the fit (to ``out``, or with ``cfg.finetune`` to
-    :func:`fit_path` ``(out)``), then ``cfg.finetune`` PPMO meta-epochs from it to ``out``."""
-    fit_out = fit_path(out) if cfg.finetune else Path(out)
-    if cfg.finetune:
-        check_writable(out)
-    comp = compress_file(teacher_path, fit_out, cfg, resume=resume and checkpoint_path(fit_out).exists(),
-                         force=force, progress=progress, checkpoint_every_s=checkpoint_every_s)
-    done: dict[str, Any] = {"fit": comp, "fit_out": fit_out, "run": None}
-    if cfg.finetune:
-        ppmo_cfg = finetune_config(fit_out, cfg.seed)
-        done["run"] = distill(ppmo_cfg, out, cfg.finetune, resume=resume and checkpoint_path(out).exists(),
-                              force=force, progress=progress, checkpoint_every_s=checkpoint_every_s)
-    return done

@@ -296,3 +296,9 @@ def batched_forward(params: Params, x: torch.Tensor, activation: str = "tanh") -
         if i < n - 1:
             h = act(h)
     return h
+
+
+def atari_learner(split: int) -> LearnerSpec:
+    """The Nature-CNN learner split at level ``split`` (orthogonal init, ReLU, output gain 0.01): the
+    Atari presets' learner."""
+    return LearnerSpec(kind="nature_cnn", activation="relu", split=int(split))

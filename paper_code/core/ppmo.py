@@ -269,9 +269,7 @@ class PPMO:
         self.stopped_early = False  # stop_when ended the run; resuming does not train further
         self.revisions: list[str] = []  # git revisions of the code that trained this run, in order
         self.stop_rule: str | None = None  # the early-stopping rule the run was last trained under
-        self.saved_at: int | None = None  # the meta-epoch of the checkpoint on disk (None: none written by/for it)
         self.health: dict[str, float] = {}  # largest magnitudes after the last meta-epoch (divergence checks)
-        self.files_written = False  # set by distill(): whether it wrote the dataset
         self._eval_env_cache: GymVectorEnv | None = None
 
     def _data_groups(self) -> list[torch.Tensor] | list[dict[str, Any]]:

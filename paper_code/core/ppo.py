@@ -8,14 +8,14 @@ trunk (layers c0..c3) between the actor's head c4 and a value head ``v`` (CleanR
 with the same GAE and clipped loss as PPMO (:mod:`paper_code.core.rl`).
 
 :class:`PPO` is one run's complete state and one iteration (:meth:`PPO.step`); :func:`train_ppo`
-runs it in memory; :func:`ppo_file` is the command-line lifecycle (``python -m paper_code ppo``):
-progress, periodic evaluations of the policy, checkpoints, resume, interrupts, the policy file.
+runs it in memory; :func:`paper_code.runs.training.ppo_file` runs it to a policy file with the
+lifecycle every training run has (``python -m paper_code ppo``: progress, periodic evaluations of the
+policy, checkpoints, resume, interrupts).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +32,7 @@ from paper_code.core.policies import head, sample, scale_rewards
 from paper_code.core.rl import bootstrap_values, episode_stats, gae, policy_loss, rollout, value_loss
 from paper_code.core.settings import PPOConfig
 from paper_code.envs import make_env, return_bounds
-from paper_code.files import atomic_path
+from paper_code.files import CheckpointError, atomic_path
 
 Params = dict[str, torch.Tensor]
 #: the Nature-CNN's output layer: the actor's head on the shared trunk
@@ -46,7 +46,7 @@ class PPOResult:
     obs_mean: torch.Tensor | None = None  # observation statistics (with normalize_obs)
     obs_var: torch.Tensor | None = None
     critic: dict[str, torch.Tensor] | None = None
-    evals: list[dict[str, float]] | None = None  # periodic evaluations of the policy (ppo_file)
+    evals: list[dict[str, float]] | None = None  # periodic evaluations of the policy (runs.training.ppo_file)
 
 
 def _trunk(actor: Params) -> Params:
@@ -218,8 +218,6 @@ class PPO:
         return sd
 
     def load_state_dict(self, sd: dict[str, Any], where: str) -> None:
-        from paper_code.runs.checkpoints import CheckpointError
-
         if sd.get("kind") != "ppo":
             raise CheckpointError(f"{where}: not a PPO checkpoint")
         if sd.get("config") != self.state_dict()["config"]:
@@ -410,107 +408,3 @@ def evaluate_policy_file(path: str | Path, *, episodes: int, seed: int) -> dict[
 
 #: the evaluation episodes' seeds (their own stream: the same episodes at every evaluation of a run)
 EVAL_SEED_OFFSET = 10_000
-
-
-def ppo_file(cfg: PPOConfig, out: str | Path, total_env_steps: int, *, resume: bool = False, force: bool = False,
-             progress: bool = True, checkpoint_every_s: float = 180.0, eval_every: int = 0,
-             eval_episodes: int = 8) -> PPO:
-    """Train PPO for ``total_env_steps`` env steps and write the policy file ``out`` (its checkpoint
-    ``out.ckpt.pt`` and a JSON log ``out.log.json`` of every iteration and evaluation beside it).
-
-    The lifecycle of :func:`~paper_code.runs.training.distill`: everything checked before anything is
-    written; an exclusive lock on ``out``; the checkpoint, the policy file and the log every
-    ``checkpoint_every_s`` seconds and at the end; Ctrl-C or SIGTERM stop at an iteration boundary
-    after writing them (``RunInterrupted``), and ``resume`` continues (fresh episodes: see
-    :class:`PPO`; with no checkpoint the run starts). ``eval_every`` iterations (and at the end) the policy plays ``eval_episodes``
-    fresh episodes sampled and as many greedy (the same seeds each time). Without ``resume`` a
-    finished run only has missing files rewritten; an unfinished one, or an output without a
-    checkpoint, is an error unless ``force``. ``run.files_written`` tells whether this call wrote.
-    """
-    from paper_code import checks
-    from paper_code.runs.checkpoints import read_checkpoint, write_checkpoint
-    from paper_code.core.dataset import git_revision
-    from paper_code.files import OutputLock, check_writable, lock_path, remove_stale_temporaries
-    from paper_code.runs.interrupts import RunInterrupted, deferred_interrupts
-    from paper_code.runs.training import DivergenceError, checkpoint_path, log_path
-
-    total_env_steps = checks.integer("total_env_steps", total_env_steps)
-    eval_every = checks.integer("eval_every", eval_every, lo=0)
-    eval_episodes = checks.integer("eval_episodes", eval_episodes)
-    checkpoint_every_s = checks.number("checkpoint_every_s", checkpoint_every_s, lo=0.0)
-    if resume and force:
-        raise ValueError("resume continues a run and force starts it over: pass one of them")
-    out = Path(out)
-    ckpt, log = checkpoint_path(out), log_path(out)
-    for p in (out, ckpt, log, lock_path(out)):
-        check_writable(p)
-    OutputLock(out).check_free()
-    if resume and not ckpt.is_file():  # nothing to continue (e.g. stopped during start-up): the run starts
-        resume = False
-    if not (resume or force) and out.exists() and not ckpt.exists():
-        done = finished_policy(cfg, total_env_steps, out)  # a finished run whose checkpoint was not kept
-        if done is not None:
-            return done  # type: ignore[return-value]
-        raise FileExistsError(f"{out} exists and has no checkpoint: start over with force=True")
-    run = PPO(cfg, total_env_steps)  # validates the environment and the network before anything is written
-    run.files_written = False  # type: ignore[attr-defined]
-    eval_seed = cfg.seed + EVAL_SEED_OFFSET
-
-    def write() -> None:
-        extra = {"evals": json.dumps(run.evals, separators=(",", ":")), "wall_time_s": f"{run.wall_time:.3f}",
-                 "env_steps": str(run.env_steps), "git_revision": git_revision()}
-        save_policy(run.result(), cfg, total_env_steps, out, extra)
-        with atomic_path(log) as tmp:
-            Path(tmp).write_text(json.dumps({"config": json.loads(_cache_key(cfg, total_env_steps)),
-                                             "history": run.history, "evals": run.evals}, separators=(",", ":")))
-        run.files_written = True  # type: ignore[attr-defined]
-
-    with deferred_interrupts() as interrupts, OutputLock(out):
-        remove_stale_temporaries(out)
-        if (resume or not force) and ckpt.exists():
-            run.load_state_dict(read_checkpoint(ckpt), str(ckpt))
-            if not resume and run.iteration < run.iterations:
-                raise FileExistsError(f"{ckpt} holds an unfinished run (iteration {run.iteration} of {run.iterations}): "
-                                      f"continue it with resume=True or start over with force=True")
-        saved_at = run.iteration if ckpt.exists() and not force else None
-
-        def save() -> None:
-            nonlocal saved_at
-            if saved_at == run.iteration:
-                return
-            write_checkpoint(run.state_dict(), ckpt)
-            write()
-            saved_at = run.iteration
-
-        bar = tqdm(total=run.iterations, initial=run.iteration, disable=not progress, unit="iter", mininterval=1.0,
-                   dynamic_ncols=True, desc=f"ppo {cfg.env_id}")
-        last = time.perf_counter()
-        recent: list[float] = []
-        try:
-            while run.iteration < run.iterations:
-                if interrupts.signal is not None:
-                    save()
-                    raise RunInterrupted(interrupts.signal, run.iteration, str(ckpt), unit="iteration", output="policy file")
-                row = run.step()
-                if not all(math.isfinite(float(v.detach().sum())) for v in run.params):
-                    raise DivergenceError(f"PPO diverged in iteration {run.iteration} (non-finite parameters); "
-                                          f"the checkpoint of iteration {saved_at} is kept")
-                if not math.isnan(row["train_return"]):
-                    recent = (recent + [row["train_return"]])[-20:]
-                if (eval_every and run.iteration % eval_every == 0) or run.iteration == run.iterations:
-                    ev = run.evaluate(eval_episodes, eval_seed)
-                    run.evals.append(ev)
-                    bar.set_postfix_str(f"eval sampled {ev['sampled_return']:.1f} greedy {ev['greedy_return']:.1f}",
-                                        refresh=False)
-                bar.set_description(f"{run.env_steps / max(run.wall_time, 1e-9):,.0f} env-steps/s, train return "
-                                    f"{sum(recent) / max(len(recent), 1):.1f}", refresh=False)
-                bar.update(1)
-                if time.perf_counter() - last >= checkpoint_every_s:
-                    save()
-                    last = time.perf_counter()
-            save()
-        finally:
-            bar.close()
-        if not out.exists() or not log.exists():
-            write()
-    return run

@@ -19,8 +19,9 @@ from paper_code.project import relative
 from paper_code.pipeline.layout import (atari_teacher_path, atari_teacher_set_path, compressed_path, dataset_path, ppo_baseline_path,
                                         warm_start_path)
 from paper_code.core.settings import PPMOConfig
-from paper_code.pipeline.presets import resolve
-from paper_code.runs.training import PPMO, checkpoint_path, distill, log_path
+from paper_code.files import check_writable
+from paper_code.pipeline.presets import finetune_config, resolve
+from paper_code.runs.training import PPMO, checkpoint_path, compress_file, distill, fit_path, log_path
 
 #: what a scale section of params.yaml may change in a preset: seeds and counts (an Atari
 #: section's ``max_episode_steps`` caps its episodes)
@@ -176,10 +177,8 @@ def teacher_path(out_root: Path, teacher: str, env_name: str, size_ref: int = 51
 
 
 def run_compression(teacher_file: Path, out: Path, cfg: Any, *, progress: bool = False) -> Any:
-    """:func:`~paper_code.core.compress.compress_file`, resumed from its checkpoint when there is one
+    """:func:`~paper_code.runs.training.compress_file`, resumed from its checkpoint when there is one
     (a finished fit costs nothing)."""
-    from paper_code.core.compress import compress_file
-
     out.parent.mkdir(parents=True, exist_ok=True)
     return compress_file(teacher_file, out, cfg, resume=checkpoint_path(out).exists(), progress=progress)
 
@@ -248,7 +247,7 @@ def run_atari_teacher(game: str, section: dict[str, Any], out_root: Path, *, pro
     """Train (or resume, or read the finished file of) the game's PPO teacher into
     :func:`~paper_code.pipeline.layout.atari_teacher_path`: ``section["teacher"]["total_env_steps"]`` agent steps,
     evaluated every ``eval_every`` iterations on ``eval_episodes`` episodes."""
-    from paper_code.core.ppo import ppo_file
+    from paper_code.runs.training import ppo_file
 
     t = section["teacher"]
     path = atari_teacher_path(out_root, game)
@@ -280,8 +279,6 @@ def run_atari_finetune(game: str, split: int, section: dict[str, Any], out_root:
                        progress: bool = False) -> PPMO | FinishedRun:
     """PPMO from the fitted set (``section["compression"]["finetune"]`` meta-epochs, the game's preset at
     this split with the section's counts, raw frames and the fit's encoder)."""
-    from paper_code.core.compress import finetune_config
-
     size = atari_fit_config(game, split, section).size
     fit = atari_teacher_set_path(out_root, "fit", game, split, size)
     counts = {k: section[k] for k in SCALE_KEYS if k in section and k not in ("size", "seed")}
@@ -289,3 +286,20 @@ def run_atari_finetune(game: str, split: int, section: dict[str, Any], out_root:
     cfg = replace(cfg, init_dataset=relative(fit))  # a path inside the project: portable provenance
     return run_or_resume(cfg, atari_teacher_set_path(out_root, "finetuned", game, split, size),
                          int(section["compression"]["finetune"]), progress=progress)
+
+
+def compress_run(teacher_path: str | Path, out: str | Path, cfg: CompressConfig, *, resume: bool = False,
+                 force: bool = False, progress: bool = True, checkpoint_every_s: float = 180.0) -> dict[str, Any]:
+    """``compress`` from the command line: the fit (to ``out``, or with ``cfg.finetune`` to
+    :func:`~paper_code.runs.training.fit_path` ``(out)``), then ``cfg.finetune`` PPMO meta-epochs from it to ``out``."""
+    fit_out = fit_path(out) if cfg.finetune else Path(out)
+    if cfg.finetune:
+        check_writable(out)
+    comp = compress_file(teacher_path, fit_out, cfg, resume=resume and checkpoint_path(fit_out).exists(),
+                         force=force, progress=progress, checkpoint_every_s=checkpoint_every_s)
+    done: dict[str, Any] = {"fit": comp, "fit_out": fit_out, "run": None}
+    if cfg.finetune:
+        ppmo_cfg = finetune_config(fit_out, cfg.seed)
+        done["run"] = distill(ppmo_cfg, out, cfg.finetune, resume=resume and checkpoint_path(out).exists(),
+                              force=force, progress=progress, checkpoint_every_s=checkpoint_every_s)
+    return done

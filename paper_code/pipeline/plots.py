@@ -9,6 +9,7 @@ function returns its figure; :func:`paper_code.pipeline.reporting.save_figure` w
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -204,6 +205,29 @@ def greedy_action_shares(hist: pd.DataFrame, title: str):
     return fig
 
 
+def _game_panel(ax: Any, baselines: pd.DataFrame, game: str, xlabel: str, *, legend_loc: str,
+                labels: bool = False) -> None:
+    """A game's panel: its random policy (grey --) and best constant action (grey ..) from
+    ``baselines``, its title, x label and legend."""
+    base = baselines[baselines.game == game]
+    if not base.empty:
+        ax.axhline(base[base.policy == "random"]["return"].mean(), color="grey", ls="--", lw=1,
+                   label="random" if labels else None)
+        ax.axhline(base[base.policy != "random"].groupby("policy")["return"].mean().max(), color="grey", ls=":",
+                   lw=1.2 if labels else 1, label="best constant" if labels else None)
+    ax.set_title(game, fontsize="small")
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize="x-small", loc=legend_loc)
+
+
+def _finish_grid(axes: Any, used: int, ylabel: str) -> None:
+    """Unused panels off; the y label on each row's first panel."""
+    for ax in list(axes.flat)[used:]:
+        ax.axis("off")
+    for row in axes:
+        row[0].set_ylabel(ylabel)
+
+
 def atari_learning_curves(curves: pd.DataFrame, baselines: pd.DataFrame, *, learners: int):
     """One panel per game: the sampled (solid) and greedy (dashed) one-step return of the
     evaluations during distillation against env steps, one colour per split l; grey lines: the
@@ -221,17 +245,8 @@ def atari_learning_curves(curves: pd.DataFrame, baselines: pd.DataFrame, *, lear
             r = c[c.l == l].sort_values("env_steps")
             ax.plot(r["env_steps"], r["sampled_return"], color=palette[l], lw=1.2, label=f"l = {l}")
             ax.plot(r["env_steps"], r["greedy_return"], color=palette[l], lw=0.9, ls="--")
-        base = baselines[baselines.game == game]
-        if not base.empty:
-            ax.axhline(base[base.policy == "random"]["return"].mean(), color="grey", ls="--", lw=1)
-            ax.axhline(base[base.policy != "random"].groupby("policy")["return"].mean().max(), color="grey", ls=":", lw=1)
-        ax.set_title(game, fontsize="small")
-        ax.set_xlabel("env steps (agent steps)")
-        ax.legend(fontsize="x-small", loc="upper left")
-    for ax in list(axes.flat)[len(games):]:
-        ax.axis("off")
-    for row in axes:
-        row[0].set_ylabel(f"return ({learners} learners x 1)")
+        _game_panel(ax, baselines, game, "env steps (agent steps)", legend_loc="upper left")
+    _finish_grid(axes, len(games), f"return ({learners} learners x 1)")
     fig.suptitle("One-step learners during distillation (solid: sampled, dashed: greedy; grey: random --, "
                  "best constant action ..)", fontsize="medium")
     fig.tight_layout()
@@ -251,18 +266,8 @@ def atari_teachers(curves: pd.DataFrame, baselines: pd.DataFrame, *, episodes: i
         frames = 4 * c["env_steps"] / 1e6
         ax.plot(frames, c["sampled_return"], color="C0", lw=1.3, marker=".", label="sampled")
         ax.plot(frames, c["greedy_return"], color="C0", lw=1.0, ls="--", label="greedy")
-        base = baselines[baselines.game == game]
-        if not base.empty:
-            ax.axhline(base[base.policy == "random"]["return"].mean(), color="grey", ls="--", lw=1, label="random")
-            ax.axhline(base[base.policy != "random"].groupby("policy")["return"].mean().max(), color="grey", ls=":", lw=1.2,
-                       label="best constant")
-        ax.set_title(game, fontsize="small")
-        ax.set_xlabel("frames (millions)")
-        ax.legend(fontsize="x-small", loc="best")
-    for ax in list(axes.flat)[len(games):]:
-        ax.axis("off")
-    for row in axes:
-        row[0].set_ylabel(f"return (mean of {episodes} episodes)")
+        _game_panel(ax, baselines, game, "frames (millions)", legend_loc="best", labels=True)
+    _finish_grid(axes, len(games), f"return (mean of {episodes} episodes)")
     fig.suptitle("PPO teachers: evaluations of the policy during training", fontsize="medium")
     fig.tight_layout()
     return fig

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Callable
 
-from paper_code.core.learners import LearnerSpec
+from paper_code.core.dataset import DistilledDataset
+from paper_code.core.learners import LearnerSpec, atari_learner
 from paper_code.core.settings import PPMOConfig, PPOConfig
 from paper_code.envs import ATARI_GAMES, MUJOCO_TASKS, ND_CARTPOLE_ID, action_space_kind, atari_id
 from paper_code.pipeline.architectures import POOL, named
@@ -82,11 +84,6 @@ ATARI_PPO: dict[str, Any] = dict(env_kwargs={"max_episode_steps": ATARI_EPISODE_
                                  update_epochs=4, minibatch_size=256, lr=2.5e-4, anneal_lr=True, clip_coef=0.1,
                                  ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5, clip_rewards=True, clip_vloss=True,
                                  life_loss_terminal=True)
-
-
-def atari_learner(split: int) -> LearnerSpec:
-    """The Nature-CNN learner split at level ``split`` (orthogonal init, ReLU, output gain 0.01)."""
-    return LearnerSpec(kind="nature_cnn", activation="relu", split=int(split))
 
 
 def _pool() -> tuple[LearnerSpec, ...]:
@@ -219,3 +216,17 @@ def resolve_ppo(name: str, **overrides: Any) -> PPOConfig:
         return PPOConfig(**{**base, **overrides})
     raise ValueError(f"no PPO baseline preset {name!r} (known: cartpole-nd{{N}}, mujoco-{{task}}, atari-{{game}}, "
                      f"and discrete / continuous with an env_id)")
+
+
+def finetune_config(dataset: str | Path, seed: int, **overrides: Any) -> PPMOConfig:
+    """The PPMO run that continues from a fitted dataset: the environment's preset with its B, the
+    given seed and ``init_dataset`` (``overrides`` as in :func:`~paper_code.pipeline.presets.resolve`)."""
+    ds = DistilledDataset.load(dataset)
+    split = ds.learner.split if ds.learner.kind == "nature_cnn" else None
+    preset = preset_for_env(ds.env_id, dof=ds.env_kwargs.get("dof"), split=split)
+    kwargs: dict[str, Any] = {"size": ds.size, "seed": seed, "init_dataset": str(dataset)}
+    if ds.normalization is None and resolve(preset).normalize_obs:  # e.g. a fit to a raw-frame Atari teacher
+        kwargs["normalize_obs"] = False
+    if ds.env_id == ND_CARTPOLE_ID or ds.env_kwargs != resolve(preset).env_kwargs:
+        kwargs["env_kwargs"] = dict(ds.env_kwargs)
+    return resolve(preset, **{**kwargs, **overrides})

@@ -17,16 +17,12 @@ from typing import Any
 
 import torch
 
-from paper_code.files import atomic_path
+from paper_code.files import CheckpointError, atomic_path
 
 #: entries that a template cannot describe exactly; checked by their own rules below
 _HISTORY_KEYS = ("history", "evals")
 _OPTIMIZER_KEYS = ("data_opt", "critic_opt")
 _FREE_KEYS = ("config",)  # compared with the run's configuration by the run itself
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used (not ours, damaged, or of another configuration)."""
 
 
 def _first_line(e: BaseException) -> str:

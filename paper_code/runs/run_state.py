@@ -191,4 +191,3 @@ def load_checkpoint(run: PPMO, path: str | Path) -> None:
         raise CheckpointError(f"{path}: {e}") from None
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
         raise CheckpointError(f"{path}: not a checkpoint of this run ({type(e).__name__}: {e})") from None
-    run.saved_at = run.meta_epoch

@@ -1,38 +1,53 @@
-"""Running PPMO: the training loop (signals, divergence, stop rules, progress, checkpoints) and
-:func:`distill`, which trains to a dataset file with its checkpoint and log beside it.
+"""What trains to a file: :func:`distill` (PPMO to a dataset), :func:`compress_file` (a fit to a
+teacher, to a dataset) and :func:`ppo_file` (PPO, to a policy file).
 
-The algorithm of one meta-epoch is :meth:`paper_code.core.ppmo.PPMO.meta_epoch_step`; this module
-decides when it runs and what is written. Everything here happens at meta-epoch boundaries,
-where the run's state is consistent: a signal (Ctrl-C, ``kill``) is honoured there after the
-checkpoint is written, so an interrupted run resumes to the same dataset as an uninterrupted one.
+Each is a :class:`~paper_code.runs.lifecycle.Job` — :class:`PPMOJob`, :class:`FitJob`, :class:`PPOJob`:
+one step, its divergence check, its checkpoint and files — run by the one lifecycle of
+:mod:`paper_code.runs.lifecycle` (lock, checkpoints, interrupts, logs, stop rules, rank 0, "up to
+date"). The algorithms themselves are in the core (:meth:`paper_code.core.ppmo.PPMO.meta_epoch_step`,
+:meth:`paper_code.core.compress.Compression.step`, :meth:`paper_code.core.ppo.PPO.step`); everything
+here happens at step boundaries, where a run's state is consistent: a signal (Ctrl-C, ``kill``) is
+honoured there after the checkpoint is written, so an interrupted run resumes to the same result as an
+uninterrupted one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import re
-import signal
-import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
-from tqdm import tqdm  # the plain bar: no widget warnings in notebooks without ipywidgets
+from tqdm import tqdm
 
 from paper_code import checks
+from paper_code.core.compress import (Compression, FinishedFit, FrameCompression, Teacher, load_teacher)
 from paper_code.core.dataset import DatasetError, DistilledDataset, git_revision
-from paper_code.core.ppmo import PPMO, Plugins
-from paper_code.core.settings import PPMOConfig
+from paper_code.core.ppmo import PPMO, OneProcess, Plugins
+from paper_code.core.ppo import (EVAL_SEED_OFFSET, PPO, FinishedPPO, _cache_key, finished_policy, save_policy)
+from paper_code.core.settings import CompressConfig, PPMOConfig, PPOConfig
+from paper_code.files import atomic_path
+from paper_code.runs.checkpoints import read_checkpoint, write_checkpoint
 from paper_code.runs.compilation import CompiledUpdate, fused_rollout
-from paper_code.runs.distributed import any_rank, barrier, world
-from paper_code.files import OutputLock, atomic_path, check_writable, lock_path, remove_stale_temporaries
-from paper_code.runs.interrupts import RunInterrupted, deferred_interrupts
+from paper_code.runs.distributed import world
+from paper_code.runs.lifecycle import (DivergenceError, InvalidState, Loop, checkpoint_path, log_path,  # noqa: F401
+                                       run_to_file)
 from paper_code.runs.live import LiveLog
 from paper_code.runs.run_state import load_checkpoint, save_checkpoint
 
 
+def _show_rates(bar: tqdm, run: Any, recent: list[float], evaluation: dict[str, float] | None, *, digits: int,
+                extra: str = "") -> None:
+    """A run's progress text: env steps per second, the recent training return, the last evaluation."""
+    if evaluation is not None:
+        bar.set_postfix_str(f"eval sampled {evaluation['sampled_return']:.{digits}f} greedy "
+                            f"{evaluation['greedy_return']:.{digits}f}", refresh=False)
+    bar.set_description(f"{run.env_steps / max(run.wall_time, 1e-9):,.0f} env-steps/s, train return "
+                        f"{sum(recent) / max(len(recent), 1):.1f}{extra}", refresh=False)
+
+
+# ============================================================================ PPMO
 def plugins(cfg: PPMOConfig) -> Plugins:
     """How a run of ``cfg`` executes here: over this process's ``torchrun`` world (one process
     without it), with ``cfg.compile`` compiled updates and fused cart-pole rollouts."""
@@ -45,139 +60,6 @@ def plugins(cfg: PPMOConfig) -> Plugins:
 def new_run(cfg: PPMOConfig) -> PPMO:
     """A fresh PPMO run of ``cfg`` with its :func:`plugins` (what ``distill`` trains)."""
     return PPMO(cfg, plugins(cfg))
-
-
-def train(run: PPMO, meta_epochs: int, *, progress: bool = True, checkpoint: str | Path | None = None,
-          checkpoint_every_s: float = 180.0, stop_when: Callable[[list[dict[str, float]]], bool] | None = None,
-          stop_rule: str | None = None, on_checkpoint: Callable[[PPMO], None] | None = None,
-          on_meta_epoch: Callable[[dict[str, float], dict[str, float] | None], None] | None = None) -> PPMO:
-    """Train until ``meta_epochs`` meta-epochs in total (counting resumed ones).
-
-    Writes ``checkpoint`` every ``checkpoint_every_s`` seconds (0: after every meta-epoch) and
-    at the end, then calls ``on_checkpoint``. Ctrl-C (SIGINT) or ``kill`` (SIGTERM) stop the
-    run at the next meta-epoch boundary, after writing the checkpoint there
-    (:class:`~paper_code.runs.interrupts.RunInterrupted`), so resuming gives the same result as an
-    uninterrupted run. A meta-epoch whose dataset, critic, lr or losses are non-finite (or
-    beyond what a dataset file may hold) stops the run with :class:`DivergenceError`; nothing
-    is written after the last good checkpoint.
-    ``stop_when(evaluations)`` may end the run early after an evaluation; such a run stays
-    finished when resumed with the same ``stop_rule`` (a name for the rule). Resumed with a
-    different rule it continues: training does not depend on the rule (evaluations use their
-    own random streams), so the result equals an uninterrupted run under the new rule.
-    ``on_meta_epoch(row, evaluation)`` is called after each meta-epoch with its history row and
-    its evaluation (``None`` when none was made), e.g. by :class:`~paper_code.runs.live.LiveLog`.
-    """
-    cfg = run.cfg
-    w = run.processes  # a multi-process run decides together (signals, checkpoint times); rank 0 shows progress
-    bar = tqdm(total=meta_epochs, initial=run.meta_epoch, disable=not progress or not w.main, unit="meta-epoch",
-               dynamic_ncols=True, mininterval=1.0)
-    last_ckpt = time.perf_counter()
-    recent: list[float] = []
-
-    def invalid(e: DatasetError) -> DivergenceError:  # a value a dataset file's loader refuses (e.g. an lr of 0)
-        return DivergenceError(_diverged(run, run.meta_epoch, f"its dataset is not valid ({e})", checkpoint))
-
-    def check_dataset() -> None:  # before a checkpoint is written: one that --resume can load
-        try:
-            run.dataset()
-        except DatasetError as e:
-            raise invalid(e) from None
-
-    def save() -> None:
-        if checkpoint is None or (run.saved_at == run.meta_epoch and Path(checkpoint).exists()):
-            return
-        check_dataset()
-        save_checkpoint(run, checkpoint)
-        if on_checkpoint is not None:
-            on_checkpoint(run)
-        run.saved_at = run.meta_epoch
-
-    def interrupted(signum: int | None) -> RunInterrupted:  # None: another rank received it
-        return RunInterrupted(signum or signal.SIGTERM, run.meta_epoch, None if checkpoint is None else str(checkpoint))
-
-    if run.stopped_early and stop_rule != run.stop_rule:
-        run.stopped_early = False
-    run.stop_rule = stop_rule
-    trained = False
-    with deferred_interrupts() as interrupts:
-        try:
-            while True:
-                if any_rank(interrupts.signal is not None, cfg.device, w):  # a meta-epoch boundary: consistent state
-                    save()
-                    raise interrupted(interrupts.signal)
-                if run.meta_epoch >= meta_epochs or run.stopped_early:
-                    break
-                if not trained:  # the code revision that trains (part of) this dataset
-                    rev = git_revision()
-                    if not run.revisions or run.revisions[-1] != rev:
-                        run.revisions.append(rev)
-                    trained = True
-                t0 = time.perf_counter()
-                try:
-                    row = run.meta_epoch_step()
-                except RuntimeError as e:  # e.g. sampling from nan probabilities
-                    if not re.search(r"\b(nan|inf)\b", str(e)):
-                        raise
-                    problem = "non-finite action probabilities (the one-step learner overflowed)"
-                    raise DivergenceError(_diverged(run, run.meta_epoch + 1, problem, checkpoint)) from None
-                problem = run.divergence(row)
-                if problem is not None:
-                    raise DivergenceError(_diverged(run, run.meta_epoch, problem, checkpoint))
-                run.wall_time += time.perf_counter() - t0
-                row["wall_time_s"] = run.wall_time
-                run.history.append(row)
-                if not math.isnan(row["train_return"]):
-                    recent = (recent + [row["train_return"]])[-20:]
-                stop = False
-                ev = None
-                if cfg.eval_every and (run.meta_epoch % cfg.eval_every == 0 or run.meta_epoch == meta_epochs):
-                    try:
-                        ev = run.evaluate()  # builds the dataset: checked as its loader will check it
-                    except DatasetError as e:
-                        raise invalid(e) from None
-                    run.evals.append(ev)
-                    bar.set_postfix_str(f"eval sampled {ev['sampled_return']:.0f} greedy {ev['greedy_return']:.0f}",
-                                        refresh=False)
-                    stop = stop_when is not None and stop_when(run.evals)
-                if on_meta_epoch is not None:
-                    on_meta_epoch(row, ev)
-                bar.set_description(
-                    f"{run.env_steps / max(run.wall_time, 1e-9):,.0f} env-steps/s, "
-                    f"train return {sum(recent) / max(len(recent), 1):.1f}, lr {row['lr']:.3g}", refresh=False)
-                bar.update(1)
-                if checkpoint is not None and any_rank(time.perf_counter() - last_ckpt >= checkpoint_every_s, cfg.device, w):
-                    save()
-                    last_ckpt = time.perf_counter()
-                if stop:
-                    run.stopped_early = True
-            if trained:  # a finished run that was only resumed is left as it is
-                save()
-            if any_rank(interrupts.signal is not None, cfg.device, w):  # arrived during the last save: the run is complete
-                raise interrupted(interrupts.signal)
-        finally:
-            bar.close()
-    return run
-
-def _diverged(run: PPMO, meta_epoch: int, problem: str, checkpoint: str | Path | None) -> str:
-    kept = ("nothing was written" if checkpoint is None or run.saved_at is None
-            else f"the checkpoint and dataset of meta-epoch {run.saved_at} are kept")
-    return f"training diverged in meta-epoch {meta_epoch}: {problem}; {kept}"
-
-
-class DivergenceError(RuntimeError):
-    """Training produced non-finite (or absurdly large) values; nothing of it was written."""
-
-
-def checkpoint_path(out: str | Path) -> Path:
-    """Where :func:`distill` keeps the checkpoint of the run that writes ``out``."""
-    out = Path(out)
-    return out.with_name(out.name + ".ckpt.pt")
-
-
-def log_path(out: str | Path) -> Path:
-    """Where :func:`distill` writes the run's per-meta-epoch history and evaluations (JSON)."""
-    out = Path(out)
-    return out.with_name(out.name + ".log.json")
 
 
 def _log_text(run: PPMO) -> str:
@@ -210,86 +92,384 @@ def _log_current(run: PPMO, out: Path) -> bool:
         return False
 
 
+class PPMOJob:
+    """PPMO as a lifecycle job: meta-epochs, evaluations every ``eval_every``, the dataset and its log;
+    the git revision of the code that trains it is recorded in the run."""
+
+    unit, output, what = "meta-epoch", "dataset", "run"
+
+    def __init__(self, run: PPMO) -> None:
+        self.run, self.processes, self.device = run, run.processes, run.cfg.device
+        self.noted_revision = False
+        self.recent: list[float] = []
+        self.log_written = False
+
+    # the loop's state that the checkpoint keeps lives in the run
+    @property
+    def position(self) -> int:
+        return self.run.meta_epoch
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.run.stopped_early
+
+    @stopped_early.setter
+    def stopped_early(self, value: bool) -> None:
+        self.run.stopped_early = value
+
+    @property
+    def stop_rule(self) -> str | None:
+        return self.run.stop_rule
+
+    @stop_rule.setter
+    def stop_rule(self, value: str | None) -> None:
+        self.run.stop_rule = value
+
+    @property
+    def evals(self) -> list[dict[str, float]]:
+        return self.run.evals
+
+    def step(self) -> dict[str, float]:
+        run = self.run
+        if not self.noted_revision:  # the code revision that trains (part of) this dataset
+            rev = git_revision()
+            if not run.revisions or run.revisions[-1] != rev:
+                run.revisions.append(rev)
+            self.noted_revision = True
+        return run.meta_epoch_step()
+
+    def divergence(self, row: dict[str, float]) -> str | None:
+        return self.run.divergence(row)
+
+    def record(self, row: dict[str, float], seconds: float) -> None:
+        run = self.run
+        run.wall_time += seconds
+        row["wall_time_s"] = run.wall_time
+        run.history.append(row)
+        if not math.isnan(row["train_return"]):
+            self.recent = (self.recent + [row["train_return"]])[-20:]
+
+    def evaluation_due(self, total: int) -> bool:
+        every = self.run.cfg.eval_every
+        return bool(every) and (self.run.meta_epoch % every == 0 or self.run.meta_epoch == total)
+
+    def evaluate(self) -> dict[str, float]:
+        try:
+            ev = self.run.evaluate()  # builds the dataset: checked as its loader will check it
+        except DatasetError as e:
+            raise InvalidState(str(e)) from None
+        self.run.evals.append(ev)
+        return ev
+
+    def show(self, bar: tqdm, row: dict[str, float], evaluation: dict[str, float] | None) -> None:
+        _show_rates(bar, self.run, self.recent, evaluation, digits=0, extra=f", lr {row['lr']:.3g}")
+
+    def invalid(self) -> str | None:
+        try:  # a checkpoint that --resume can load: its dataset as the file's loader checks it
+            self.run.dataset()
+        except DatasetError as e:
+            return f"its dataset is not valid ({e})"
+        return None
+
+    def save(self, checkpoint: Path) -> None:
+        save_checkpoint(self.run, checkpoint)
+
+    def load(self, checkpoint: Path) -> None:
+        load_checkpoint(self.run, checkpoint)
+
+    def write(self, out: Path) -> None:
+        self.run.dataset().save(out)
+        write_log(self.run, out)
+
+    def refresh(self, out: Path) -> bool:
+        written = not _dataset_current(self.run, out)
+        if written:
+            self.run.dataset().save(out)
+        if not _log_current(self.run, out):
+            write_log(self.run, out)
+            self.log_written = True
+        return written
+
+
+def train(run: PPMO, meta_epochs: int, *, progress: bool = True, checkpoint: str | Path | None = None,
+          checkpoint_every_s: float = 180.0, stop_when: Callable[[list[dict[str, float]]], bool] | None = None,
+          stop_rule: str | None = None, on_checkpoint: Callable[[PPMO], None] | None = None,
+          on_meta_epoch: Callable[[dict[str, float], dict[str, float] | None], None] | None = None) -> PPMO:
+    """Train ``run`` until ``meta_epochs`` meta-epochs in total (counting resumed ones), without the
+    output file's lifecycle (:func:`distill` has it): the same loop (:class:`~paper_code.runs.lifecycle.Loop`),
+    writing ``checkpoint`` every ``checkpoint_every_s`` seconds and at the end and then calling
+    ``on_checkpoint(run)``; interrupts, divergence (:class:`DivergenceError`) and the stop rule as there.
+    ``on_meta_epoch(row, evaluation)`` after each meta-epoch (e.g. :class:`~paper_code.runs.live.LiveLog`)."""
+    job = PPMOJob(run)
+    loop = Loop(job, checkpoint, checkpoint_every_s=checkpoint_every_s,
+                on_checkpoint=None if on_checkpoint is None else (lambda: on_checkpoint(run)))
+    loop.run(meta_epochs, progress=progress, stop_when=stop_when, stop_rule=stop_rule, on_step=on_meta_epoch)
+    return run
+
+
 def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool = False, force: bool = False,
             progress: bool = True, checkpoint_every_s: float = 180.0,
             stop_when: Callable[[list[dict[str, float]]], bool] | None = None, stop_rule: str | None = None,
             live: str | Path | None = None) -> PPMO:
-    """Run PPMO and write the dataset to ``out`` (with its checkpoint and log beside it).
+    """Run PPMO and write the dataset to ``out`` (its checkpoint and log beside it), with the lifecycle
+    of :func:`~paper_code.runs.lifecycle.run_to_file`: checked first, locked, checkpointed, interruptible,
+    resumable; a finished run only has a missing or stale dataset or log rewritten.
 
-    ``live``: a folder for DVCLive metrics and plots of the run's progress
-    (:class:`~paper_code.runs.live.LiveLog`; rewritten from the checkpoint's history on resume).
-
-    Everything is checked before anything is written: the settings, the environment, that the
-    output, its checkpoint and its log can be written, and the checkpoint to resume from. The run
-    holds an exclusive lock on ``out`` (another run on the same output fails at once), deletes
-    temporaries that a killed run left, and writes the checkpoint, then the dataset and the log,
-    every ``checkpoint_every_s`` seconds and at the end (see :func:`train` for interrupts and
-    divergence).
-
-    ``resume`` continues from the checkpoint (the result equals an uninterrupted run on the same
-    device); with no checkpoint there is nothing to continue and the run starts. Without it, a checkpoint that already reached ``meta_epochs`` (a finished run) only
-    has its dataset and log rewritten if they are missing or stale; any other existing checkpoint
-    or output is an error unless ``force`` (start over). ``run.files_written`` tells whether this
-    call wrote the dataset, ``run.log_written`` whether it wrote the log.
-    """
+    ``stop_when(evaluations)`` may end the run early after an evaluation (it stays finished when
+    resumed with the same ``stop_rule``); ``live``: a folder for DVCLive metrics and plots of the run's
+    progress (rewritten from the checkpoint's history on resume). Over several processes (``torchrun``)
+    rank 0 locks and writes and every rank reads the checkpoint. Returns the run; ``run.files_written``
+    tells whether this call wrote the dataset, ``run.log_written`` whether it wrote the log."""
     meta_epochs = checks.integer("meta_epochs", meta_epochs)
     checkpoint_every_s = checks.number("checkpoint_every_s", checkpoint_every_s, lo=0.0)
-    if resume and force:
-        raise ValueError("resume continues a run and force starts it over: pass one of them")
-    out = Path(out)
-    ckpt = checkpoint_path(out)
-    live_files = [] if live is None else [Path(live) / "metrics.json", Path(live) / "plots" / "metrics" / "lr.tsv"]
-    for p in (out, ckpt, log_path(out), lock_path(out), *live_files):
-        check_writable(p)
-    main = world().main  # a multi-process run: rank 0 locks and writes, every rank reads the checkpoint
-    if main:
-        OutputLock(out).check_free()
-    if resume and not ckpt.is_file():  # nothing to continue (e.g. stopped during start-up): the run starts
-        resume = False
-    if not (resume or force) and out.exists() and not ckpt.exists():
-        raise FileExistsError(f"{out} exists and has no checkpoint: start over with force=True")
-    run = new_run(cfg)  # validates the environment and the sizes before anything is written
-    with deferred_interrupts(), (OutputLock(out) if main else contextlib.nullcontext()):
-        if main:
-            remove_stale_temporaries(out)
-        if (resume or not force) and ckpt.exists():
-            load_checkpoint(run, ckpt)  # a wrong or damaged checkpoint: one clear error, nothing written
-            finished = run.meta_epoch >= meta_epochs or (run.stopped_early and run.stop_rule == stop_rule)
-            if not resume and not finished:
-                raise FileExistsError(f"{ckpt} holds an unfinished run (meta-epoch {run.meta_epoch} of {meta_epochs}): "
-                                      f"continue it with resume=True or start over with force=True")
-        elif not force and out.exists():
-            raise FileExistsError(f"{out} exists and has no checkpoint: start over with force=True")
-        written = False
+    live_files = () if live is None else (Path(live) / "metrics.json", Path(live) / "plots" / "metrics" / "lr.tsv")
+    main = world().main  # rank 0 locks and writes
+    live_log = LiveLog(live) if live is not None and main else None
 
-        def on_checkpoint(r: PPMO) -> None:
-            nonlocal written
-            if not main:
-                return
-            r.dataset().save(out)
-            write_log(r, out)
-            written = True
+    def ready(job: PPMOJob) -> None:  # the history so far first (a resumed run's, from its checkpoint)
+        if live_log is not None:
+            live_log.start(job.run.history, job.run.evals)
 
-        live_log = None
-        if live is not None and main:
-            live_log = LiveLog(live)
-            live_log.start(run.history, run.evals)
-        try:
-            train(run, meta_epochs, progress=progress, checkpoint=ckpt, checkpoint_every_s=checkpoint_every_s,
-                  stop_when=stop_when, stop_rule=stop_rule, on_checkpoint=on_checkpoint,
-                  on_meta_epoch=None if live_log is None else live_log.log)
-        finally:
-            if live_log is not None:
-                live_log.close()
-        # a finished run's dataset and log: written if missing or older than the checkpoint (a run
-        # killed between writing its checkpoint and its dataset, or a deleted file)
-        if main and not _dataset_current(run, out):
-            run.dataset().save(out)
-            written = True
-        log_written = main and not _log_current(run, out)
-        if log_written:
-            write_log(run, out)
-        barrier(run.processes)  # every rank returns once the files are written
-    run.files_written = written
-    run.log_written = log_written  # type: ignore[attr-defined]
+    try:
+        job = run_to_file(lambda: PPMOJob(new_run(cfg)), out, meta_epochs, resume=resume, force=force,
+                          progress=progress, checkpoint_every_s=checkpoint_every_s, stop_when=stop_when,
+                          stop_rule=stop_rule, on_step=None if live_log is None else live_log.log,
+                          also_writes=live_files, main=main, on_ready=ready)
+    finally:
+        if live_log is not None:
+            live_log.close()
+    run = job.run
+    run.files_written = job.files_written  # type: ignore[attr-defined]
+    run.log_written = job.log_written  # type: ignore[attr-defined]
     return run
+
+
+# ============================================================================ compress
+class FitJob:
+    """A compression fit as a lifecycle job: Adam steps on the KL to the teacher; the dataset and a
+    JSON log of the KL per step."""
+
+    unit, output, what = "step", "dataset", "fit"
+    stopped_early, stop_rule = False, None
+
+    def __init__(self, comp: Compression) -> None:
+        self.comp, self.processes, self.device, self.evals = comp, OneProcess(), "cpu", []
+
+    @property
+    def position(self) -> int:
+        return self.comp.step_count
+
+    def step(self) -> dict[str, float]:
+        return self.comp.step()  # (keeps its row and its time)
+
+    def divergence(self, row: dict[str, float]) -> str | None:
+        if math.isfinite(row["kl"]):
+            return None
+        return f"the KL became {row['kl']} (try a smaller `adam_lr` or `init_lr`)"
+
+    def record(self, row: dict[str, float], seconds: float) -> None:
+        return None
+
+    def evaluation_due(self, total: int) -> bool:
+        return False
+
+    def evaluate(self) -> dict[str, float]:
+        raise NotImplementedError("a fit is evaluated by `evaluate` on its dataset")
+
+    def show(self, bar: tqdm, row: dict[str, float], evaluation: dict[str, float] | None) -> None:
+        bar.set_postfix_str(f"KL {row['kl']:.4f}, lr {row['lr']:.3g}", refresh=False)
+
+    def invalid(self) -> str | None:
+        return None
+
+    def save(self, checkpoint: Path) -> None:
+        write_checkpoint(self.comp.state_dict(), checkpoint)
+
+    def load(self, checkpoint: Path) -> None:
+        self.comp.load_state_dict(read_checkpoint(checkpoint), str(checkpoint))
+
+    def write(self, out: Path) -> None:
+        comp = self.comp
+        comp.dataset().save(out)
+        with atomic_path(log_path(out)) as tmp:
+            Path(tmp).write_text(json.dumps({"settings": comp.cfg.to_dict(), "teacher": comp.teacher.source,
+                                             "history": comp.history}) + "\n")
+
+    def refresh(self, out: Path) -> bool:
+        if out.exists() and log_path(out).exists():
+            return False
+        self.write(out)
+        return True
+
+
+def _same_fit(c: dict[str, Any] | None) -> dict[str, Any]:
+    """A fit's settings that must match to continue it (a longer fit, or another fine-tune, continues)."""
+    return {k: v for k, v in (c or {}).items() if k not in ("steps", "finetune")}
+
+
+def _finished_checkpoint(sd: dict[str, Any], teacher: Teacher, cfg: CompressConfig) -> FinishedFit | None:
+    """Checkpoint ``sd`` as a :class:`FinishedFit` if it is a finished fit of ``cfg`` on ``teacher`` (else
+    None: the full check and load decide)."""
+    try:
+        ok = (sd.get("kind") == "compression" and isinstance(sd.get("config"), dict)
+              and _same_fit(sd["config"]) == _same_fit(cfg.to_dict()) and sd.get("teacher_sha256") == teacher.sha256
+              and int(sd["step"]) >= cfg.steps and len(sd["history"]) == int(sd["step"]))
+        if not ok:
+            return None
+        return FinishedFit(teacher, cfg, int(sd["step"]), float(sd["wall_time"]), float(sd["collect_s"]),
+                           [dict(r) for r in sd["history"]], sd["params"][2].detach().clone())
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _finished_files(out: Path, teacher: Teacher, cfg: CompressConfig) -> FinishedFit | None:
+    """A finished fit of ``cfg`` on ``teacher`` known from its dataset and log alone (no checkpoint:
+    too large to commit for a Nature-CNN student's encoder); None if they do not show one."""
+    try:
+        ds = DistilledDataset.load(out)
+        prov = ds.provenance
+        if (prov.get("teacher_sha256") != teacher.sha256 or _same_fit(prov.get("settings")) != _same_fit(cfg.to_dict())
+                or int(prov.get("steps", -1)) < cfg.steps):
+            return None
+        history = json.loads(log_path(out).read_text())["history"]
+        collect = float(prov["collect_s"])
+        return FinishedFit(teacher, cfg, int(prov["steps"]), float(prov["wall_time_s"]) - collect, collect, history,
+                           ds.lr.reshape(()).log())
+    except (DatasetError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def fit_path(out: str | Path) -> Path:
+    """With a fine-tune, where the fitted dataset (the warm start) goes: ``X.fit.safetensors`` beside ``X``."""
+    out = Path(out)
+    return out.with_name(out.name.removesuffix(".safetensors") + ".fit.safetensors")
+
+
+def compress_file(teacher_path: str | Path, out: str | Path, cfg: CompressConfig, *, resume: bool = False,
+                  force: bool = False, progress: bool = True, checkpoint_every_s: float = 180.0
+                  ) -> Compression | FinishedFit:
+    """Fit ``cfg.size`` instances to the teacher and write the dataset to ``out`` (its checkpoint and a
+    JSON log of the KL per step beside it), with the lifecycle of
+    :func:`~paper_code.runs.lifecycle.run_to_file`. A finished fit (known from its checkpoint, or from
+    its dataset and log when no checkpoint was kept) is returned without collecting the teacher's
+    states again; ``.files_written`` tells whether this call wrote the dataset."""
+    checkpoint_every_s = checks.number("checkpoint_every_s", checkpoint_every_s, lo=0.0)
+    out = Path(out)
+    teachers: list[Teacher] = []
+
+    def teacher() -> Teacher:  # loaded once the output's checks have passed
+        if not teachers:
+            teachers.append(load_teacher(teacher_path))
+        return teachers[0]
+
+    def start() -> FitJob:
+        t = teacher()
+        if t.learner.kind != "nature_cnn" and cfg.split is not None:
+            raise ValueError(f"split applies to Nature-CNN (Atari) teachers; {t.source} has an "
+                             f"{t.learner.kind} learner")
+        return FitJob((FrameCompression if t.learner.kind == "nature_cnn" else Compression)(t, cfg))
+
+    job = run_to_file(start, out, cfg.steps, resume=resume, force=force, progress=progress,
+                      checkpoint_every_s=checkpoint_every_s, desc=f"compress B={cfg.size}", what="fit",
+                      finished_without_checkpoint=lambda: _finished_files(out, teacher(), cfg),
+                      finished_checkpoint=lambda ckpt: _finished_checkpoint(read_checkpoint(ckpt), teacher(), cfg))
+    if isinstance(job, FinishedFit):
+        return job
+    job.comp.files_written = job.files_written  # type: ignore[attr-defined]
+    return job.comp
+
+
+# ============================================================================ ppo
+class PPOJob:
+    """PPO as a lifecycle job: iterations, evaluations every ``eval_every`` (and at the end) on fresh
+    episodes with their own seeds, the policy file and a JSON log."""
+
+    unit, output, what = "iteration", "policy file", "run"
+    stopped_early, stop_rule = False, None
+
+    def __init__(self, run: PPO, total_env_steps: int, eval_every: int, eval_episodes: int) -> None:
+        self.run, self.processes, self.device = run, OneProcess(), run.cfg.device
+        self.total_env_steps, self.eval_every, self.eval_episodes = total_env_steps, eval_every, eval_episodes
+        self.eval_seed = run.cfg.seed + EVAL_SEED_OFFSET
+        self.recent: list[float] = []
+
+    @property
+    def position(self) -> int:
+        return self.run.iteration
+
+    @property
+    def evals(self) -> list[dict[str, float]]:
+        return self.run.evals
+
+    def step(self) -> dict[str, float]:
+        return self.run.step()  # (keeps its row and its time)
+
+    def divergence(self, row: dict[str, float]) -> str | None:
+        if all(math.isfinite(float(v.detach().sum())) for v in self.run.params):
+            return None
+        return "non-finite parameters"
+
+    def record(self, row: dict[str, float], seconds: float) -> None:
+        if not math.isnan(row["train_return"]):
+            self.recent = (self.recent + [row["train_return"]])[-20:]
+
+    def evaluation_due(self, total: int) -> bool:
+        it = self.run.iteration
+        return bool(self.eval_every and it % self.eval_every == 0) or it == self.run.iterations
+
+    def evaluate(self) -> dict[str, float]:
+        ev = self.run.evaluate(self.eval_episodes, self.eval_seed)
+        self.run.evals.append(ev)
+        return ev
+
+    def show(self, bar: tqdm, row: dict[str, float], evaluation: dict[str, float] | None) -> None:
+        _show_rates(bar, self.run, self.recent, evaluation, digits=1)
+
+    def invalid(self) -> str | None:
+        return None
+
+    def save(self, checkpoint: Path) -> None:
+        write_checkpoint(self.run.state_dict(), checkpoint)
+
+    def load(self, checkpoint: Path) -> None:
+        self.run.load_state_dict(read_checkpoint(checkpoint), str(checkpoint))
+
+    def write(self, out: Path) -> None:
+        run, cfg = self.run, self.run.cfg
+        extra = {"evals": json.dumps(run.evals, separators=(",", ":")), "wall_time_s": f"{run.wall_time:.3f}",
+                 "env_steps": str(run.env_steps), "git_revision": git_revision()}
+        save_policy(run.result(), cfg, self.total_env_steps, out, extra)
+        with atomic_path(log_path(out)) as tmp:
+            Path(tmp).write_text(json.dumps({"config": json.loads(_cache_key(cfg, self.total_env_steps)),
+                                             "history": run.history, "evals": run.evals}, separators=(",", ":")))
+
+    def refresh(self, out: Path) -> bool:
+        if out.exists() and log_path(out).exists():
+            return False
+        self.write(out)
+        return True
+
+
+def ppo_file(cfg: PPOConfig, out: str | Path, total_env_steps: int, *, resume: bool = False, force: bool = False,
+             progress: bool = True, checkpoint_every_s: float = 180.0, eval_every: int = 0,
+             eval_episodes: int = 8) -> PPO | FinishedPPO:
+    """Train PPO for ``total_env_steps`` env steps and write the policy file ``out`` (its checkpoint
+    ``out.ckpt.pt`` and a JSON log ``out.log.json`` of every iteration and evaluation beside it), with
+    the lifecycle of :func:`~paper_code.runs.lifecycle.run_to_file` (a resumed run starts fresh
+    episodes: see :class:`~paper_code.core.ppo.PPO`). ``eval_every`` iterations (and at the end) the
+    policy plays ``eval_episodes`` fresh episodes sampled and as many greedy (the same seeds each time).
+    A finished run whose checkpoint was not kept is known from its policy file. ``.files_written``
+    tells whether this call wrote."""
+    total_env_steps = checks.integer("total_env_steps", total_env_steps)
+    eval_every = checks.integer("eval_every", eval_every, lo=0)
+    eval_episodes = checks.integer("eval_episodes", eval_episodes)
+    checkpoint_every_s = checks.number("checkpoint_every_s", checkpoint_every_s, lo=0.0)
+    iterations = max(1, total_env_steps // (cfg.num_envs * cfg.num_steps))
+    job = run_to_file(lambda: PPOJob(PPO(cfg, total_env_steps), total_env_steps, eval_every, eval_episodes), out,
+                      iterations, resume=resume, force=force, progress=progress, checkpoint_every_s=checkpoint_every_s,
+                      desc=f"ppo {cfg.env_id}",
+                      finished_without_checkpoint=lambda: finished_policy(cfg, total_env_steps, out))
+    if isinstance(job, FinishedPPO):
+        return job
+    job.run.files_written = job.files_written  # type: ignore[attr-defined]
+    return job.run
