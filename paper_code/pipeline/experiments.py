@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +19,7 @@ from paper_code.pipeline.layout import (atari_teacher_path, atari_teacher_set_pa
                                         warm_start_path)
 from paper_code.core.settings import PPMOConfig
 from paper_code.files import check_writable
-from paper_code.pipeline.presets import finetune_config, resolve
+from paper_code.pipeline.presets import finetune_config, parse_preset, resolve
 from paper_code.runs.training import PPMO, checkpoint_path, compress_file, distill, fit_path, log_path
 
 #: what a scale section of params.yaml may change in a preset: seeds and counts (an Atari
@@ -42,7 +41,7 @@ def setting(section: dict[str, Any], key: str, name: Any, default: Any = None) -
 def scale_config(preset: str, section: dict[str, Any], **overrides: Any) -> PPMOConfig:
     """The preset's configuration with the counts a scale section sets (:data:`SCALE_KEYS`)."""
     counts: dict[str, Any] = {k: section[k] for k in SCALE_KEYS if k in section}
-    if re.search(r"-b\d+$", preset):  # the preset's name fixes B
+    if parse_preset(preset).size is not None:  # the preset's name fixes B
         counts.pop("size", None)
     base = resolve(preset)
     if "max_episode_steps" in section and "max_episode_steps" in base.env_kwargs:

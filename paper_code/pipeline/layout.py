@@ -6,8 +6,9 @@ One function per kind of file; the dataset of a preset run is ``dataset_path(roo
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+
+from paper_code.pipeline.presets import parse_preset
 
 
 def dataset_path(out_root: str | Path, preset: str, size: int) -> Path:
@@ -21,18 +22,17 @@ def dataset_path(out_root: str | Path, preset: str, size: int) -> Path:
     - ``atari-{game}-l{l}`` -> ``atari/datasets/{game}_l{l}_b{B}.safetensors``.
     """
     root, b = Path(out_root), int(size)
-    m = re.fullmatch(r"cartpole-nd(\d+)(-b\d+)?(-k\d+|-pool)?", preset)
-    if m:
+    p = parse_preset(preset)
+    if p.family == "cartpole":
         folder = root / "cartpole" / "datasets"
-        if m[2] and not m[3] and b != 512:
+        if p.size is not None and b != 512:  # the minimal-size sweep's PPMO runs
             folder = folder / "ppmo"
-        return folder / f"nd{m[1]}_b{b}{(m[3] or '').replace('-', '_')}.safetensors"
-    m = re.fullmatch(r"mujoco-(.+)", preset)
-    if m:
-        return root / "mujoco" / "datasets" / f"{m[1]}_b{b}.safetensors"
-    m = re.fullmatch(r"atari-(\w+)-l(\d)", preset)
-    if m:
-        return root / "atari" / "datasets" / f"{m[1]}_l{m[2]}_b{b}.safetensors"
+        variant = f"_k{p.inits}" if p.inits is not None else "_pool" if p.pool else ""
+        return folder / f"nd{p.dof}_b{b}{variant}.safetensors"
+    if p.family == "mujoco":
+        return root / "mujoco" / "datasets" / f"{p.task}_b{b}.safetensors"
+    if p.family == "atari":
+        return root / "atari" / "datasets" / f"{p.game}_l{p.split}_b{b}.safetensors"
     raise ValueError(f"the pipeline has no dataset location for preset {preset!r}")
 
 

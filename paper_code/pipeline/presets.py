@@ -20,7 +20,7 @@ Families (``{N}``: cart-pole axes 1..5; ``{B}``, ``{K}``: any size / number of i
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -90,16 +90,30 @@ def _pool() -> tuple[LearnerSpec, ...]:
     return tuple(named(POOL).values())
 
 
-def _cartpole(dof: str, size: str | None = None, inits: str | None = None, pool: str | None = None) -> PPMOConfig:
-    n = int(dof)
-    if n not in CARTPOLE_DOFS:
-        raise ValueError(f"cart-pole presets have N in {CARTPOLE_DOFS}, got {n}")
-    kw: dict[str, Any] = dict(CARTPOLE, env_kwargs={"dof": n})
-    if size is not None:
-        kw["size"] = int(size)
-    if inits is not None:
-        kw["inits_per_epoch"] = int(inits)
-    if pool is not None:
+@dataclass(frozen=True)
+class Preset:
+    """A preset's name parsed once (:func:`parse_preset`): its family and what the name fixes."""
+
+    name: str
+    family: str  # cartpole, cartpole-fast, mujoco, atari, discrete, continuous
+    dof: int | None = None  # N of an N-D cart-pole
+    size: int | None = None  # B, where the name fixes it (cartpole-nd{N}-b{B})
+    inits: int | None = None  # K, where the name fixes it (cartpole-nd{N}-k{K})
+    pool: bool = False  # learners drawn from the architecture pool (cartpole-nd{N}-pool)
+    task: str | None = None  # a MuJoCo task's gymnasium id
+    game: str | None = None  # an Atari game's name
+    split: int | None = None  # the Nature-CNN's split l
+
+
+def _cartpole(p: Preset) -> PPMOConfig:
+    if p.dof not in CARTPOLE_DOFS:
+        raise ValueError(f"cart-pole presets have N in {CARTPOLE_DOFS}, got {p.dof}")
+    kw: dict[str, Any] = dict(CARTPOLE, env_kwargs={"dof": p.dof})
+    if p.size is not None:
+        kw["size"] = p.size
+    if p.inits is not None:
+        kw["inits_per_epoch"] = p.inits
+    if p.pool:
         kw["learner_pool"] = _pool()
     return PPMOConfig(**kw)
 
@@ -109,23 +123,23 @@ def _cartpole(dof: str, size: str | None = None, inits: str | None = None, pool:
 CARTPOLE_FAST = {"dataset_lr": 1e-3, "num_steps": 100}
 
 
-def _cartpole_fast(dof: str) -> PPMOConfig:
-    return PPMOConfig(**{**CARTPOLE, **CARTPOLE_FAST, "env_kwargs": {"dof": int(_cartpole(dof).env_kwargs["dof"])}})
+def _cartpole_fast(p: Preset) -> PPMOConfig:
+    return PPMOConfig(**{**CARTPOLE, **CARTPOLE_FAST, "env_kwargs": {"dof": int(_cartpole(p).env_kwargs["dof"])}})
 
 
-def _mujoco(task: str) -> PPMOConfig:
-    return PPMOConfig(env_id=task, **{**MUJOCO, **MUJOCO_TASK.get(task, {})})
+def _mujoco(p: Preset) -> PPMOConfig:
+    return PPMOConfig(env_id=p.task, **{**MUJOCO, **MUJOCO_TASK.get(p.task, {})})
 
 
-def _atari(game: str, split: str) -> PPMOConfig:
-    return PPMOConfig(env_id=atari_id(game), env_kwargs={"max_episode_steps": ATARI_EPISODE_STEPS},
-                      size=ATARI_SIZES[game], learner=atari_learner(int(split)), **ATARI)
+def _atari(p: Preset) -> PPMOConfig:
+    return PPMOConfig(env_id=atari_id(p.game), env_kwargs={"max_episode_steps": ATARI_EPISODE_STEPS},
+                      size=ATARI_SIZES[p.game], learner=atari_learner(p.split), **ATARI)
 
 
 _TASKS = "|".join(re.escape(t) for t in MUJOCO_TASKS)
 _GAMES = "|".join(ATARI_GAMES)
-#: (name, pattern, builder, description)
-FAMILIES: tuple[tuple[str, str, Callable[..., PPMOConfig], str], ...] = (
+#: (name, pattern, builder, description); a pattern's groups are :class:`Preset`'s fields
+FAMILIES: tuple[tuple[str, str, Callable[[Preset], PPMOConfig], str], ...] = (
     ("cartpole-nd{N}", r"cartpole-nd(?P<dof>\d+)", _cartpole, "N-D cart-pole, B = 512 (Table 1)"),
     ("cartpole-nd{N}-b{B}", r"cartpole-nd(?P<dof>\d+)-b(?P<size>\d+)", _cartpole, "N-D cart-pole at size B"),
     ("cartpole-nd{N}-k{K}", r"cartpole-nd(?P<dof>\d+)-k(?P<inits>\d+)", _cartpole, "K learner inits per meta-epoch"),
@@ -134,24 +148,40 @@ FAMILIES: tuple[tuple[str, str, Callable[..., PPMOConfig], str], ...] = (
      "beyond the paper: N-D cart-pole, B = 512, dataset lr 1e-3 and 10 x 100-step rollouts (solves sooner)"),
     ("mujoco-{task}", rf"mujoco-(?P<task>{_TASKS})", _mujoco, "a MuJoCo v5 task, B = 64, Gaussian learner"),
     ("atari-{game}-l{l}", rf"atari-(?P<game>{_GAMES})-l(?P<split>[0-4])", _atari, "an Atari game, Nature-CNN split at l"),
-    ("discrete", r"discrete", lambda: PPMOConfig(**CARTPOLE), "cart-pole's settings, for --env"),
-    ("continuous", r"continuous", lambda: PPMOConfig(env_id="Pendulum-v1", **MUJOCO), "MuJoCo's settings, for --env"),
+    ("discrete", r"discrete", lambda p: PPMOConfig(**CARTPOLE), "cart-pole's settings, for --env"),
+    ("continuous", r"continuous", lambda p: PPMOConfig(env_id="Pendulum-v1", **MUJOCO), "MuJoCo's settings, for --env"),
 )
+
+_INT_FIELDS = ("dof", "size", "inits", "split")
+
+
+def parse_preset(name: str) -> Preset:
+    """``name`` parsed (the one place preset names are read); a ``ValueError`` naming the known
+    families for an unknown name."""
+    for family, pattern, _, _ in FAMILIES:
+        m = re.fullmatch(pattern, name)
+        if m:
+            fields: dict[str, Any] = {k: v for k, v in m.groupdict().items() if v is not None}
+            fields.update({k: int(fields[k]) for k in _INT_FIELDS if k in fields})
+            if "pool" in fields:
+                fields["pool"] = True
+            return Preset(name, family.split("-nd")[0].split("-{")[0], **fields)  # the name before its values
+    raise ValueError(f"unknown preset {name!r} (families: "
+                     f"{', '.join(f for f, _, _, _ in FAMILIES)}; python -m paper_code presets lists them)")
 
 
 #: the meta-epochs a preset's run takes unless told otherwise (``distill --meta-epochs``): per family,
 #: the longest budget of its paper-scale runs (params.yaml ``paper``: cart-pole 6,000; MuJoCo up to
 #: 3,000; Atari 1,000 at CPU scale) and 1,000 for a task of your own (``discrete``, ``continuous``:
 #: minutes on one core for classic-control tasks); a stop rule (``--stop-at``) may end a run sooner
-BUDGETS: tuple[tuple[str, int], ...] = (
-    (r"cartpole-.*", 6000), (r"mujoco-.*", 3000), (r"atari-.*", 1000), (r"discrete|continuous", 1000),
-)
+BUDGETS: dict[str, int] = {"cartpole": 6000, "cartpole-fast": 6000, "mujoco": 3000, "atari": 1000, "discrete": 1000,
+                           "continuous": 1000}
 
 
 def meta_epoch_budget(preset: str) -> int:
-    """The meta-epochs a run of ``preset`` takes unless told otherwise (:data:`BUDGETS`)."""
-    resolve(preset)  # an unknown name: the one clear error
-    return next(n for pattern, n in BUDGETS if re.fullmatch(pattern, preset))
+    """The meta-epochs a run of ``preset`` takes unless told otherwise (:data:`BUDGETS`, by family)."""
+    resolve(preset)  # an unknown name or an impossible one: the one clear error
+    return BUDGETS[parse_preset(preset).family]
 
 
 def preset_names() -> list[str]:
@@ -167,14 +197,8 @@ def preset_names() -> list[str]:
 def resolve(name: str, **overrides: Any) -> PPMOConfig:
     """The configuration named ``name`` with ``overrides`` (field -> value) applied and checked;
     a ``ValueError`` naming the known families for an unknown name or field."""
-    for _, pattern, build, _ in FAMILIES:
-        m = re.fullmatch(pattern, name)
-        if m:
-            base = build(**m.groupdict())
-            break
-    else:
-        raise ValueError(f"unknown preset {name!r} (families: "
-                         f"{', '.join(f for f, _, _, _ in FAMILIES)}; python -m paper_code presets lists them)")
+    p = parse_preset(name)
+    base = next(build for _, pattern, build, _ in FAMILIES if re.fullmatch(pattern, name))(p)
     unknown = sorted(set(overrides) - set(base.__dataclass_fields__))
     if unknown:
         raise ValueError(f"unknown setting(s) {', '.join(unknown)} for preset {name!r}")
@@ -202,15 +226,17 @@ def resolve_ppo(name: str, **overrides: Any) -> PPOConfig:
     """The plain PPO baseline (a teacher for ``compress``) beside a distillation preset:
     ``cartpole-nd{N}`` (CleanRL's ppo.py settings, the paper's network), ``mujoco-{task}``
     (ppo_continuous_action.py's) or ``atari-{game}`` (ppo_atari.py's, :data:`ATARI_PPO`)."""
-    m = re.fullmatch(r"cartpole-nd(\d+)", name)
-    if m:
-        return PPOConfig(**{"env_kwargs": {"dof": int(m[1])}, **overrides})
-    m = re.fullmatch(rf"mujoco-({_TASKS})", name)
-    if m:
-        return PPOConfig(**{"env_id": m[1], **MUJOCO_PPO, **overrides})
-    m = re.fullmatch(rf"atari-({_GAMES})(?:-l[0-4])?", name)
-    if m:
-        return PPOConfig(**{"env_id": atari_id(m[1]), **ATARI_PPO, "learner": atari_learner(0), **overrides})
+    game = re.fullmatch(rf"atari-({_GAMES})", name)  # a game without a split: the teacher has none
+    try:
+        p = parse_preset(f"{name}-l0" if game else name)
+    except ValueError:
+        p = None
+    if p is not None and p.family == "cartpole" and p.size is p.inits is None and not p.pool:
+        return PPOConfig(**{"env_kwargs": {"dof": p.dof}, **overrides})
+    if p is not None and p.family == "mujoco":
+        return PPOConfig(**{"env_id": p.task, **MUJOCO_PPO, **overrides})
+    if p is not None and p.family == "atari":
+        return PPOConfig(**{"env_id": atari_id(p.game), **ATARI_PPO, "learner": atari_learner(0), **overrides})
     if name in ("discrete", "continuous") and "env_id" in overrides:  # any other task: by its action space
         base = {"env_kwargs": {}} if name == "discrete" else MUJOCO_PPO
         return PPOConfig(**{**base, **overrides})
