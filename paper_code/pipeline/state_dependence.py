@@ -116,7 +116,8 @@ def one_step_actions(ds: DistilledDataset, *, learners: int, seed: int = 0) -> p
         for i in range(learners):
             rows.append({"learner": i, "mode": mode, "return": float(returns[i]), "steps": int(lengths[i]),
                          "action_counts": counts[i].tolist()})
-    env.close()
+    if hasattr(env, "close"):  # (the tensor cart-pole holds nothing to close)
+        env.close()
     return pd.DataFrame(rows)
 
 
@@ -158,15 +159,19 @@ def atari_bar(summary: dict[str, Any], random: float, best_constant: float) -> d
 
 
 def atari_row(ds: DistilledDataset, *, learners: int, seed: int, names: list[str], baselines: pd.DataFrame,
-              movement: dict[str, float] | None = None) -> tuple[dict[str, Any], dict[str, float]]:
+              movement: dict[str, float] | None = None, actions: pd.DataFrame | None = None
+              ) -> tuple[dict[str, Any], dict[str, float]]:
     """One Atari dataset measured as notebook 03's tables show it: :func:`one_step_summary` of
     ``learners`` fresh one-step learners x 1 episode (greedy, sampled, replayed), the random policy's
     and the best constant action's returns from ``baselines`` (the game's rows of
     :func:`~paper_code.pipeline.reference_policies.atari_reference_returns` under the same settings),
     :func:`atari_bar` and :func:`teacher_bar`'s first test, and how far the dataset moved from its start
-    (``movement``, else its provenance's, where recorded). Returns (the row, the greedy-action shares)."""
-    summary = one_step_summary(one_step_actions(ds, learners=learners, seed=seed), names,
-                               return_bounds(ds.env_id, ds.env_kwargs))
+    (``movement``, else its provenance's, where recorded). ``actions``: :func:`one_step_actions`'s rows
+    when already measured (e.g. read from :class:`~paper_code.pipeline.store.EvaluationStore`).
+    Returns (the row, the greedy-action shares)."""
+    if actions is None:
+        actions = one_step_actions(ds, learners=learners, seed=seed)
+    summary = one_step_summary(actions, names, return_bounds(ds.env_id, ds.env_kwargs))
     shares = summary.pop("greedy shares")
     const = baselines[baselines.policy != "random"].groupby("policy")["return"].mean()
     row = {"B": ds.size, **summary, "random": float(baselines[baselines.policy == "random"]["return"].mean()),
