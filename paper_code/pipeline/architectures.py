@@ -7,7 +7,6 @@ depth (number of hidden layers, each followed by the activation) or activation.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from dataclasses import replace
 
@@ -44,7 +43,7 @@ def evaluate_architectures(ds: DistilledDataset, specs: dict[tuple[str, str], Le
             r = evaluate_dataset(ds, learners=learners, episodes=episodes, greedy=greedy, seed=seed, learner=spec)
             key = "greedy" if greedy else "sampled"
             row[f"{key} mean"], row[f"{key} std"] = r.mean, r.std
-            row[f"{key} ci95 half"] = 1.96 * r.std / math.sqrt(learners)
+            row[f"{key} CI low"], row[f"{key} CI high"] = r.ci95  # over learners, within the task's returns
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -132,7 +132,7 @@ def one_step_vs_constant(dependence: pd.DataFrame):
 def held_out_architectures(table: pd.DataFrame):
     """Held-out learner architectures trained one step on the single-learner and the pool datasets
     (one panel per N; bars: mean return, whiskers: 95% CI over learners). ``table``: columns N,
-    variant, dataset, sampled mean, sampled ci95 half."""
+    variant, dataset, sampled mean, sampled CI low, sampled CI high."""
     ns = sorted(table["N"].unique())
     variants = list(dict.fromkeys(table["variant"]))
     fig, axes = plt.subplots(len(ns), 1, figsize=(8, 2.0 * len(ns) + 0.6), squeeze=False, sharex=True)
@@ -141,7 +141,8 @@ def held_out_architectures(table: pd.DataFrame):
         for j, kind in enumerate(("single learner", "learner pool")):
             sub = table[(table.N == n) & (table.dataset == kind)].set_index("variant").loc[variants]
             x = np.arange(len(variants)) + (j - 0.5) * width
-            ax.bar(x, sub["sampled mean"], width, yerr=sub["sampled ci95 half"], capsize=2, color=COLOURS[kind],
+            yerr = [sub["sampled mean"] - sub["sampled CI low"], sub["sampled CI high"] - sub["sampled mean"]]
+            ax.bar(x, sub["sampled mean"], width, yerr=yerr, capsize=2, color=COLOURS[kind],
                    label=f"{kind} dataset")
         ax.set_ylabel(f"N = {n}\nreturn (sampled)")
         ax.set_ylim(0, 520)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from paper_code.core.evaluation import mean_ci95
 from paper_code.pipeline.plots import use_style
 
 use_style()  # every notebook writes its figures through this module: one style for all of them
@@ -66,10 +67,13 @@ def save_figure(fig: Any, path: str | Path) -> Path:
 
 
 def summarize_returns(df: pd.DataFrame, by: list[str], *, value: str = "return", cap: float | None = 500.0) -> pd.DataFrame:
-    """Mean, std, 95% CI half-width of the mean, min, max (and % of episodes at ``cap``) per group."""
+    """Mean, std, the mean's 95% CI (:func:`~paper_code.core.evaluation.mean_ci95`, within 0 .. ``cap``
+    when there is one), min, max (and % of episodes at ``cap``) per group."""
     g = df.groupby(by, sort=False)[value]
     out = g.agg(episodes="count", mean="mean", std="std", min="min", max="max").reset_index()
-    out["ci95"] = 1.96 * out["std"] / out["episodes"].pow(0.5)
+    bounds = (0.0, cap) if cap is not None else (None, None)
+    ci = [mean_ci95(v.to_numpy(copy=True), bounds)[1:] for _, v in g]
+    out["CI low"], out["CI high"] = [c[0] for c in ci], [c[1] for c in ci]
     if cap is not None:
         out["pct_at_cap"] = g.apply(lambda s: 100.0 * (s >= cap).mean()).to_numpy()
     return out
