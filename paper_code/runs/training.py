@@ -244,16 +244,42 @@ def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool 
     return run
 
 
+class _SelfSaving:
+    """What a job whose algorithm saves itself (``state_dict()`` / ``load_state_dict(sd, where)``: a
+    fit, PPO) shares: one process, no stop rule, its checkpoint, and its files rewritten when missing."""
+
+    stopped_early, stop_rule = False, None
+    state: Any  # the object that saves itself
+
+    def write(self, out: Path) -> None:
+        raise NotImplementedError
+
+    def invalid(self) -> str | None:
+        return None
+
+    def save(self, checkpoint: Path) -> None:
+        write_checkpoint(self.state.state_dict(), checkpoint)
+
+    def load(self, checkpoint: Path) -> None:
+        self.state.load_state_dict(read_checkpoint(checkpoint), str(checkpoint))
+
+    def refresh(self, out: Path) -> bool:
+        if out.exists() and log_path(out).exists():
+            return False
+        self.write(out)
+        return True
+
+
 # ============================================================================ compress
-class FitJob:
+class FitJob(_SelfSaving):
     """A compression fit as a lifecycle job: Adam steps on the KL to the teacher; the dataset and a
     JSON log of the KL per step."""
 
     unit, output, what = "step", "dataset", "fit"
-    stopped_early, stop_rule = False, None
 
     def __init__(self, comp: Compression) -> None:
-        self.comp, self.processes, self.device, self.evals = comp, OneProcess(), "cpu", []
+        self.comp = self.state = comp
+        self.processes, self.device, self.evals = OneProcess(), "cpu", []
 
     @property
     def position(self) -> int:
@@ -279,27 +305,12 @@ class FitJob:
     def show(self, bar: tqdm, row: dict[str, float], evaluation: dict[str, float] | None) -> None:
         bar.set_postfix_str(f"KL {row['kl']:.4f}, lr {row['lr']:.3g}", refresh=False)
 
-    def invalid(self) -> str | None:
-        return None
-
-    def save(self, checkpoint: Path) -> None:
-        write_checkpoint(self.comp.state_dict(), checkpoint)
-
-    def load(self, checkpoint: Path) -> None:
-        self.comp.load_state_dict(read_checkpoint(checkpoint), str(checkpoint))
-
     def write(self, out: Path) -> None:
         comp = self.comp
         comp.dataset().save(out)
         with atomic_path(log_path(out)) as tmp:
             Path(tmp).write_text(json.dumps({"settings": comp.cfg.to_dict(), "teacher": comp.teacher.source,
                                              "history": comp.history}) + "\n")
-
-    def refresh(self, out: Path) -> bool:
-        if out.exists() and log_path(out).exists():
-            return False
-        self.write(out)
-        return True
 
 
 def _same_fit(c: dict[str, Any] | None) -> dict[str, Any]:
@@ -380,15 +391,15 @@ def compress_file(teacher_path: str | Path, out: str | Path, cfg: CompressConfig
 
 
 # ============================================================================ ppo
-class PPOJob:
+class PPOJob(_SelfSaving):
     """PPO as a lifecycle job: iterations, evaluations every ``eval_every`` (and at the end) on fresh
     episodes with their own seeds, the policy file and a JSON log."""
 
     unit, output, what = "iteration", "policy file", "run"
-    stopped_early, stop_rule = False, None
 
     def __init__(self, run: PPO, total_env_steps: int, eval_every: int, eval_episodes: int) -> None:
-        self.run, self.processes, self.device = run, OneProcess(), run.cfg.device
+        self.run = self.state = run
+        self.processes, self.device = OneProcess(), run.cfg.device
         self.total_env_steps, self.eval_every, self.eval_episodes = total_env_steps, eval_every, eval_episodes
         self.eval_seed = run.cfg.seed + EVAL_SEED_OFFSET
         self.recent: list[float] = []
@@ -425,15 +436,6 @@ class PPOJob:
     def show(self, bar: tqdm, row: dict[str, float], evaluation: dict[str, float] | None) -> None:
         _show_rates(bar, self.run, self.recent, evaluation, digits=1)
 
-    def invalid(self) -> str | None:
-        return None
-
-    def save(self, checkpoint: Path) -> None:
-        write_checkpoint(self.run.state_dict(), checkpoint)
-
-    def load(self, checkpoint: Path) -> None:
-        self.run.load_state_dict(read_checkpoint(checkpoint), str(checkpoint))
-
     def write(self, out: Path) -> None:
         run, cfg = self.run, self.run.cfg
         extra = {"evals": json.dumps(run.evals, separators=(",", ":")), "wall_time_s": f"{run.wall_time:.3f}",
@@ -442,12 +444,6 @@ class PPOJob:
         with atomic_path(log_path(out)) as tmp:
             Path(tmp).write_text(json.dumps({"config": json.loads(_cache_key(cfg, self.total_env_steps)),
                                              "history": run.history, "evals": run.evals}, separators=(",", ":")))
-
-    def refresh(self, out: Path) -> bool:
-        if out.exists() and log_path(out).exists():
-            return False
-        self.write(out)
-        return True
 
 
 def ppo_file(cfg: PPOConfig, out: str | Path, total_env_steps: int, *, resume: bool = False, force: bool = False,
