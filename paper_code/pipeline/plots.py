@@ -275,32 +275,29 @@ def atari_teachers(curves: pd.DataFrame, baselines: pd.DataFrame, *, episodes: i
 
 
 def atari_splits(table: pd.DataFrame, game: str, *, authors: pd.DataFrame | None = None):
-    """The split study: one-step return (sampled, mean and 95% CI over learners; greedy as open
-    markers) against the split l for ``game``; ``authors``: their published datasets (under their
-    own settings, so their baselines differ) as squares (sampled filled, greedy open). Grey lines: the random policy
-    (dashed) and the best constant action (dotted) under our settings (``table``'s columns)."""
-    ours = table[table.game == game].sort_values("l")
-    fig, ax = plt.subplots(figsize=(8.2, 3.8))
-    err = [ours["sampled mean"] - ours["sampled CI low"], ours["sampled CI high"] - ours["sampled mean"]]
-    ax.errorbar(ours["l"], ours["sampled mean"], yerr=err, fmt="o-", color=COLOURS["PPMO"], capsize=3,
-                label="ours, sampled")
-    ax.plot(ours["l"], ours["greedy mean"], "o", mfc="white", color=COLOURS["PPMO"], label="ours, greedy")
-    if authors is not None and not authors.empty:
-        a = authors[authors.game == game].sort_values("l")
-        if not a.empty:
-            aerr = [a["sampled mean"] - a["sampled CI low"], a["sampled CI high"] - a["sampled mean"]]
-            ax.errorbar(a["l"] + 0.08, a["sampled mean"], yerr=aerr, fmt="s", color=COLOURS["PPO"],
-                        capsize=3, label="authors' published, sampled (their settings)")
-            ax.plot(a["l"] + 0.08, a["greedy mean"], "s", mfc="white", color=COLOURS["PPO"],
-                    label="authors' published, greedy (their settings)")
-    ax.axhline(ours["random"].iloc[0], color="grey", ls="--", lw=1, label="random")
-    ax.axhline(ours["best constant return"].iloc[0], color="grey", ls=":", lw=1,
-               label=f"best constant ({ours['best constant action'].iloc[0]})")
-    ax.set_xticks(range(5))
-    ax.set_xlabel("l (Nature-CNN layers in the persistent encoder)")
-    ax.set_ylabel("one-step return")
-    ax.set_title(f"{game}: return against the encoder / learner split")
-    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    """The split study: one-step return (sampled: mean and 95% CI over learners; greedy: open markers)
+    against the split l for ``game``. Left: our datasets under our settings with our settings' random
+    policy (grey --) and best constant action (grey ..), from ``table``'s columns; right, when ``authors``
+    has the game: their published datasets under *their* settings with *their* settings' baselines (the
+    same columns of ``authors``). Each panel is judged against its own baselines only."""
+    a = None if authors is None or authors.empty else authors[authors.game == game].sort_values("l")
+    panels = [("ours, our settings (v5, sticky actions)", table[table.game == game].sort_values("l"), COLOURS["PPMO"], "o")]
+    if a is not None and not a.empty:
+        panels.append(("the authors' published sets, their settings", a, COLOURS["PPO"], "s"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.6), squeeze=False)
+    for ax, (title, d, colour, marker) in zip(axes[0], panels):
+        err = [d["sampled mean"] - d["sampled CI low"], d["sampled CI high"] - d["sampled mean"]]
+        ax.errorbar(d["l"], d["sampled mean"], yerr=err, fmt=f"{marker}-", color=colour, capsize=3, label="sampled")
+        ax.plot(d["l"], d["greedy mean"], marker, mfc="white", color=colour, label="greedy")
+        ax.axhline(d["random"].iloc[0], color="grey", ls="--", lw=1, label="random")
+        ax.axhline(d["best constant return"].iloc[0], color="grey", ls=":", lw=1.2,
+                   label=f"best constant ({d['best constant action'].iloc[0]})")
+        ax.set_xticks(range(5))
+        ax.set_xlabel("l (Nature-CNN layers in the persistent encoder)")
+        ax.set_title(title, fontsize="small")
+        ax.legend(fontsize="x-small", loc="best")
+    axes[0, 0].set_ylabel("one-step return")
+    fig.suptitle(f"{game}: one-step return against the encoder / learner split", fontsize="medium")
     fig.tight_layout()
     return fig
 
