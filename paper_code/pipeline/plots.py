@@ -16,7 +16,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-import torch
 
 #: one colour per method, the same in every figure
 COLOURS = {
@@ -431,39 +430,29 @@ def variant_curves(curves: dict[str, pd.DataFrame], *, smooth: int = 4):
     return fig
 
 
-def atari_instances(ds, initial: torch.Tensor | None, names: list[str], title: str):
-    """A Nature-CNN dataset's instances, one row each: its newest frame (normalised pixels mapped
-    back to [0, 1]), how far the instance moved from its initial values during distillation
-    (mean |change| over the 4 stacked frames, with a colour scale), and softmax(label) over the
-    game's actions."""
-    B = ds.size
-    frames = ds.denormalize(ds.states).clamp(0, 1)
-    height = 2.3 * B + 0.6
-    fig, axes = plt.subplots(B, 3, figsize=(9, height), squeeze=False,
-                             gridspec_kw={"width_ratios": [1, 1.15, 1.1]})
-    change = None if initial is None else (ds.states - initial).abs().mean(1)  # [B, 84, 84]
-    vmax = float(change.max()) if change is not None else 1.0
-    for b in range(B):
-        axes[b, 0].imshow(frames[b, -1].numpy(), cmap="gray", vmin=0, vmax=1)
-        axes[b, 0].set_ylabel(f"instance {b}", fontsize="small")
-        axes[b, 0].set_xticks([]); axes[b, 0].set_yticks([])
-        if change is not None:
-            im = axes[b, 1].imshow(change[b].numpy(), cmap="magma", vmin=0, vmax=vmax)
-            fig.colorbar(im, ax=axes[b, 1], fraction=0.046, pad=0.04)
-        axes[b, 1].axis("off")
-        p = ds.labels[b].softmax(-1).numpy()
-        axes[b, 2].barh(range(len(names)), p, color=COLOURS["PPMO"])
-        axes[b, 2].set_yticks(range(len(names)), names, fontsize="x-small")
-        axes[b, 2].invert_yaxis()
-        axes[b, 2].set_xlim(0, 1)
-        axes[b, 2].tick_params(axis="x", labelsize="x-small")
-    axes[0, 0].set_title("newest frame", fontsize="small")
-    axes[0, 1].set_title("|change| from the initial values\n(normalised pixels, mean over 4 frames)", fontsize="small")
-    axes[0, 2].set_title("softmax(label)", fontsize="small")
-    moved = "" if change is None else (f" (mean |change| {float(change.mean()):.3f} against a mean |initial value| of "
-                                       f"{float(initial.abs().mean()):.2f}: the instances barely moved)"
-                                       if float(change.mean()) < 0.05 * float(initial.abs().mean()) else
-                                       f" (mean |change| {float(change.mean()):.3f})")
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / height))  # the two title lines get the top half inch
-    fig.suptitle(title + moved.replace(" (", "\n(", 1), fontsize="medium", y=1 - 0.04 / height, va="top")
+def atari_frames(sets: list[tuple[str, Any]], names: list[str], title: str):
+    """One game's datasets in one figure, a row each (``sets``: (row label, dataset)): every instance's
+    newest frame (pixels mapped back to [0 black, 1 white], one grey scale for all), titled with its
+    label's top action and that action's softmax probability."""
+    width = max(ds.size for _, ds in sets)
+    fig, axes = plt.subplots(len(sets), width, figsize=(1.05 * width + 1.7, 1.08 * len(sets) + 0.8), squeeze=False)
+    im = None
+    for r, (label, ds) in enumerate(sets):
+        frames = ds.denormalize(ds.states).clamp(0, 1)
+        probs = ds.labels.softmax(-1)
+        for b in range(width):
+            ax = axes[r, b]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if b >= ds.size:
+                ax.axis("off")
+                continue
+            im = ax.imshow(frames[b, -1].numpy(), cmap="gray", vmin=0, vmax=1)
+            k = int(probs[b].argmax())
+            ax.set_title(f"{names[k]} {float(probs[b, k]):.2f}", fontsize=5, pad=2)
+        axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    fig.subplots_adjust(left=0.16, right=0.9, top=1 - 0.5 / fig.get_figheight(), bottom=0.02, wspace=0.12, hspace=0.3)
+    cax = fig.add_axes((0.92, 0.1, 0.012, 0.75))
+    fig.colorbar(im, cax=cax).set_label("pixel (newest of 4 frames)", fontsize="x-small")
+    fig.suptitle(title, fontsize="small")
     return fig
