@@ -424,8 +424,8 @@ def variant_curves(curves: dict[str, pd.DataFrame], *, smooth: int = 4):
         ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.suptitle(f"Settings tried besides notebook 02's (evaluations of fresh one-step learners, mean of {smooth})",
-                 fontsize="medium")
+    fig.suptitle(f"Settings tried besides notebook 02's: evaluations of fresh one-step learners, each curve a rolling "
+                 f"mean over {smooth} consecutive evaluations", fontsize="medium")
     fig.tight_layout()
     return fig
 
