@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from paper_code.core.evaluation import mean_ci95
+
 #: one colour per method, the same in every figure
 COLOURS = {
     "PPMO": "#1f77b4", "one-step learner": "#1f77b4", "single learner": "#1f77b4",
@@ -80,8 +82,9 @@ def trajectory_angles(theta: pd.DataFrame, *, threshold: float, title: str | Non
 
 
 def minimal_dataset(states, labels, dof: int, title: str | None = None):
-    """A dataset at a glance: its states (one row per instance, columns grouped per axis) and,
-    per instance, the softmax of its label over the 2N actions."""
+    """A dataset at a glance: its states (one row per instance, columns grouped per axis, in the
+    environment's units, with a colour bar) and, per instance, the softmax of its label over the 2N
+    actions; ``title`` should say which method made it."""
     probs = np.exp(labels - labels.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     B = states.shape[0]
@@ -90,11 +93,12 @@ def minimal_dataset(states, labels, dof: int, title: str | None = None):
     action_cols = [f"{i}{s}" for i in range(dof) for s in ("−", "+")]
     vmax = float(np.abs(states).max()) or 1.0
     sns.heatmap(states, ax=axes[0], cmap="coolwarm", center=0, vmin=-vmax, vmax=vmax, annot=B * dof <= 40, fmt=".1f",
-                xticklabels=state_cols, yticklabels=[f"#{b}" for b in range(B)], cbar=False)
+                xticklabels=state_cols, yticklabels=[f"#{b}" for b in range(B)],
+                cbar_kws={"label": "value", "shrink": 0.9})
     sns.heatmap(probs, ax=axes[1], cmap="viridis", vmin=0, vmax=1, annot=B * dof <= 40, fmt=".2f",
-                xticklabels=action_cols, yticklabels=False, cbar=False)
-    axes[0].set_title("states (per axis: x, ẋ, θ, θ̇)", fontsize="small")
-    axes[1].set_title("softmax(label)\n(axis, push)", fontsize="small")
+                xticklabels=action_cols, yticklabels=False, cbar_kws={"shrink": 0.9})
+    axes[0].set_title("synthetic states, a row per instance\n(per axis: x m, ẋ m/s, θ rad, θ̇ rad/s)", fontsize="small")
+    axes[1].set_title("softmax(label), 2N actions\n(axis, push − / +)", fontsize="small")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -113,9 +117,8 @@ def one_step_vs_constant(dependence: pd.DataFrame):
     for ax, task in zip(axes.flat, tasks):
         sub = dependence[dependence.task == task]
         for i, col in enumerate(("return", "constant return")):
-            v = sub[col].to_numpy()
-            half = 1.96 * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0.0
-            ax.bar(i, v.mean(), yerr=half, color=colours[i], capsize=3, width=0.7)
+            mean, lo, hi = mean_ci95(sub[col].to_numpy(copy=True))
+            ax.bar(i, mean, yerr=[[mean - lo], [hi - mean]], color=colours[i], capsize=3, width=0.7)
         ax.set_xticks([0, 1], ["one-step\nlearner", "own average\naction"], fontsize="small")
         ax.set_title(task.removesuffix("-v5"))
         ax.axhline(0, color="black", lw=0.6)
