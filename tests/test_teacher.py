@@ -220,7 +220,7 @@ def test_the_committed_finished_teachers_are_read_as_finished_by_the_pipeline():
     config and budget, so that `dvc repro atari@paper` reads it instead of training (or refusing)."""
     from paper_code.pipeline.config import load_scale
     from paper_code.project import project_root
-    from paper_code.core.ppo import finished_policy
+    from paper_code.runs.training import finished_policy
     from paper_code.pipeline.experiments import atari_teacher_config
 
     section = load_scale("paper")["atari"]

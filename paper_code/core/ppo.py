@@ -353,35 +353,6 @@ def load_policy(path: str | Path) -> tuple[PPOResult, dict[str, str]]:
     return PPOResult(tensors, history, **stats, critic=critic or None, evals=evals), meta
 
 
-@dataclass
-class FinishedPPO:
-    """A finished PPO run known from its policy file alone (the attributes callers read of a :class:`PPO`)."""
-
-    cfg: PPOConfig
-    iteration: int
-    iterations: int
-    env_steps: int
-    wall_time: float
-    history: list[dict[str, float]]
-    evals: list[dict[str, float]]
-    files_written: bool = False
-
-
-def finished_policy(cfg: PPOConfig, total_env_steps: int, path: str | Path) -> FinishedPPO | None:
-    """The run behind policy file ``path`` if the file shows it finished with ``cfg`` and this budget
-    (its key, and env steps = the budget's whole iterations); None otherwise."""
-    try:
-        result, meta = load_policy(path)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError):  # (safetensors raises its own errors too)
-        return None
-    iterations = max(1, int(total_env_steps) // (cfg.num_envs * cfg.num_steps))
-    steps = iterations * cfg.num_envs * cfg.num_steps
-    if meta.get("key") != _cache_key(cfg, total_env_steps) or int(meta.get("env_steps", -1)) != steps:
-        return None
-    return FinishedPPO(cfg, len(result.history), iterations, steps, float(meta.get("wall_time_s", "nan")),
-                       result.history, result.evals or [])
-
-
 def policy_config(meta: dict[str, str]) -> PPOConfig:
     """The :class:`PPOConfig` a policy file was trained with (its ``key`` metadata)."""
     cfg = dict(json.loads(meta["key"])["config"])

@@ -20,6 +20,7 @@ from paper_code.pipeline.layout import (atari_teacher_path, atari_teacher_set_pa
 from paper_code.core.settings import PPMOConfig
 from paper_code.files import check_writable
 from paper_code.pipeline.presets import finetune_config, parse_preset, resolve
+from paper_code.runs.lifecycle import FinishedFiles
 from paper_code.runs.training import PPMO, checkpoint_path, compress_file, distill, fit_path, log_path
 
 #: what a scale section of params.yaml may change in a preset: seeds and counts (an Atari
@@ -58,16 +59,11 @@ def stop_rule(section: dict[str, Any], name: Any) -> dict[str, Any]:
 
 
 @dataclass
-class FinishedRun:
+class FinishedRun(FinishedFiles):
     """A finished distillation known from its files alone (dataset and log, no checkpoint): what
     the notebooks read of a :class:`~paper_code.core.ppmo.PPMO` run."""
 
-    cfg: PPMOConfig
-    meta_epoch: int
-    env_steps: int
-    wall_time: float
-    evals: list[dict[str, float]]
-    history: list[dict[str, float]]
+    meta_epoch: int = 0
     stopped_early: bool = False
 
 
@@ -86,8 +82,8 @@ def finished_run(cfg: PPMOConfig, out: Path, meta_epochs: int) -> FinishedRun | 
         raise ValueError(f"{out} has {prov.get('meta_epochs')} meta-epochs, {meta_epochs} asked, and no checkpoint to "
                          f"continue from (delete the dataset to start over)")
     log = json.loads(log_path(out).read_text()) if log_path(out).exists() else {"evals": [], "history": []}
-    return FinishedRun(cfg, int(prov["meta_epochs"]), int(prov["env_steps"]), float(prov.get("wall_time_s", "nan")),
-                       log["evals"], log["history"])
+    return FinishedRun(cfg, int(prov["env_steps"]), float(prov.get("wall_time_s", "nan")), log["history"], log["evals"],
+                       meta_epoch=int(prov["meta_epochs"]))
 
 
 def stop_at(target: float, patience: int = 1, key: str = "sampled_return"

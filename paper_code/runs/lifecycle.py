@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -54,6 +55,19 @@ def log_path(out: str | Path) -> Path:
     """Where a run's per-step history and evaluations are written (JSON)."""
     out = Path(out)
     return out.with_name(out.name + ".log.json")
+
+
+@dataclass
+class FinishedFiles:
+    """A finished run known from its output and log alone (no checkpoint: too large to commit, or not
+    kept): what callers read of the run itself. Each kind adds its own counters."""
+
+    cfg: Any  # the settings it ran with
+    env_steps: int
+    wall_time: float  # seconds of training
+    history: list[dict[str, float]]
+    evals: list[dict[str, float]]
+    files_written: bool = field(default=False, kw_only=True)
 
 
 class Job(Protocol):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,14 +26,14 @@ from paper_code import checks
 from paper_code.core.compress import (Compression, FinishedFit, FrameCompression, Teacher, load_teacher)
 from paper_code.core.dataset import DatasetError, DistilledDataset, git_revision
 from paper_code.core.ppmo import PPMO, OneProcess, Plugins
-from paper_code.core.ppo import (EVAL_SEED_OFFSET, PPO, FinishedPPO, _cache_key, finished_policy, save_policy)
+from paper_code.core.ppo import EVAL_SEED_OFFSET, PPO, _cache_key, load_policy, save_policy
 from paper_code.core.settings import CompressConfig, PPMOConfig, PPOConfig
 from paper_code.files import atomic_path
 from paper_code.runs.checkpoints import read_checkpoint, write_checkpoint
 from paper_code.runs.compilation import CompiledUpdate, fused_rollout
 from paper_code.runs.distributed import world
-from paper_code.runs.lifecycle import (DivergenceError, InvalidState, Loop, checkpoint_path, log_path,  # noqa: F401
-                                       run_to_file)
+from paper_code.runs.lifecycle import (DivergenceError, FinishedFiles, InvalidState, Loop, checkpoint_path,  # noqa: F401
+                                       log_path, run_to_file)
 from paper_code.runs.live import LiveLog
 from paper_code.runs.run_state import load_checkpoint, save_checkpoint
 
@@ -391,6 +392,29 @@ def compress_file(teacher_path: str | Path, out: str | Path, cfg: CompressConfig
 
 
 # ============================================================================ ppo
+@dataclass
+class FinishedPPO(FinishedFiles):
+    """A finished PPO run known from its policy file alone (what callers read of a :class:`PPO`)."""
+
+    iteration: int = 0
+    iterations: int = 0
+
+
+def finished_policy(cfg: PPOConfig, total_env_steps: int, path: str | Path) -> FinishedPPO | None:
+    """The run behind policy file ``path`` if the file shows it finished with ``cfg`` and this budget
+    (its key, and env steps = the budget's whole iterations); None otherwise."""
+    try:
+        result, meta = load_policy(path)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError):  # (safetensors raises its own errors too)
+        return None
+    iterations = max(1, int(total_env_steps) // (cfg.num_envs * cfg.num_steps))
+    steps = iterations * cfg.num_envs * cfg.num_steps
+    if meta.get("key") != _cache_key(cfg, total_env_steps) or int(meta.get("env_steps", -1)) != steps:
+        return None
+    return FinishedPPO(cfg, steps, float(meta.get("wall_time_s", "nan")), result.history, result.evals or [],
+                       iteration=len(result.history), iterations=iterations)
+
+
 class PPOJob(_SelfSaving):
     """PPO as a lifecycle job: iterations, evaluations every ``eval_every`` (and at the end) on fresh
     episodes with their own seeds, the policy file and a JSON log."""
