@@ -110,7 +110,11 @@ def _stop_at_once(signum: int, frame: Any) -> None:
     exit_quietly_on_signals()  # the signals after this one: no second message, no traceback
     print(f"interrupted ({signal.Signals(signum).name}): stopped at once; files are written atomically, so nothing "
           f"is left half-written", file=sys.stderr)
-    raise SystemExit(128 + signum)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    # ended here, not by an exception: a signal landing inside a library's import could otherwise be caught
+    # there and leave that library half-imported for the rest of the command (seen on a loaded machine)
+    os._exit(128 + signum)
 
 
 def stop_commands_at_once() -> None:
