@@ -44,6 +44,19 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
     if args.root is not None:  # the notebook's kernel inherits it
         os.environ[ROOT_ENV] = os.path.abspath(args.root)
     project_root()  # a clear error outside a project (or for a --root without dvc.yaml)
+    if args.evaluations_only:
+        from paper_code.pipeline.config import load_scale, output_dir
+        from paper_code.pipeline.plans import fill, parse_shard, plan_for
+        from paper_code.pipeline.store import EvaluationStore
+
+        shard = parse_shard(args.shard)
+        root = output_dir(args.scale, args.out_dir)
+        plan = plan_for(args.name, load_scale(args.scale), root)
+        counts = fill(EvaluationStore(root), plan, shard)
+        print(f"shard {shard[0]}/{shard[1]} of {len(plan)} evaluations: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        return 0
+    if args.shard != "1/1":
+        raise ValueError("--shard applies to --evaluations-only")
     target = run_notebook(args.name, args.scale, args.out_dir, progress=not args.quiet)
     print(f"executed {target}")
     return 0
@@ -510,6 +523,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     nb.add_argument("--root", default=None,
                     help="the project folder (holding dvc.yaml; default: found from the current directory upwards)")
     nb.add_argument("--quiet", action="store_true", help="no progress bar")
+    nb.add_argument("--evaluations-only", action="store_true",
+                    help="measure the evaluations the notebook shows into the results store (<out-dir>/evaluations/) "
+                         "without executing it; the notebook then reads them (03_atari)")
+    nb.add_argument("--shard", default="1/1", metavar="K/N",
+                    help="with --evaluations-only: the K-th of N shards, to run N processes side by side")
     nb.set_defaults(func=_cmd_notebook)
     return parser
 
