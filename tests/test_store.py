@@ -62,3 +62,24 @@ def test_a_table_that_disagrees_with_its_stored_evaluation_is_found(tmp_path):
 @pytest.mark.parametrize("root", ["results"])
 def test_every_committed_table_agrees_with_the_evaluations_it_names(root):
     assert S.disagreements(project_root() / root) == []
+
+
+def test_dataset_returns_are_stored_and_read_back_as_the_same_evaluation(tmp_path):
+    st = S.EvaluationStore(tmp_path)
+    e, name = st.dataset_returns(DATASET, learners=3, episodes=2, seed=11)
+    again, name2 = st.dataset_returns(DATASET, learners=3, episodes=2, seed=11, lr=None)
+    assert name == name2 and again.returns.tolist() == e.returns.tolist() and again.ci95 == e.ci95
+    assert e.returns.shape == (3, 2) and 0.0 <= e.ci95[0] <= e.ci95[1] <= 500.0 and again.cap == 500.0
+    from paper_code.core.dataset import DistilledDataset
+
+    own_lr = float(DistilledDataset.load(DATASET).lr)
+    assert st.dataset_returns(DATASET, learners=3, episodes=2, seed=11, lr=own_lr)[1] == name  # its own lr: the same key
+    greedy, gname = st.dataset_returns(DATASET, learners=3, episodes=2, seed=11, greedy=True)
+    untrained, uname = st.dataset_returns(DATASET, learners=3, episodes=2, seed=11, steps=0)
+    assert len({name, gname, uname}) == 3 and st.read(uname)["protocol"]["steps"] == 0
+    row = {"sampled mean": e.mean, "greedy mean": greedy.mean, "untrained mean": untrained.mean,
+           "evaluation": name, "greedy evaluation": gname, "untrained evaluation": uname}
+    pd.DataFrame([row]).to_csv(tmp_path / "good.csv", index=False)
+    pd.DataFrame([{**row, "untrained mean": untrained.mean + 1}]).to_csv(tmp_path / "bad.csv", index=False)
+    problems = S.disagreements(tmp_path)
+    assert len(problems) == 1 and problems[0].startswith("bad.csv row 0: untrained mean"), problems

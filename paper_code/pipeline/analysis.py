@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
 
 from paper_code.core.dataset import DistilledDataset, movement
-from paper_code.core.evaluation import evaluate_dataset
 from paper_code.core.inner import inner_step
 from paper_code.core.learners import init_params
 from paper_code.core.ppmo import PPMO
 from paper_code.core.settings import PPMOConfig
+
+if TYPE_CHECKING:
+    from paper_code.pipeline.store import EvaluationStore
 
 
 def one_step_training_seconds(ds: DistilledDataset, repeats: int = 50) -> float:
@@ -46,17 +50,20 @@ def smallest_sufficient_size(returns: pd.DataFrame, bar: float) -> float:
     return float(ok["B"].min()) if not ok.empty else float("nan")
 
 
-def kshot_returns(ds: DistilledDataset, ks: list[int], *, learners: int, episodes: int, seed: int = 0) -> pd.DataFrame:
-    """Return after k SGD steps on the same batch, with the learned lr and with lr / k (sampled
-    actions; mean and 95% CI over learners)."""
-
+def kshot_returns(path: str | Path, ks: list[int], *, learners: int, episodes: int, seed: int,
+                  store: EvaluationStore) -> pd.DataFrame:
+    """Return after k SGD steps on the same batch (the dataset file ``path``), with the learned lr and
+    with lr / k (sampled actions; mean and 95% CI over learners), each read from ``store`` or measured
+    into it (k = 1 with the learned lr is the one-step evaluation of the same learners, episodes and seed:
+    the same entry)."""
+    ds = DistilledDataset.load(path)
     rows = []
     for k in ks:
         for mode, lr in (("learned lr", float(ds.lr)), ("lr / k", float(ds.lr) / k)):
-            r = evaluate_dataset(ds, learners=learners, episodes=episodes, seed=seed, steps=k, lr=lr)
+            r, name = store.dataset_returns(path, learners=learners, episodes=episodes, seed=seed, steps=k, lr=lr)
             rows.append({"k": k, "lr mode": mode, "lr": lr, "learners x episodes": f"{learners} x {episodes}",
                          "sampled mean": r.mean, "sampled std": r.std, "ci95 low": r.ci95[0], "ci95 high": r.ci95[1],
-                         "% at 500": 100 * r.solved_fraction})
+                         "% at 500": 100 * r.solved_fraction, "evaluation": name})
     return pd.DataFrame(rows)
 
 

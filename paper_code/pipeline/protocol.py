@@ -19,10 +19,9 @@ SOLVED_RETURN = 475.0
 
 #: the first seed of each measurement; measurement i (an N, a task's index, ...) uses base + i
 SEED_BASES = {
-    "table1": 10_000,  # notebook 01: one-step learners of the B = 512 datasets (i = N)
+    "table1": 10_000,  # cart-pole one-step learners of any dataset of N (i = N): notebooks 01 and 05 and the k-shot
+    # study share it, so a dataset both show is one evaluation (notebook 05 once used its own "minimal" and "kshot" bases)
     "ppo_cartpole": 20_000,  # notebook 01: plain PPO's final policy (i = N)
-    "minimal": 30_000,  # notebook 05: the minimal-size sweep (i = N)
-    "kshot": 40_000,  # notebook 05: k SGD steps on a dataset (i = N)
     "mujoco": 40_000,  # notebook 02: one-step learners (i = the task's index)
     "mujoco_reference": 41_000,  # notebook 02: random policy and zero action (i = the task's index)
     "ppo_mujoco": 42_000,  # notebook 02: plain PPO's final policy (i = the task's index)

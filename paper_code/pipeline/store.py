@@ -10,8 +10,9 @@ second request of the same key reads that file instead of evaluating again, so a
 notebook re-makes, and every other table on the same key, shows the same numbers.
 
 A table row made from a stored evaluation names it in its ``evaluation`` column (the entry's path
-relative to the output folder); ``tests/test_store.py`` checks every committed table's rows against
-the entries they name.
+relative to the output folder; a row showing a second one, e.g. greedy beside sampled, in ``greedy
+evaluation``); ``tests/test_store.py`` checks every committed table's rows against the entries they name:
+the means they show against the entries' (:func:`_expected`).
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 
 from paper_code.core.dataset import DistilledDataset, git_revision
 from paper_code.files import atomic_path
 from paper_code.project import relative
+
+if TYPE_CHECKING:
+    from paper_code.core.evaluation import DatasetEvaluation
 
 #: the store's folder under a scale's output folder (``results/`` or ``results-quick/``)
 FOLDER = "evaluations"
@@ -101,6 +105,36 @@ class EvaluationStore:
         return self.measure(path, "one_step_actions", protocol,
                             lambda: one_step_actions(ds, learners=learners, seed=seed).to_dict("records"))
 
+    def dataset_returns(self, path: str | Path, *, learners: int, episodes: int, seed: int, greedy: bool = False,
+                        steps: int = 1, lr: float | None = None, env_kwargs: dict[str, Any] | None = None
+                        ) -> tuple["DatasetEvaluation", str]:
+        """:func:`~paper_code.core.evaluation.evaluate_dataset` of the dataset file ``path``: ``learners``
+        fresh learners, ``steps`` SGD steps on it (its own lr, or ``lr``), ``episodes`` each, sampled or
+        ``greedy``, on ``seed`` (``env_kwargs``: the environment's settings if not the file's own), stored.
+        Returns the evaluation (mean, CI within the task's bounds, per-learner returns) and the entry's name."""
+        import torch
+
+        from paper_code.core.evaluation import DatasetEvaluation, evaluate_dataset
+
+        ds = DistilledDataset.load(path)
+        if env_kwargs is not None:
+            ds = dataclasses.replace(ds, env_kwargs=dict(env_kwargs))
+        if lr is not None and float(lr) == float(ds.lr):
+            lr = None  # the dataset's own lr: the same evaluation as without one
+        protocol = {"learners": int(learners), "episodes": int(episodes), "seed": int(seed),
+                    "mode": "greedy" if greedy else "sampled", "steps": int(steps),
+                    "lr": None if lr is None else float(lr), "env_id": ds.env_id, "env_kwargs": dict(ds.env_kwargs)}
+
+        def compute() -> list[dict[str, Any]]:
+            e = evaluate_dataset(ds, learners=learners, episodes=episodes, greedy=greedy, seed=seed, steps=steps, lr=lr)
+            return [{"returns": e.returns.tolist(), "cap": e.cap, "bounds": None if e.bounds is None else list(e.bounds)}]
+
+        rows, name = self.measure(path, "dataset_returns", protocol, compute)
+        r = rows.iloc[0]
+        cap = None if r["cap"] is None or r["cap"] != r["cap"] else float(r["cap"])
+        bounds = None if r["bounds"] is None else tuple(None if b is None else float(b) for b in r["bounds"])
+        return DatasetEvaluation(torch.tensor(r["returns"], dtype=torch.float64), greedy, cap, bounds), name
+
     def policy_episodes(self, path: str | Path, *, episodes: int, seed: int) -> tuple[dict[str, Any], str]:
         """:func:`~paper_code.core.ppo.evaluate_policy_file` of the policy file ``path`` (``episodes``
         sampled and as many greedy, on ``seed``), stored; its summary as that function gives it."""
@@ -112,14 +146,18 @@ class EvaluationStore:
         return rows.iloc[0].to_dict(), name
 
 
-#: the columns a table row must show as its stored evaluation gives them, by the entry's kind
-CHECKED = {"one_step_actions": ("sampled mean", "greedy mean", "replayed mean")}
-
-
-def _summary(entry: dict[str, Any]) -> dict[str, float]:
-    rows = pd.DataFrame(entry["rows"])
-    by = {m: rows[rows["mode"] == m]["return"] for m in ("sampled", "greedy", "replayed")}
-    return {f"{m} mean": float(v.mean()) for m, v in by.items()}
+def _expected(entry: dict[str, Any], column: str) -> dict[str, float]:
+    """What a table row naming ``entry`` in its column ``column`` must show, by column name: a one-step
+    evaluation's ``sampled``, ``greedy`` and ``replayed mean``; a dataset's returns, their mean in ``<mode> mean``
+    (named in ``evaluation``) or ``<what> mean`` (named in ``<what> evaluation``, e.g. ``untrained``)."""
+    if entry["kind"] == "one_step_actions":
+        rows = pd.DataFrame(entry["rows"])
+        return {f"{m} mean": float(rows[rows["mode"] == m]["return"].mean()) for m in ("sampled", "greedy", "replayed")}
+    if entry["kind"] == "dataset_returns":
+        per_learner = [sum(r) / len(r) for r in entry["rows"][0]["returns"]]
+        what = entry["protocol"]["mode"] if column == "evaluation" else column.removesuffix(" evaluation")
+        return {f"{what} mean": sum(per_learner) / len(per_learner)}
+    return {}
 
 
 def disagreements(root: str | Path, tables: list[Path] | None = None, *, tolerance: float = 1e-6) -> list[str]:
@@ -135,21 +173,19 @@ def disagreements(root: str | Path, tables: list[Path] | None = None, *, toleran
             df = pd.read_csv(table)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
             continue
-        if "evaluation" not in df.columns:
-            continue
+        named = [c for c in df.columns if c == "evaluation" or str(c).endswith(" evaluation")]
         for i, row in df.iterrows():
-            name = row["evaluation"]
-            if not isinstance(name, str):
-                continue
-            if name not in cache:
-                try:
-                    entry = store.read(name)
-                except (OSError, ValueError):
-                    problems.append(f"{table.name} row {i}: names {name}, which the store does not hold")
+            for column in named:
+                name = row[column]
+                if not isinstance(name, str):
                     continue
-                cache[name] = (entry["kind"], _summary(entry) if entry["kind"] in CHECKED else {})
-            kind, expected = cache[name]
-            for col in CHECKED.get(kind, ()):
-                if col in df.columns and abs(float(row[col]) - expected[col]) > tolerance * max(1.0, abs(expected[col])):
-                    problems.append(f"{table.name} row {i}: {col} {row[col]} but {name} gives {expected[col]}")
+                if name not in cache:
+                    try:
+                        cache[name] = store.read(name)
+                    except (OSError, ValueError):
+                        problems.append(f"{table.name} row {i}: {column} names {name}, which the store does not hold")
+                        continue
+                for col, expected in _expected(cache[name], column).items():
+                    if col in df.columns and abs(float(row[col]) - expected) > tolerance * max(1.0, abs(expected)):
+                        problems.append(f"{table.name} row {i}: {col} {row[col]} but {name} gives {expected}")
     return problems
