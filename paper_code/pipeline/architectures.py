@@ -7,14 +7,16 @@ depth (number of hidden layers, each followed by the activation) or activation.
 
 from __future__ import annotations
 
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from paper_code.core.dataset import DistilledDataset
-from paper_code.core.evaluation import evaluate_dataset
 from paper_code.core.learners import PAPER_LEARNER, LearnerSpec
+
+if TYPE_CHECKING:
+    from paper_code.pipeline.store import EvaluationStore
 
 
 def variants(base: LearnerSpec = PAPER_LEARNER) -> dict[tuple[str, str], LearnerSpec]:
@@ -33,17 +35,21 @@ def variants(base: LearnerSpec = PAPER_LEARNER) -> dict[tuple[str, str], Learner
     return out
 
 
-def evaluate_architectures(ds: DistilledDataset, specs: dict[tuple[str, str], LearnerSpec], *, learners: int,
-                           episodes: int, seed: int = 0) -> pd.DataFrame:
-    """One-step returns (sampled and greedy) of every architecture in ``specs`` on one dataset."""
+def evaluate_architectures(path: str | Path, specs: dict[tuple[str, str], LearnerSpec], *, learners: int,
+                           episodes: int, seed: int, store: EvaluationStore) -> pd.DataFrame:
+    """One-step returns (sampled and greedy) of every architecture in ``specs`` on the dataset file
+    ``path``, each read from ``store`` or measured into it (a variant and seed that two tables show is
+    one evaluation)."""
     rows = []
     for (family, name), spec in specs.items():
         row = {"family": family, "variant": name, "learner": spec.to_json(), "learners x episodes": f"{learners} x {episodes}"}
         for greedy in (False, True):
-            r = evaluate_dataset(ds, learners=learners, episodes=episodes, greedy=greedy, seed=seed, learner=spec)
+            r, entry = store.dataset_returns(path, learners=learners, episodes=episodes, greedy=greedy, seed=seed,
+                                             learner=spec)
             key = "greedy" if greedy else "sampled"
             row[f"{key} mean"], row[f"{key} std"] = r.mean, r.std
             row[f"{key} CI low"], row[f"{key} CI high"] = r.ci95  # over learners, within the task's returns
+            row["evaluation" if key == "sampled" else "greedy evaluation"] = entry
         rows.append(row)
     return pd.DataFrame(rows)
 

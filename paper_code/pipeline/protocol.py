@@ -25,10 +25,9 @@ SEED_BASES = {
     "mujoco": 40_000,  # notebook 02: one-step learners (i = the task's index)
     "mujoco_reference": 41_000,  # notebook 02: random policy and zero action (i = the task's index)
     "ppo_mujoco": 42_000,  # notebook 02: plain PPO's final policy (i = the task's index)
-    "architectures": 50_000,  # notebook 04: held-out architectures (i = N)
+    "architectures": 50_000,  # notebook 04: learner variants on a dataset of N, heatmap and pool comparison alike (i = N)
     "atari_reference": 50_000,  # notebook 03: constant actions and the random policy (i = the game's index)
     "atari": 51_000,  # notebook 03: one-step learners and their replayed actions (i = the game's index)
-    "pool": 60_000,  # notebook 04: pool vs single-learner datasets (i = N)
     "atari_authors": 54_000,  # notebook 03: one-step learners of the authors' datasets (i = the dataset's index)
     "atari_authors_reference": 55_000,  # notebook 03: constant actions and random under the authors' settings
     "atari_teacher": 56_000,  # notebook 03: the PPO teacher's own episodes (i = the game's index)

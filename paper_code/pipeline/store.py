@@ -32,6 +32,7 @@ from paper_code.project import relative
 
 if TYPE_CHECKING:
     from paper_code.core.evaluation import DatasetEvaluation
+    from paper_code.core.learners import LearnerSpec
 
 #: the store's folder under a scale's output folder (``results/`` or ``results-quick/``)
 FOLDER = "evaluations"
@@ -106,11 +107,12 @@ class EvaluationStore:
                             lambda: one_step_actions(ds, learners=learners, seed=seed).to_dict("records"))
 
     def dataset_returns(self, path: str | Path, *, learners: int, episodes: int, seed: int, greedy: bool = False,
-                        steps: int = 1, lr: float | None = None, env_kwargs: dict[str, Any] | None = None
-                        ) -> tuple["DatasetEvaluation", str]:
+                        steps: int = 1, lr: float | None = None, env_kwargs: dict[str, Any] | None = None,
+                        learner: "LearnerSpec | None" = None) -> tuple["DatasetEvaluation", str]:
         """:func:`~paper_code.core.evaluation.evaluate_dataset` of the dataset file ``path``: ``learners``
-        fresh learners, ``steps`` SGD steps on it (its own lr, or ``lr``), ``episodes`` each, sampled or
-        ``greedy``, on ``seed`` (``env_kwargs``: the environment's settings if not the file's own), stored.
+        fresh learners (the dataset's architecture, or ``learner``), ``steps`` SGD steps on it (its own lr, or
+        ``lr``), ``episodes`` each, sampled or ``greedy``, on ``seed`` (``env_kwargs``: the environment's
+        settings if not the file's own), stored.
         Returns the evaluation (mean, CI within the task's bounds, per-learner returns) and the entry's name."""
         import torch
 
@@ -121,12 +123,17 @@ class EvaluationStore:
             ds = dataclasses.replace(ds, env_kwargs=dict(env_kwargs))
         if lr is not None and float(lr) == float(ds.lr):
             lr = None  # the dataset's own lr: the same evaluation as without one
+        if learner is not None and learner == ds.learner:
+            learner = None  # likewise its own architecture
         protocol = {"learners": int(learners), "episodes": int(episodes), "seed": int(seed),
                     "mode": "greedy" if greedy else "sampled", "steps": int(steps),
                     "lr": None if lr is None else float(lr), "env_id": ds.env_id, "env_kwargs": dict(ds.env_kwargs)}
+        if learner is not None:  # (absent for the dataset's own: entries made before this key stay valid)
+            protocol["learner"] = json.loads(learner.to_json())
 
         def compute() -> list[dict[str, Any]]:
-            e = evaluate_dataset(ds, learners=learners, episodes=episodes, greedy=greedy, seed=seed, steps=steps, lr=lr)
+            e = evaluate_dataset(ds, learners=learners, episodes=episodes, greedy=greedy, seed=seed, steps=steps, lr=lr,
+                                 learner=learner)
             return [{"returns": e.returns.tolist(), "cap": e.cap, "bounds": None if e.bounds is None else list(e.bounds)}]
 
         rows, name = self.measure(path, "dataset_returns", protocol, compute)
