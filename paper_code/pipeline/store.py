@@ -142,6 +142,17 @@ class EvaluationStore:
         bounds = None if r["bounds"] is None else tuple(None if b is None else float(b) for b in r["bounds"])
         return DatasetEvaluation(torch.tensor(r["returns"], dtype=torch.float64), greedy, cap, bounds), name
 
+    def state_dependence(self, path: str | Path, *, learners: int, episodes: int, seed: int) -> tuple[pd.DataFrame, str]:
+        """:func:`~paper_code.pipeline.state_dependence.state_dependence` of the (continuous-action) dataset
+        file ``path``: per learner its sampled return, its own average action's return and its action std, stored."""
+        from paper_code.pipeline.state_dependence import state_dependence
+
+        ds = DistilledDataset.load(path)
+        protocol = {"learners": int(learners), "episodes": int(episodes), "seed": int(seed),
+                    "modes": ["sampled", "constant own action"], "env_id": ds.env_id, "env_kwargs": dict(ds.env_kwargs)}
+        return self.measure(path, "state_dependence", protocol,
+                            lambda: state_dependence(ds, learners=learners, episodes=episodes, seed=seed).to_dict("records"))
+
     def policy_episodes(self, path: str | Path, *, episodes: int, seed: int) -> tuple[dict[str, Any], str]:
         """:func:`~paper_code.core.ppo.evaluate_policy_file` of the policy file ``path`` (``episodes``
         sampled and as many greedy, on ``seed``), stored; its summary as that function gives it."""
@@ -160,6 +171,9 @@ def _expected(entry: dict[str, Any], column: str) -> dict[str, float]:
     if entry["kind"] == "one_step_actions":
         rows = pd.DataFrame(entry["rows"])
         return {f"{m} mean": float(rows[rows["mode"] == m]["return"].mean()) for m in ("sampled", "greedy", "replayed")}
+    if entry["kind"] == "state_dependence":  # notebook 02's one-step learners
+        returns = [r["return"] for r in entry["rows"]]
+        return {"one-step mean": sum(returns) / len(returns)}
     if entry["kind"] == "dataset_returns":
         per_learner = [sum(r) / len(r) for r in entry["rows"][0]["returns"]]
         what = entry["protocol"]["mode"] if column == "evaluation" else column.removesuffix(" evaluation")

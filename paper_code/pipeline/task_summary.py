@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from paper_code.core.dataset import DistilledDataset
-from paper_code.core.evaluation import evaluate_dataset, mean_ci95
+from paper_code.core.evaluation import mean_ci95
 from paper_code.core.ppo import ppo_baseline
 from paper_code.envs import make_env
 from paper_code.pipeline.analysis import first_reach
@@ -26,7 +26,7 @@ from paper_code.pipeline.layout import dataset_path, ppo_baseline_path
 from paper_code.pipeline.presets import resolve_ppo
 from paper_code.pipeline.protocol import protocol_seed
 from paper_code.pipeline.reference_policies import continuous_reference_returns
-from paper_code.pipeline.state_dependence import state_dependence
+from paper_code.pipeline.store import EvaluationStore
 
 
 @dataclass
@@ -41,10 +41,13 @@ def summarize_task(task: str, section: dict[str, Any], out_root: Path, run: Any,
     (a ``mujoco`` scale of params.yaml: protocol sizes, PPO budget); ``scale`` labels the budget."""
     i = list(section["tasks"]).index(task)
     ds = DistilledDataset.load(dataset_path(out_root, f"mujoco-{task}", section["size"]))
+    store = EvaluationStore(out_root)
     env = make_env(task, 1)
     obs_size, num_actions = env.observation_size, env.num_actions
     env.close()
-    sd = state_dependence(ds, learners=section["learners"], episodes=section["episodes"], seed=protocol_seed("mujoco", i))
+    path = dataset_path(out_root, f"mujoco-{task}", section["size"])
+    sd, evaluation = store.state_dependence(path, learners=section["learners"], episodes=section["episodes"],
+                                            seed=protocol_seed("mujoco", i))
     sd.insert(0, "task", task)
     base = continuous_reference_returns(task, section["baseline_episodes"], seed=protocol_seed("mujoco_reference", i))
     ppo_seed = protocol_seed("ppo_mujoco", i)  # trains the baseline; its evaluation uses the next seed
@@ -54,12 +57,13 @@ def summarize_task(task: str, section: dict[str, Any], out_root: Path, run: Any,
     ppo_curve = pd.DataFrame(ppo.history)
     one_step, one_step_lo, one_step_hi = mean_ci95(sd["return"].to_numpy())
     authors = {"authors' (v4) mean": float("nan"), "authors' (v4) CI low": float("nan"),
-               "authors' (v4) CI high": float("nan")}
+               "authors' (v4) CI high": float("nan"), "authors' (v4) evaluation": None}
     theirs = authors_mujoco(task)
     if theirs is not None:  # same learners, episodes and seed as ours
-        a = evaluate_dataset(DistilledDataset.load(theirs), learners=section["learners"], episodes=section["episodes"],
-                             seed=protocol_seed("mujoco", i))
-        authors = {"authors' (v4) mean": a.mean, "authors' (v4) CI low": a.ci95[0], "authors' (v4) CI high": a.ci95[1]}
+        a, name = store.dataset_returns(theirs, learners=section["learners"], episodes=section["episodes"],
+                                        seed=protocol_seed("mujoco", i))
+        authors = {"authors' (v4) mean": a.mean, "authors' (v4) CI low": a.ci95[0], "authors' (v4) CI high": a.ci95[1],
+                   "authors' (v4) evaluation": name}
     reach = first_reach(ppo_curve, "train_return", one_step, window=3)
     row = {
         "task": task, "obs": obs_size, "act": num_actions, "B": ds.size, "scale": scale,
@@ -70,11 +74,11 @@ def summarize_task(task: str, section: dict[str, Any], out_root: Path, run: Any,
         "constant own action": float(sd["constant return"].mean()), "action std": float(sd["action std"].mean()),
         "random": float(base[base.policy == "random"]["return"].mean()),
         "zero action": float(base[base.policy == "zero action"]["return"].mean()),
-        **authors,
+        **{k: v for k, v in authors.items() if not k.endswith("evaluation")},
         "PPO return": float(ppo_returns.mean()), "PPO env steps": int(ppo_curve["env_steps"].iloc[-1]),
         "PPO wall time s": float(ppo_curve["wall_time_s"].iloc[-1]),
         "PPO env steps to one-step return": reach["env_steps"], "PPO s to one-step return": reach["wall_time_s"],
-        "lr": float(ds.lr),
+        "lr": float(ds.lr), "evaluation": evaluation, **{k: v for k, v in authors.items() if k.endswith("evaluation")},
     }
     curves = []
     ev = pd.DataFrame(run.evals)
