@@ -125,7 +125,7 @@ def _stored_protocol(root: Path, row: pd.Series) -> str:
 
     name = row.get("evaluation")
     if not isinstance(name, str):
-        return "—"
+        return _times(row.get("learners x episodes", "—"))
     p = EvaluationStore(root).read(name)["protocol"]
     return f"{p['learners']} × {p['episodes']}"
 
