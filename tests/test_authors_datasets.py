@@ -240,6 +240,12 @@ def test_table1_targets_are_the_authors_returns_under_the_same_protocol():
     check = table1_targets(ours, authors).set_index("N")
     assert check.loc[1, "target sampled"] == 499.5 and not check.loc[1, "met"]  # below the authors' by 0.5
     assert check.loc[4, "met"] and check.loc[4, "sampled - target"] == 10.0
+    # with CIs: below the authors' mean but within noise is met; below beyond noise is not
+    ours = ours.assign(**{"sampled CI high": [499.8, 121.0]})
+    authors = authors.assign(**{"sampled CI low": [499.2, 100.0]})
+    check = table1_targets(ours, authors).set_index("N")
+    assert check.loc[1, "met"] and check.loc[1, "sampled - target"] == -0.5
+    assert not table1_targets(ours.assign(**{"sampled CI high": [499.1, 121.0]}), authors).set_index("N").loc[1, "met"]
 
 
 def test_the_committed_authors_sets_are_found_by_task_and_level():
