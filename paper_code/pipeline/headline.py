@@ -1,6 +1,7 @@
-"""The README's headline table, made from the committed result tables (which the notebooks make from the
-results store), never typed: ``python -m paper_code.pipeline.headline`` rewrites the block between the
-README's markers; ``tests/test_headline.py`` fails when the README's block and the tables differ.
+"""The README's result tables, made from the committed result tables (which the notebooks make from the
+results store), never typed: ``python -m paper_code.pipeline.headline`` rewrites the blocks between the
+README's markers (the headline table and the "your own task" table); ``tests/test_headline.py`` fails when a
+block and the tables differ.
 
 Every row reads one table of one notebook: cart-pole Table 1 and the authors' sets (01,
 ``cartpole/table1/ours_vs_authors.csv``), the minimal sets (05, ``cartpole/minimal/return_by_size.csv`` and
@@ -18,8 +19,15 @@ import pandas as pd
 
 from paper_code.project import package_root
 
-BEGIN = "<!-- headline table: made by `python -m paper_code.pipeline.headline` from results/ (do not edit by hand) -->"
-END = "<!-- end of the headline table -->"
+def begin(name: str) -> str:
+    """The README's opening marker of the generated table ``name``."""
+    return f"<!-- table {name}: made by `python -m paper_code.pipeline.headline` from results/ (do not edit by hand) -->"
+
+
+def end(name: str) -> str:
+    return f"<!-- end of table {name} -->"
+
+
 #: the MuJoCo tasks the headline shows (all 11 are in docs/results.md)
 MUJOCO_TASKS = ("InvertedPendulum-v5", "InvertedDoublePendulum-v5", "Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5")
 #: the Atari games, in the README's order (Breakout is not a paper game)
@@ -134,36 +142,69 @@ def _times(text: str) -> str:
     return str(text).replace(" x ", " × ")
 
 
+def _own_task(root: Path) -> list[list[str]]:
+    t = pd.read_csv(root / "own_task" / "table.csv")
+    rows = []
+    for _, r in t.iterrows():
+        route = str(r["teacher route, B = 8"]).replace("-", "\u2212")
+        if not bool(r[">= 0.9"]):
+            route = f"**{route}**"  # below 90% of the teacher's margin: the miss
+        rows.append([r.task, str(r.random).replace("-", "\u2212"), str(r["teacher (PPO)"]).replace("-", "\u2212"), route,
+                     f"{r['share of margin']:.2f}".replace("-", "\u2212"), f"{r['route min']:.1f} min",
+                     str(r["PPMO alone"]).replace("-", "\u2212"), f"{r['PPMO alone share']:.2f}".replace("-", "\u2212")])
+    return rows
+
+
+def _markdown(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
+def _root(root: str | Path | None) -> Path:
+    return Path(root) if root is not None else package_root() / "results"
+
+
 def headline_table(root: str | Path | None = None) -> str:
     """The headline table (markdown) from the result tables under ``root`` (default: the package's results/)."""
-    root = Path(root) if root is not None else package_root() / "results"
+    root = _root(root)
     rows = _cartpole(root) + _minimal(root) + _mujoco(root) + _atari(root)
-    head = ["task", "ours (mean [95% CI])", "authors' published set, same protocol", "paper (reported)", "learners × episodes"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
+    return _markdown(["task", "ours (mean [95% CI])", "authors' published set, same protocol", "paper (reported)",
+                      "learners × episodes"], rows)
 
 
-def readme_block(readme_text: str) -> str:
-    """The block between the README's markers (an error if they are missing)."""
-    if BEGIN not in readme_text or END not in readme_text:
-        raise ValueError("README.md has no headline-table markers")
-    return readme_text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
+def own_task_table(root: str | Path | None = None) -> str:
+    """The "your own task" table (``studies/own_task.py``'s ``results/own_task/table.csv``)."""
+    return _markdown(["task", "random", "PPO teacher", "one-step, B = 8 (the route)", "share", "route",
+                      "PPMO alone (`distill --env`, 1,000 meta-epochs)", "share"], _own_task(_root(root)))
 
 
-def update_readme(readme: str | Path | None = None, root: str | Path | None = None) -> bool:
-    """Rewrite the README's headline table from the result tables; True if it changed."""
+#: the README's generated tables: name -> what makes it
+TABLES = {"headline": headline_table, "own-task": own_task_table}
+
+
+def readme_block(readme_text: str, name: str = "headline") -> str:
+    """The block between the README's markers of table ``name`` (an error if they are missing)."""
+    if begin(name) not in readme_text or end(name) not in readme_text:
+        raise ValueError(f"README.md has no markers of the {name} table")
+    return readme_text.split(begin(name), 1)[1].split(end(name), 1)[0].strip("\n")
+
+
+def update_readme(readme: str | Path | None = None, root: str | Path | None = None) -> list[str]:
+    """Rewrite the README's generated tables from the result tables; the names of those that changed."""
     readme = Path(readme) if readme is not None else package_root() / "README.md"
-    text = readme.read_text()
-    old = readme_block(text)
-    new = headline_table(root)
-    if old == new:
-        return False
-    readme.write_text(text.replace(BEGIN + "\n" + old + "\n" + END, BEGIN + "\n" + new + "\n" + END))
-    return True
+    text, changed = readme.read_text(), []
+    for name, make in TABLES.items():
+        old, new = readme_block(text, name), make(root)
+        if old != new:
+            text = text.replace(begin(name) + "\n" + old + "\n" + end(name), begin(name) + "\n" + new + "\n" + end(name))
+            changed.append(name)
+    if changed:
+        readme.write_text(text)
+    return changed
 
 
 if __name__ == "__main__":
     changed = update_readme()
-    print("README.md: headline table " + ("rewritten from results/" if changed else "already matches results/"))
+    print("README.md: " + (f"rewrote the {', '.join(changed)} table(s) from results/" if changed else
+                           "every generated table already matches results/"))
     sys.exit(0)
