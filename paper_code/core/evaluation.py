@@ -78,7 +78,8 @@ def mean_ci95(values: Any, bounds: tuple[float | None, float | None] = (None, No
     standard errors (zero width for one value), clipped to ``bounds``, the range one value can take
     (:func:`paper_code.envs.return_bounds`: cart-pole 0 to its cap, Acrobot -500 to 0, Pong -21 to 21, ...),
     so that no interval claims returns the task cannot give."""
-    v = torch.as_tensor(values, dtype=torch.float64).flatten()
+    # a copy: values may be a read-only array (a table's column), which torch.as_tensor warns about
+    v = (values.double() if isinstance(values, torch.Tensor) else torch.tensor(values, dtype=torch.float64)).flatten()
     mean = float(v.mean())
     half = 1.96 * float(v.std()) / math.sqrt(len(v)) if len(v) > 1 else 0.0
     lo, hi = mean - half, mean + half

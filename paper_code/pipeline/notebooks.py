@@ -47,4 +47,18 @@ def run_notebook(name: str, scale: str, out_dir: str | Path | None = None, *, pr
     finally:
         if backend is not None:
             os.environ["MPLBACKEND"] = backend
+    without_machine_paths(target)
     return target
+
+
+def without_machine_paths(notebook: str | Path) -> bool:
+    """Make an executed copy independent of the machine it ran on: every absolute path inside the project
+    (papermill's input and output paths, a warning's source file) becomes relative to the project. True if
+    the file changed."""
+    path = Path(notebook)
+    text = path.read_text()
+    root = str(project_root())
+    cleaned = text.replace(root + os.sep, "").replace(root, ".")
+    if cleaned != text:
+        path.write_text(cleaned)
+    return cleaned != text
