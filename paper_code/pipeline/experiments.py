@@ -225,6 +225,31 @@ def eval_curve(dataset: Path) -> "pd.DataFrame":
     return pd.DataFrame(json.loads(log_path(dataset).read_text())["evals"])
 
 
+def run_ppo_evaluated(cfg: "PPOConfig", total_env_steps: int, path: Path, *, eval_every: int, eval_episodes: int,
+                      progress: bool = False) -> Any:
+    """Plain PPO with its policy evaluated every ``eval_every`` iterations on ``eval_episodes`` fresh
+    episodes (sampled and greedy; their own envs and random stream, so the training is the baseline's
+    with the same settings and seed), written to ``path``; resumable, a finished file is read. Returns
+    the run; its ``evals`` hold the curve, with each iteration's wall time joined from the history."""
+    from paper_code.runs.training import ppo_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return ppo_file(cfg, path, int(total_env_steps), resume=checkpoint_path(path).exists(), progress=progress,
+                    eval_every=int(eval_every), eval_episodes=int(eval_episodes))
+
+
+def evaluated_curve(run: Any) -> "pd.DataFrame":
+    """A PPO run's evaluations (iteration, env steps, sampled and greedy return, std over episodes) with
+    the wall time of training up to each (from its history)."""
+    import pandas as pd
+
+    ev = pd.DataFrame(run.evals)
+    hist = pd.DataFrame(run.history)
+    if "iteration" not in hist.columns:
+        hist = hist.assign(iteration=range(1, len(hist) + 1))
+    return ev.merge(hist[["iteration", "wall_time_s"]], on="iteration", how="left")
+
+
 # ------------------------------------------------------------------------- Atari: teacher-first distillation
 def atari_teacher_config(game: str, section: dict[str, Any]) -> "PPOConfig":
     """The game's PPO teacher (``atari-{game}``, CleanRL's ppo_atari settings) at the scale of an

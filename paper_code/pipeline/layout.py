@@ -42,6 +42,14 @@ def ppo_baseline_path(out_root: str | Path, env_name: str) -> Path:
     return Path(out_root) / family / "baselines" / f"ppo_{env_name}.safetensors"
 
 
+def ppo_evaluated_path(out_root: str | Path, env_name: str) -> Path:
+    """The plain PPO baseline trained again with periodic evaluations of its policy (the same
+    settings and seed: the same training), for curves that compare evaluations with evaluations:
+    ``<family>/baselines/ppo_{env_name}_evaluated.safetensors``."""
+    base = ppo_baseline_path(out_root, env_name)
+    return base.with_name(base.stem + "_evaluated.safetensors")
+
+
 def compressed_path(out_root: str | Path, teacher: str, env_name: str, size: int) -> Path:
     """A dataset fitted to a teacher (:mod:`paper_code.core.compress`): ``teacher`` is ``ppo`` (the PPO
     baseline) or ``b512`` (the B = 512 dataset); ``env_name`` ``nd{N}`` or a MuJoCo task ->

@@ -95,10 +95,10 @@ def minimal_dataset(states, labels, dof: int, title: str | None = None):
     sns.heatmap(states, ax=axes[0], cmap="coolwarm", center=0, vmin=-vmax, vmax=vmax, annot=B * dof <= 40, fmt=".1f",
                 xticklabels=state_cols, yticklabels=[f"#{b}" for b in range(B)],
                 cbar_kws={"label": "value", "shrink": 0.9})
-    sns.heatmap(probs, ax=axes[1], cmap="viridis", vmin=0, vmax=1, annot=B * dof <= 40, fmt=".2f",
-                xticklabels=action_cols, yticklabels=False, cbar_kws={"shrink": 0.9})
+    sns.heatmap(100 * probs, ax=axes[1], cmap="viridis", vmin=0, vmax=100, annot=B * dof <= 40, fmt=".0f",
+                xticklabels=action_cols, yticklabels=False, cbar_kws={"shrink": 0.9, "label": "%"})
     axes[0].set_title("synthetic states, a row per instance\n(per axis: x m, ẋ m/s, θ rad, θ̇ rad/s)", fontsize="small")
-    axes[1].set_title("softmax(label), 2N actions\n(axis, push − / +)", fontsize="small")
+    axes[1].set_title("softmax(label) in %, 2N actions\n(axis, push − / +)", fontsize="small")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -158,30 +158,38 @@ def held_out_architectures(table: pd.DataFrame):
     return fig
 
 
-def ppmo_and_ppo(curves: pd.DataFrame, ppo: pd.DataFrame, *, learners: int):
-    """Per N: PPMO's one-step learners (mean return of ``learners`` fresh learners per
-    evaluation) and plain PPO (mean return of its training episodes per iteration, smoothed over
-    10 iterations) against env steps. Different quantities: said in the legend."""
+def ppmo_and_ppo(curves: pd.DataFrame, ppo: pd.DataFrame, *, learners: int, episodes: int, cap: float = 500.0):
+    """Per N, on one env-step axis, two evaluations: PPMO's ``learners`` fresh one-step learners x 1 episode
+    (``curves``: N, env_steps, sampled_return, sampled_ci_low/high where recorded) and plain PPO's policy on
+    ``episodes`` fresh episodes (``ppo``: N, env_steps, sampled_return, sampled_std); bands: 95% CIs within
+    0 .. ``cap``."""
     ns = sorted(curves["N"].unique())
     ncol = 3
     nrow = math.ceil(len(ns) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(10, 2.8 * nrow), squeeze=False)
     for ax, n in zip(axes.flat, ns):
         c, p = curves[curves.N == n], ppo[ppo.N == n]
-        ax.plot(p["env_steps"], p["train_return"].rolling(10, min_periods=1).mean(), color=COLOURS["PPO"],
-                label="plain PPO: its training episodes (10-iteration mean)")
+        half = 1.96 * p["sampled_std"] / math.sqrt(episodes)
+        ax.plot(p["env_steps"], p["sampled_return"], color=COLOURS["PPO"], marker=".",
+                label=f"plain PPO: its policy, {episodes} fresh episodes (sampled)")
+        ax.fill_between(p["env_steps"], (p["sampled_return"] - half).clip(0, cap), (p["sampled_return"] + half).clip(0, cap),
+                        color=COLOURS["PPO"], alpha=0.2, lw=0)
         ax.plot(c["env_steps"], c["sampled_return"], color=COLOURS["PPMO"], marker=".",
-                label=f"PPMO: {learners} fresh one-step learners (sampled)")
+                label=f"PPMO: {learners} fresh one-step learners x 1 episode (sampled)")
+        if {"sampled_ci_low", "sampled_ci_high"} <= set(c.columns):
+            ax.fill_between(c["env_steps"], c["sampled_ci_low"].clip(0, cap), c["sampled_ci_high"].clip(0, cap),
+                            color=COLOURS["PPMO"], alpha=0.2, lw=0)
         ax.set_title(f"N = {n}")
         ax.set_xlabel("env steps")
-        ax.set_ylim(0, 520)
+        ax.set_ylim(0, cap * 1.04)
     for ax in list(axes.flat)[len(ns):]:
         ax.axis("off")
     for row in axes:
         row[0].set_ylabel("return")
     handles, labels_ = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels_, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle("Env steps to a return: distillation vs training the policy directly", fontsize="medium")
+    fig.suptitle("Env steps to a return, evaluations of both (bands: 95% CI where recorded): distillation vs training directly",
+                 fontsize="medium")
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
@@ -399,8 +407,8 @@ VARIANT_GROUPS = {
 def variant_curves(curves: dict[str, pd.DataFrame], *, smooth: int = 4):
     """Settings tried besides notebook 02's (studies/mujoco_variants.py): per task and theme, the
     evaluations (fresh learners x 1 episode, sampled; rolling mean of ``smooth`` evaluations)
-    against meta-epochs, notebook 02's run in black in every panel. ``curves``: task -> the
-    study's CSV (columns variant, meta_epoch, sampled_return)."""
+    against env steps (variants differ in env steps per meta-epoch), notebook 02's run in black in every
+    panel. ``curves``: task -> the study's CSV (columns variant, env_steps, sampled_return)."""
     panels = []
     for task, df in curves.items():
         present = set(df["variant"])
@@ -415,14 +423,14 @@ def variant_curves(curves: dict[str, pd.DataFrame], *, smooth: int = 4):
         df = curves[task]
         palette = dict(zip(names, sns.color_palette("tab10", len(names))))
         for name in ["notebook 02", *names]:
-            s = df[df.variant == name].sort_values("meta_epoch")
+            s = df[df.variant == name].sort_values("env_steps")
             if s.empty:
                 continue
-            ax.plot(s["meta_epoch"], s["sampled_return"].rolling(smooth, min_periods=1).mean(),
+            ax.plot(s["env_steps"], s["sampled_return"].rolling(smooth, min_periods=1).mean(),
                     color="black" if name == "notebook 02" else palette[name], lw=2 if name == "notebook 02" else 1.2,
                     label=VARIANT_LABELS.get(name, name))
         ax.set_title(f"{task.removesuffix('-v5')}: {theme}")
-        ax.set_xlabel("meta-epoch")
+        ax.set_xlabel("env steps")
         ax.set_ylabel("return (sampled)")
         ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     for ax in list(axes.flat)[len(panels):]:
