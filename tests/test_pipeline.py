@@ -149,3 +149,32 @@ def test_the_command_studies_run_at_a_tiny_scale_and_resume_without_redoing(tmp_
     assert again.returncode == 0, again.stderr[-2000:]
     assert {p: p.read_text() for p in records} == records  # nothing redone: the recorded times are kept
     assert pd.read_csv(tmp_path / "s" / "table.csv").equals(table)
+
+
+def test_evaluation_curves_per_task_keep_bands_inside_each_panels_bounds():
+    """Notebook 02's learning curves: one panel per task (in the order given), PPMO's and PPO's
+    evaluations on one env-step axis, each band clipped to its task's bounds, grey reference lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.collections import PolyCollection
+
+    from paper_code.pipeline import plots
+
+    ppmo = pd.DataFrame({"task": ["B", "B", "A", "A"], "env_steps": [0, 100, 0, 100], "sampled_return": [5.0, 9.0, -1.0, 1.0],
+                         "sampled_ci_low": [-50.0, 8.0, -2.0, 0.0], "sampled_ci_high": [6.0, 90.0, 0.0, 2.0]})
+    ppo = pd.DataFrame({"task": ["B", "A", "C"], "env_steps": [50, 50, 50], "sampled_return": [9.0, 0.0, 3.0],
+                        "sampled_std": [40.0, 1.0, 1.0]})
+    fig = plots.ppmo_and_ppo(ppmo, ppo, by="task", learners=4, episodes=2, bounds={"B": (0.0, 10.0), "A": (None, None)},
+                             references={"B": {"random": 1.0, "zero action": 2.0}}, ncol=2)
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in axes] == ["B", "A", "C"]  # every task, PPO-only ones too
+    b = axes[0]
+    ys = [y for c in b.collections if isinstance(c, PolyCollection) for path in c.get_paths() for _, y in path.vertices]
+    assert ys and min(ys) >= 0.0 and max(ys) <= 10.0  # B's bands clipped to 0 .. 10
+    a_ys = [y for c in axes[1].collections if isinstance(c, PolyCollection) for path in c.get_paths() for _, y in path.vertices]
+    assert min(a_ys) < -1.5  # A unbounded: its band is not clipped
+    assert sorted(line.get_ydata()[0] for line in b.lines if line.get_color() == "grey") == [1.0, 2.0]
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

@@ -158,38 +158,47 @@ def held_out_architectures(table: pd.DataFrame):
     return fig
 
 
-def ppmo_and_ppo(curves: pd.DataFrame, ppo: pd.DataFrame, *, learners: int, episodes: int, cap: float = 500.0):
-    """Per N, on one env-step axis, two evaluations: PPMO's ``learners`` fresh one-step learners x 1 episode
-    (``curves``: N, env_steps, sampled_return, sampled_ci_low/high where recorded) and plain PPO's policy on
-    ``episodes`` fresh episodes (``ppo``: N, env_steps, sampled_return, sampled_std); bands: 95% CIs within
-    0 .. ``cap``."""
-    ns = sorted(curves["N"].unique())
-    ncol = 3
-    nrow = math.ceil(len(ns) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(10, 2.8 * nrow), squeeze=False)
-    for ax, n in zip(axes.flat, ns):
-        c, p = curves[curves.N == n], ppo[ppo.N == n]
+def ppmo_and_ppo(curves: pd.DataFrame, ppo: pd.DataFrame, *, learners: int, episodes: int, cap: float = 500.0,
+                 by: str = "N", bounds: dict[Any, tuple[float, float]] | None = None,
+                 references: dict[Any, dict[str, float]] | None = None, ncol: int = 3):
+    """Per panel (a value of column ``by``: N, a task), on one env-step axis, two evaluations: PPMO's
+    ``learners`` fresh one-step learners x 1 episode (``curves``: env_steps, sampled_return, sampled_ci_low/high
+    where recorded) and plain PPO's policy on ``episodes`` fresh episodes (``ppo``: env_steps, sampled_return,
+    sampled_std); bands: 95% CIs, clipped to the panel's ``bounds`` (default 0 .. ``cap`` for every panel, the
+    cart-pole's range; ``None`` entries: unbounded). ``references``: per panel, label -> return, drawn as grey
+    lines (random dashed, the others dotted)."""
+    keys = sorted(curves[by].unique()) if by == "N" else list(dict.fromkeys([*curves[by], *ppo[by]]))
+    nrow = math.ceil(len(keys) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(10 if ncol == 3 else 3.4 * ncol, 2.8 * nrow), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        c, p = curves[curves[by] == key], ppo[ppo[by] == key]
+        lo, hi = (bounds or {}).get(key, (0.0, cap) if bounds is None else (None, None))
         half = 1.96 * p["sampled_std"] / math.sqrt(episodes)
         ax.plot(p["env_steps"], p["sampled_return"], color=COLOURS["PPO"], marker=".",
                 label=f"plain PPO: its policy, {episodes} fresh episodes (sampled)")
-        ax.fill_between(p["env_steps"], (p["sampled_return"] - half).clip(0, cap), (p["sampled_return"] + half).clip(0, cap),
+        ax.fill_between(p["env_steps"], (p["sampled_return"] - half).clip(lo, hi), (p["sampled_return"] + half).clip(lo, hi),
                         color=COLOURS["PPO"], alpha=0.2, lw=0)
         ax.plot(c["env_steps"], c["sampled_return"], color=COLOURS["PPMO"], marker=".",
                 label=f"PPMO: {learners} fresh one-step learners x 1 episode (sampled)")
-        if {"sampled_ci_low", "sampled_ci_high"} <= set(c.columns):
-            ax.fill_between(c["env_steps"], c["sampled_ci_low"].clip(0, cap), c["sampled_ci_high"].clip(0, cap),
+        if {"sampled_ci_low", "sampled_ci_high"} <= set(c.columns) and c["sampled_ci_low"].notna().any():
+            ax.fill_between(c["env_steps"], c["sampled_ci_low"].clip(lo, hi), c["sampled_ci_high"].clip(lo, hi),
                             color=COLOURS["PPMO"], alpha=0.2, lw=0)
-        ax.set_title(f"N = {n}")
+        for label, value in (references or {}).get(key, {}).items():
+            ax.axhline(value, color="grey", ls="--" if label == "random" else ":", lw=1)
+        ax.set_title(f"{by} = {key}" if by == "N" else str(key), fontsize="medium" if by == "N" else "small")
         ax.set_xlabel("env steps")
-        ax.set_ylim(0, cap * 1.04)
-    for ax in list(axes.flat)[len(ns):]:
+        if bounds is None:
+            ax.set_ylim(0, cap * 1.04)
+    for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     for row in axes:
         row[0].set_ylabel("return")
     handles, labels_ = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels_, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle("Env steps to a return, evaluations of both (bands: 95% CI where recorded): distillation vs training directly",
-                 fontsize="medium")
+    refs = sorted({label for r in (references or {}).values() for label in r})
+    note = f"; grey: {', '.join(refs)} (random dashed)" if refs else ""
+    fig.suptitle("Env steps to a return, evaluations of both (bands: 95% CI where recorded): distillation vs training "
+                 f"directly{note}", fontsize="medium")
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 

@@ -21,8 +21,8 @@ from paper_code.core.ppo import ppo_baseline
 from paper_code.envs import make_env
 from paper_code.pipeline.analysis import first_reach
 from paper_code.pipeline.authors_datasets import authors_mujoco
-from paper_code.pipeline.experiments import setting
-from paper_code.pipeline.layout import dataset_path, ppo_baseline_path
+from paper_code.pipeline.experiments import evaluated_curve, run_ppo_evaluated, setting
+from paper_code.pipeline.layout import dataset_path, ppo_baseline_path, ppo_evaluated_path
 from paper_code.pipeline.presets import resolve_ppo
 from paper_code.pipeline.protocol import protocol_seed
 from paper_code.pipeline.reference_policies import continuous_reference_returns
@@ -33,7 +33,8 @@ from paper_code.pipeline.store import EvaluationStore
 class TaskSummary:
     row: dict[str, Any]  # the task's row of the table
     dependence: pd.DataFrame  # per learner: return, its average action's return, action std
-    curves: pd.DataFrame  # task, method, env_steps, wall_time_s, return (PPMO evaluations, PPO training)
+    curves: pd.DataFrame  # task, method, env_steps, wall_time_s, return (PPMO's and PPO's evaluations)
+    ppo_evals: pd.DataFrame  # PPO's periodic evaluations (sampled and greedy, std over episodes), with the task
 
 
 def summarize_task(task: str, section: dict[str, Any], out_root: Path, run: Any, *, scale: str) -> TaskSummary:
@@ -51,10 +52,16 @@ def summarize_task(task: str, section: dict[str, Any], out_root: Path, run: Any,
     sd.insert(0, "task", task)
     base = continuous_reference_returns(task, section["baseline_episodes"], seed=protocol_seed("mujoco_reference", i))
     ppo_seed = protocol_seed("ppo_mujoco", i)  # trains the baseline; its evaluation uses the next seed
-    ppo, ppo_returns = ppo_baseline(resolve_ppo(f"mujoco-{task}", seed=ppo_seed), int(setting(section, "ppo_env_steps", task)),
-                                    ppo_baseline_path(out_root, task), episodes=section["learners"] * section["episodes"],
-                                    seed=ppo_seed + 1)
+    ppo_cfg, ppo_steps = resolve_ppo(f"mujoco-{task}", seed=ppo_seed), int(setting(section, "ppo_env_steps", task))
+    ppo, ppo_returns = ppo_baseline(ppo_cfg, ppo_steps, ppo_baseline_path(out_root, task),
+                                    episodes=section["learners"] * section["episodes"], seed=ppo_seed + 1)
     ppo_curve = pd.DataFrame(ppo.history)
+    # the same training with its policy evaluated every ppo_eval_every iterations on eval_learners fresh episodes
+    # (their own envs and seeds): the curve that compares with PPMO's evaluations of fresh one-step learners
+    evaluated = run_ppo_evaluated(ppo_cfg, ppo_steps, ppo_evaluated_path(out_root, task),
+                                  eval_every=int(setting(section, "ppo_eval_every", task)),
+                                  eval_episodes=int(section["eval_learners"]))
+    ppo_evals = evaluated_curve(evaluated)
     one_step, one_step_lo, one_step_hi = mean_ci95(sd["return"].to_numpy())
     authors = {"authors' (v4) mean": float("nan"), "authors' (v4) CI low": float("nan"),
                "authors' (v4) CI high": float("nan"), "authors' (v4) evaluation": None}
@@ -64,7 +71,7 @@ def summarize_task(task: str, section: dict[str, Any], out_root: Path, run: Any,
                                         seed=protocol_seed("mujoco", i))
         authors = {"authors' (v4) mean": a.mean, "authors' (v4) CI low": a.ci95[0], "authors' (v4) CI high": a.ci95[1],
                    "authors' (v4) evaluation": name}
-    reach = first_reach(ppo_curve, "train_return", one_step, window=3)
+    reach = first_reach(ppo_evals, "sampled_return", one_step)  # PPO's evaluations, like the one-step learners'
     row = {
         "task": task, "obs": obs_size, "act": num_actions, "B": ds.size, "scale": scale,
         "meta-epochs": run.meta_epoch, "env steps": run.env_steps, "wall time s": run.wall_time,
@@ -77,6 +84,9 @@ def summarize_task(task: str, section: dict[str, Any], out_root: Path, run: Any,
         **{k: v for k, v in authors.items() if not k.endswith("evaluation")},
         "PPO return": float(ppo_returns.mean()), "PPO env steps": int(ppo_curve["env_steps"].iloc[-1]),
         "PPO wall time s": float(ppo_curve["wall_time_s"].iloc[-1]),
+        "PPO evaluations": f"{len(ppo_evals)} x {int(section['eval_learners'])} episodes" + (
+            f", every {int(ppo_evals['env_steps'].diff().median()):,} env steps" if len(ppo_evals) > 1 else ""),
+        "PPO final evaluation (sampled)": float(ppo_evals["sampled_return"].iloc[-1]) if len(ppo_evals) else float("nan"),
         "PPO env steps to one-step return": reach["env_steps"], "PPO s to one-step return": reach["wall_time_s"],
         "lr": float(ds.lr), "evaluation": evaluation, **{k: v for k, v in authors.items() if k.endswith("evaluation")},
     }
@@ -84,6 +94,6 @@ def summarize_task(task: str, section: dict[str, Any], out_root: Path, run: Any,
     ev = pd.DataFrame(run.evals)
     if not ev.empty:
         curves.append(ev.assign(task=task, method="PPMO (one-step, sampled)").rename(columns={"sampled_return": "return"}))
-    curves.append(ppo_curve.assign(task=task, method="PPO (training episodes)").rename(columns={"train_return": "return"}))
+    curves.append(ppo_evals.assign(task=task, method="PPO (evaluated, sampled)").rename(columns={"sampled_return": "return"}))
     curves = pd.concat(curves, ignore_index=True)[["task", "method", "env_steps", "wall_time_s", "return"]]
-    return TaskSummary(row, sd, curves)
+    return TaskSummary(row, sd, curves, ppo_evals.assign(task=task))
