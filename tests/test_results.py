@@ -53,7 +53,9 @@ def test_no_committed_interval_leaves_its_tasks_range():
 @pytest.mark.parametrize("table", ["cartpole/table1/table1.csv", "cartpole/table1/ours_vs_authors.csv",
                                    "cartpole/minimal/return_by_size.csv", "cartpole/minimal/authors.csv",
                                    "cartpole/minimal/kshot.csv", "cartpole/architectures/architectures.csv",
-                                   "cartpole/architectures/pool_vs_single.csv", "mujoco/report/table.csv"])
+                                   "cartpole/architectures/pool_vs_single.csv", "mujoco/report/table.csv",
+                                   "atari/report/table.csv", "atari/report/methods.csv", "atari/report/authors.csv",
+                                   "atari/report/authors_vs_ours.csv"])
 def test_tables_of_one_step_returns_name_their_stored_evaluations(table):
     df = pd.read_csv(RESULTS / table)
     assert "evaluation" in df.columns and df["evaluation"].notna().all()
