@@ -829,8 +829,8 @@ def test_the_checkpoints_committed_under_results_load():
     from paper_code.project import project_root
 
     # PPMO's (the compression fits' are checked in test_compress.py)
-    files = sorted(f for f in (project_root() / "results").rglob("*.ckpt.pt")  # (PPO teachers: test_teacher.py;
-                   if not {"compressed", "teachers", "fit"} & set(f.parts))  # Atari fits: compress checkpoints)
+    files = sorted(f for f in (project_root() / "results").rglob("*.ckpt.pt")  # (PPO teachers and baselines:
+                   if not {"compressed", "teachers", "fit", "baselines"} & set(f.parts))  # PPO's; Atari fits: compress's)
     if not files:
         pytest.skip("no committed checkpoints")
     for f in files[:: max(1, len(files) // 12)]:  # a spread of cart-pole and MuJoCo runs

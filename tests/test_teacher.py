@@ -200,11 +200,13 @@ def test_split_is_refused_for_an_mlp_teacher(tmp_path):
 
 
 def test_the_committed_teacher_checkpoints_load():
-    """An unfinished PPO teacher under results/ resumes: its checkpoint loads into the run its key describes."""
+    """An unfinished PPO teacher (or evaluated baseline) under results/ resumes: its checkpoint loads into the run
+    its key describes."""
     from paper_code.project import project_root
     from paper_code.core.ppo import policy_config
 
-    files = sorted((project_root() / "results").rglob("teachers/*.ckpt.pt"))
+    results = project_root() / "results"
+    files = sorted([*results.rglob("teachers/*.ckpt.pt"), *results.rglob("baselines/*_evaluated.safetensors.ckpt.pt")])
     if not files:
         pytest.skip("no committed teacher checkpoints")
     for f in files:
