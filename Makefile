@@ -35,9 +35,17 @@ reproduce-paper: setup
 	dvc repro --glob '*@paper'
 
 # the notebooks first (nbval, at quick scale: they write results-quick/), then the unit tests and the
-# checks of the notebooks' quick outputs (tests/test_notebooks.py, which require them here)
+# checks of the notebooks' quick outputs (tests/test_notebooks.py, which require them here). Each run spreads
+# over the cores (pytest-xdist: a worker per core, one torch thread each; --dist loadscope keeps a notebook's
+# cells, and a test module's tests, in order on one worker). Notebooks 04 and 05 read notebook 01's and 02's
+# outputs (dvc.yaml), so they run after the others. `pytest -n 0 ...` runs serially.
+PYTEST = OMP_NUM_THREADS=1 PAPER_CODE_QUICK_OUTPUTS=required python -m pytest -n auto --dist loadscope --durations=15
+NOTEBOOKS_AFTER = notebooks/04_architecture_generalization.ipynb notebooks/05_minimal_dataset.ipynb
+NOTEBOOKS_FIRST = $(filter-out $(NOTEBOOKS_AFTER),$(sort $(wildcard notebooks/*.ipynb)))
 test: setup
-	PAPER_CODE_QUICK_OUTPUTS=required python -m pytest --nbval-lax --durations=15 notebooks tests
+	$(PYTEST) --nbval-lax $(NOTEBOOKS_FIRST)
+	$(PYTEST) --nbval-lax $(NOTEBOOKS_AFTER)
+	$(PYTEST) tests
 
 # speed only (results/benchmarks/; CI does not run these): on a quiet machine, nothing else running
 bench: setup

@@ -178,3 +178,30 @@ def test_evaluation_curves_per_task_keep_bands_inside_each_panels_bounds():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_make_test_runs_each_notebook_after_the_notebooks_whose_outputs_it_reads():
+    """`make test` runs the notebooks in phases (each phase over the cores): a notebook whose dvc stage
+    reads another notebook's outputs must run in a later phase than that notebook."""
+    dry = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    phase = {Path(word).stem: i for i, line in enumerate(l for l in dry.splitlines() if "--nbval-lax" in l)
+             for word in line.split() if word.endswith(".ipynb")}
+    assert sorted(phase) == sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))  # every notebook runs
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    notebook_of, outs_of, reads = {}, {}, {}
+    for name, stage in stages.items():
+        do = stage.get("do", stage)
+        words = str(do.get("cmd", "")).split()
+        if "notebook" in words:
+            notebook_of[name] = words[words.index("notebook") + 1]
+            outs_of[name] = [next(iter(o)) if isinstance(o, dict) else o for o in do.get("outs", [])]
+            reads[name] = [d for d in do.get("deps", []) if str(d).startswith("${item.out_dir}/")]
+    assert len(notebook_of) >= 6
+    checked = 0
+    for name, deps in reads.items():
+        for dep in deps:
+            for other, outs in outs_of.items():
+                if other != name and any(dep == o or dep.startswith(o.rstrip("/") + "/") for o in outs):
+                    assert phase[notebook_of[other]] < phase[notebook_of[name]], (name, dep, other)
+                    checked += 1
+    assert checked >= 3  # 04 after 01; 05 after 01 and 02
