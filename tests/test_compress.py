@@ -55,6 +55,26 @@ def test_a_gaussian_policy_teacher_keeps_its_frozen_normalisation_and_the_preset
     DistilledDataset.load(ds.save(tmp_path / "h.safetensors"))
 
 
+def test_a_fit_in_its_own_coordinates_records_them_and_its_fine_tune_follows(tmp_path):
+    # Hopper's preset: obs_scale 1, no bound; the fit sets 0.3 and 0.5, the PPMO fine-tune continues in them
+    from paper_code.pipeline.presets import finetune_config
+
+    cfg = CompressConfig(size=4, steps=2, obs_scale=0.3, state_bound=0.5, **SMALL)
+    path = tmp_path / "h.safetensors"
+    compress_file(RESULTS / "mujoco" / "baselines" / "ppo_Hopper-v5.safetensors", path, cfg, progress=False)
+    ds = DistilledDataset.load(path)
+    assert ds.normalization["scale"] == 0.3 and ds.states.abs().max() <= 0.5 and ds.provenance["state_bound"] == 0.5
+    assert ds.provenance["settings"]["obs_scale"] == 0.3  # the provenance reproduces the fit
+    ft = finetune_config(path, seed=0)
+    assert (ft.obs_scale, ft.state_bound) == (0.3, 0.5) and (resolve("mujoco-Hopper-v5").obs_scale, resolve(
+        "mujoco-Hopper-v5").state_bound) == (1.0, None)
+    PPMO(ft)  # the warm start fits the run
+    plain = CompressConfig(size=4, steps=1, **SMALL)
+    assert "obs_scale" not in plain.to_dict()  # committed fits' settings keep their keys
+    with pytest.raises(ValueError, match="dataset teacher"):
+        Compression(load_teacher(ND2), CompressConfig(size=2, steps=1, obs_scale=0.3, **SMALL))
+
+
 def test_a_resumed_fit_equals_an_uninterrupted_one(tmp_path):
     cfg = CompressConfig(size=2, steps=8, **SMALL)
     whole = compress_file(ND2, tmp_path / "whole.safetensors", cfg, progress=False)

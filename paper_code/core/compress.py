@@ -201,14 +201,23 @@ def kl_divergence(teacher: torch.Tensor, student: torch.Tensor, t_log_std: torch
     return kl.sum(-1).mean()
 
 
-def student_coordinates(teacher: Teacher) -> tuple[float, float | None]:
-    """The student's ``(obs_scale, state_bound)``: the environment's PPMO preset's for a policy
-    teacher (so PPMO can continue from the fit), the teacher's own scale for a dataset teacher."""
+def student_coordinates(teacher: Teacher, cfg: CompressConfig | None = None) -> tuple[float, float | None]:
+    """The student's ``(obs_scale, state_bound)``: for a policy teacher the environment's PPMO preset's
+    unless ``cfg`` sets them (the fine-tune follows the fitted set), the teacher's own scale for a dataset
+    teacher."""
     preset = resolve(preset_for_env(teacher.env_id, dof=teacher.env_kwargs.get("dof")))
+    scale_set = cfg is not None and cfg.obs_scale is not None
+    bound = preset.state_bound if cfg is None or cfg.state_bound is None else cfg.state_bound
     if teacher.kind == "dataset":
+        if scale_set or (cfg is not None and cfg.state_bound is not None):
+            raise ValueError("obs_scale and state_bound apply to a policy teacher; a dataset teacher's student keeps "
+                             "the teacher's coordinates")
         return teacher.scale, preset.state_bound
-    scale = preset.obs_scale if teacher.obs_mean is not None else 1.0
-    return scale, preset.state_bound
+    if teacher.obs_mean is None:
+        if scale_set:
+            raise ValueError(f"obs_scale scales normalised observations: the teacher {teacher.source} does not normalise")
+        return 1.0, bound
+    return (cfg.obs_scale if scale_set else preset.obs_scale), bound
 
 
 class Compression:
@@ -217,7 +226,7 @@ class Compression:
 
     def __init__(self, teacher: Teacher, cfg: CompressConfig) -> None:
         self.teacher, self.cfg = teacher, cfg
-        self.obs_scale, self.state_bound = student_coordinates(teacher)
+        self.obs_scale, self.state_bound = student_coordinates(teacher, cfg)
         t0 = time.perf_counter()
         self.pool = visited_states(teacher, cfg.pool, seed=cfg.seed) * (self.obs_scale / teacher.scale)
         self.collect_s = time.perf_counter() - t0
@@ -391,6 +400,8 @@ class FrameCompression(Compression):
         self.teacher, self.cfg = teacher, cfg
         self.split = 4 if cfg.split is None else cfg.split
         self.spec = atari_learner(self.split)  # the Atari presets' learner at this split
+        if cfg.obs_scale is not None or cfg.state_bound is not None:
+            raise ValueError("obs_scale and state_bound apply to MLP students, not to Atari")
         self.obs_scale, self.state_bound = 1.0, None
         t0 = time.perf_counter()
         self.pool = visited_states(teacher, cfg.pool, seed=cfg.seed, num_envs=8, raw=True)  # uint8 frames

@@ -272,6 +272,13 @@ class CompressConfig:
     rest); 0: the teacher's states only. MLP students (cart-pole, MuJoCo, your own task)."""
     dagger_states: int = 5_000
     """states each DAgger round adds to the pool (one-step learners acting, sampled actions)."""
+    obs_scale: float | None = None
+    """MLP policy teacher that normalises: the factor on the student's normalised observations and states (None: the
+    environment's PPMO preset's). Small factors (0.3) keep the tanh layers near-linear, so that the one-step learners
+    of different inits are nearly one linear policy (notebook 02, InvertedDoublePendulum). The fine-tune uses it too."""
+    state_bound: float | None = None
+    """MLP policy teacher: the student's states are kept in [-state_bound, state_bound] (None: the environment's PPMO
+    preset's). The fine-tune uses it too."""
 
     def __post_init__(self) -> None:
         self.size = checks.integer("size", self.size, hi=100_000)
@@ -289,9 +296,14 @@ class CompressConfig:
         self.encoder_lr = checks.number("encoder_lr", self.encoder_lr, lo=0.0, hi=1e3)
         self.dagger_rounds = checks.integer("dagger_rounds", self.dagger_rounds, lo=0, hi=1000)
         self.dagger_states = checks.integer("dagger_states", self.dagger_states, hi=10_000_000)
+        if self.obs_scale is not None:
+            self.obs_scale = checks.positive("obs_scale", self.obs_scale, hi=1e3)
+        if self.state_bound is not None:
+            self.state_bound = checks.positive("state_bound", self.state_bound, hi=MAX_ABS)
 
     #: fields added after fits were committed: left out of to_dict at their defaults (their checkpoints stay valid)
-    _LATER = {"split": None, "encoder_lr": 1e-3, "dagger_rounds": 0, "dagger_states": 5_000}
+    _LATER = {"split": None, "encoder_lr": 1e-3, "dagger_rounds": 0, "dagger_states": 5_000, "obs_scale": None,
+              "state_bound": None}
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if not (k in self._LATER and v == self._LATER[k])}

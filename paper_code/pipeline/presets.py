@@ -255,4 +255,10 @@ def finetune_config(dataset: str | Path, seed: int, **overrides: Any) -> PPMOCon
         kwargs["normalize_obs"] = False
     if ds.env_id == ND_CARTPOLE_ID or ds.env_kwargs != resolve(preset).env_kwargs:
         kwargs["env_kwargs"] = dict(ds.env_kwargs)
+    scale = float((ds.normalization or {}).get("scale", 1.0))
+    if ds.normalization is not None and scale != resolve(preset).obs_scale:  # a fit in its own coordinates
+        kwargs["obs_scale"] = scale
+    bound = ds.provenance.get("state_bound")
+    if bound is not None and bound != resolve(preset).state_bound:
+        kwargs["state_bound"] = float(bound)
     return resolve(preset, **{**kwargs, **overrides})
