@@ -9,15 +9,19 @@ the CLI's own commands, each a new process on one core and timed:
    also learns on the states that its own one-step learners visit (R rounds, labelled by the teacher), and
 3. ``dagger + finetune``: that fit continued by M meta-epochs of PPMO (the task's preset, its critic from scratch);
 
+all three in two coordinates of the student (``--coordinates``): ``preset``, the task's PPMO preset's (notebook 02),
+and ``linear``, ``--obs-scale 0.3 --state-bound 0.25`` (InvertedDoublePendulum's small inputs: the tanh layers stay
+near-linear, so the one-step learners of all inits are nearly one linear policy of the normalised observation);
 each set evaluated by ``evaluate SET --learners 100 --episodes 1 --json``: fresh learners, one SGD step each,
 sampled actions, beside the random policy, the untrained learners and the teacher on the same protocol. The
 table (``<out>/table.{csv,md}``) gives each mean with its 95% CI, its share of the teacher's return (the bar:
 0.8 at B = 64, 0.5 at B = 4), its share of the teacher's margin over random, and the minutes of its command.
 
-    python studies/mujoco_teacher_route.py [--tasks Hopper-v5 ...] [--sizes 4 16 64] [--out results/mujoco/teacher_route]
+    python studies/mujoco_teacher_route.py [--tasks Hopper-v5 ...] [--sizes 4 16 64] [--coordinates preset linear]
+        [--out results/mujoco/teacher_route]
     # quick (tests): only counts shrink
-    python studies/mujoco_teacher_route.py --tasks Hopper-v5 --sizes 4 --out /tmp/route --steps 5 --pool 512 \\
-        --dagger-states 256 --finetune 1 --learners 3
+    python studies/mujoco_teacher_route.py --tasks Hopper-v5 --sizes 4 --coordinates linear --out /tmp/route --steps 5 \\
+        --pool 512 --dagger-states 256 --finetune 1 --learners 3
 """
 
 from __future__ import annotations
@@ -34,19 +38,22 @@ from paper_code.pipeline.reporting import write_table
 TASKS = ("Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5")
 SIZES = (4, 16, 64)
 BARS = {64: 0.8, 4: 0.5}  # the issue's share of the teacher's return
+#: the student's coordinates (compress --obs-scale / --state-bound): the task's PPMO preset's, or
+#: InvertedDoublePendulum's small inputs, where the one-step learners of all inits are nearly one linear policy
+COORDINATES = {"preset": [], "linear": ["--obs-scale", "0.3", "--state-bound", "0.25"]}
 
 
-def run_task(task: str, size: int, out: Path, args: argparse.Namespace) -> list[dict]:
-    stages = Stages(out / task / f"b{size}")
+def run_task(task: str, size: int, coordinates: str, out: Path, args: argparse.Namespace) -> list[dict]:
+    stages = Stages(out / task / (f"b{size}" if coordinates == "preset" else f"b{size}_{coordinates}"))
     folder = stages.folder
     teacher = ppo_baseline_path(Path("results"), task)
     fit, tuned = folder / "fit.safetensors", folder / "dagger_finetuned.safetensors"
     counts = [flag for k in ("steps", "pool", "dagger_states") if getattr(args, k) is not None
               for flag in (f"--{k.replace('_', '-')}", str(getattr(args, k)))]
-    stages.command("fit", ["compress", str(teacher), "--size", str(size), "--out", str(fit), "--quiet", *counts])
-    stages.command("dagger + finetune", ["compress", str(teacher), "--size", str(size), "--dagger-rounds",
-                                         str(args.dagger_rounds), "--finetune", str(args.finetune), "--out", str(tuned),
-                                         "--quiet", *counts])
+    common = ["--size", str(size), *COORDINATES[coordinates], "--eval-learners", "0", "--quiet", *counts]
+    stages.command("fit", ["compress", str(teacher), *common, "--out", str(fit)])
+    stages.command("dagger + finetune", ["compress", str(teacher), *common, "--dagger-rounds", str(args.dagger_rounds),
+                                         "--finetune", str(args.finetune), "--out", str(tuned)])
     files = {"fit": fit, "dagger": tuned.with_name(tuned.name.removesuffix(".safetensors") + ".fit.safetensors"),
              "dagger + finetune": tuned}
     rows = []
@@ -55,7 +62,7 @@ def run_task(task: str, size: int, out: Path, args: argparse.Namespace) -> list[
         refs = e["references"]
         rnd, tch = refs["random"]["mean"], refs["teacher"]["mean"]
         rows.append({
-            "task": task, "B": size, "method": method, "learners x episodes": f"{e['learners']} x {e['episodes']}",
+            "task": task, "B": size, "coordinates": coordinates, "method": method, "learners x episodes": f"{e['learners']} x {e['episodes']}",
             "one-step": ci(e), "share of teacher": round(e["mean"] / tch, 3) if tch > 0 else float("nan"),
             "share of margin": round((e["mean"] - rnd) / (tch - rnd), 3) if tch != rnd else float("nan"),
             f"bar ({', '.join(f'B = {b}: {v}' for b, v in BARS.items())})": BARS.get(size, float("nan")),
@@ -70,6 +77,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", nargs="+", default=list(TASKS))
     ap.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
+    ap.add_argument("--coordinates", nargs="+", choices=list(COORDINATES), default=list(COORDINATES),
+                    help="the student's coordinates: the preset's, or small inputs (obs scale 0.3, states in +-0.25)")
     ap.add_argument("--out", type=Path, default=Path("results") / "mujoco" / "teacher_route",
                     help="the study's folder (relative: to the project folder)")
     ap.add_argument("--dagger-rounds", type=int, default=3)
@@ -81,7 +90,8 @@ def main() -> None:
     ap.add_argument("--dagger-states", type=int, default=None, help="quick only: compress --dagger-states")
     args = ap.parse_args()
     args.out = enter_project(args.out)
-    table = pd.DataFrame([r for task in args.tasks for size in args.sizes for r in run_task(task, size, args.out, args)])
+    table = pd.DataFrame([r for task in args.tasks for size in args.sizes for coordinates in args.coordinates
+                          for r in run_task(task, size, coordinates, args.out, args)])
     _, md = write_table(table.drop(columns=["verdict"]), args.out / "table", floatfmt=".3g")
     table.to_csv(args.out / "table.csv", index=False)  # the CSV keeps the verdict lines
     print(md.read_text())
