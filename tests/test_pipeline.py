@@ -151,6 +151,17 @@ def test_the_command_studies_run_at_a_tiny_scale_and_resume_without_redoing(tmp_
     assert pd.read_csv(tmp_path / "s" / "table.csv").equals(table)
 
 
+def test_the_linear_clone_study_runs_at_a_tiny_scale(tmp_path):
+    # the same code path as results/mujoco/linear_clone; only counts shrink
+    cmd = [sys.executable, str(ROOT / "studies" / "mujoco_linear_clone.py"), "--tasks", "Hopper-v5", "--pool", "256",
+           "--episodes", "2", "--rounds", "1", "--out", str(tmp_path / "c")]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "c" / "table.csv")
+    assert list(table["DAgger round"]) == [0, 1] and list(table["states"])[0] == 256 and table["states"][1] > 256
+    assert (table["R2 on its states"] <= 1).all() and table["teacher, sampled"].nunique() == 1
+
+
 def test_evaluation_curves_per_task_keep_bands_inside_each_panels_bounds():
     """Notebook 02's learning curves: one panel per task (in the order given), PPMO's and PPO's
     evaluations on one env-step axis, each band clipped to its task's bounds, grey reference lines."""
