@@ -251,14 +251,15 @@ def finetune_config(dataset: str | Path, seed: int, **overrides: Any) -> PPMOCon
     split = ds.learner.split if ds.learner.kind == "nature_cnn" else None
     preset = preset_for_env(ds.env_id, dof=ds.env_kwargs.get("dof"), split=split)
     kwargs: dict[str, Any] = {"size": ds.size, "seed": seed, "init_dataset": str(dataset)}
-    if ds.normalization is None and resolve(preset).normalize_obs:  # e.g. a fit to a raw-frame Atari teacher
+    base = resolve(preset)
+    if ds.normalization is None and base.normalize_obs:  # e.g. a fit to a raw-frame Atari teacher
         kwargs["normalize_obs"] = False
-    if ds.env_id == ND_CARTPOLE_ID or ds.env_kwargs != resolve(preset).env_kwargs:
+    if ds.env_id == ND_CARTPOLE_ID or ds.env_kwargs != base.env_kwargs:
         kwargs["env_kwargs"] = dict(ds.env_kwargs)
     scale = float((ds.normalization or {}).get("scale", 1.0))
-    if ds.normalization is not None and scale != resolve(preset).obs_scale:  # a fit in its own coordinates
+    if ds.normalization is not None and scale != base.obs_scale:  # a fit in its own coordinates
         kwargs["obs_scale"] = scale
     bound = ds.provenance.get("state_bound")
-    if bound is not None and bound != resolve(preset).state_bound:
+    if bound is not None and bound != base.state_bound:
         kwargs["state_bound"] = float(bound)
     return resolve(preset, **{**kwargs, **overrides})
