@@ -77,6 +77,7 @@ def test_quick_outputs_of(name):
         report = tmp_path / "mujoco" / "report"
         table = pd.read_csv(report / "table.csv")
         assert len(table) == 11 and (table["B"] == 64).all() and set(table["scale"]) == {"quick"}
+        assert table["PPO evaluated run is the baseline's"].all()  # its evaluations did not disturb the training
         for task in table["task"]:
             ds = DistilledDataset.load(tmp_path / "mujoco" / "datasets" / f"{task}_b64.safetensors")
             assert ds.label_kind == "gaussian_mse" and ds.normalization is not None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from paper_code.core.dataset import DistilledDataset
 from paper_code.core.evaluation import mean_ci95
@@ -62,6 +63,9 @@ def summarize_task(task: str, section: dict[str, Any], out_root: Path, run: Any,
                                   eval_every=int(setting(section, "ppo_eval_every", task)),
                                   eval_episodes=int(section["eval_learners"]))
     ppo_evals = evaluated_curve(evaluated)
+    # the evaluations only watch the training: the evaluated run must end with the baseline's own policy
+    same_policy = ppo.actor.keys() == evaluated.actor.keys() and all(
+        torch.equal(ppo.actor[k], evaluated.actor[k]) for k in ppo.actor)
     one_step, one_step_lo, one_step_hi = mean_ci95(sd["return"].to_numpy())
     authors = {"authors' (v4) mean": float("nan"), "authors' (v4) CI low": float("nan"),
                "authors' (v4) CI high": float("nan"), "authors' (v4) evaluation": None}
@@ -87,6 +91,7 @@ def summarize_task(task: str, section: dict[str, Any], out_root: Path, run: Any,
         "PPO evaluations": f"{len(ppo_evals)} x {int(section['eval_learners'])} episodes" + (
             f", every {int(ppo_evals['env_steps'].diff().median()):,} env steps" if len(ppo_evals) > 1 else ""),
         "PPO final evaluation (sampled)": float(ppo_evals["sampled_return"].iloc[-1]) if len(ppo_evals) else float("nan"),
+        "PPO evaluated run is the baseline's": bool(same_policy),
         "PPO env steps to one-step return": reach["env_steps"], "PPO s to one-step return": reach["wall_time_s"],
         "lr": float(ds.lr), "evaluation": evaluation, **{k: v for k, v in authors.items() if k.endswith("evaluation")},
     }
