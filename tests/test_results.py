@@ -66,3 +66,10 @@ def test_executed_notebooks_hold_no_path_of_the_machine_they_ran_on():
     for nb in sorted((RESULTS / "notebooks").glob("*.ipynb")):
         found = absolute.findall(nb.read_text())
         assert not found, f"{nb.name}: {found[:3]}"
+
+
+def test_the_mujoco_ppo_curves_are_the_baselines_own_training():
+    # each task's PPO curve comes from a run with periodic evaluations; it must end with the committed baseline's
+    # policy (a run resumed across sessions starts fresh episodes and leaves the baseline's trajectory)
+    table = pd.read_csv(RESULTS / "mujoco" / "report" / "table.csv")
+    assert len(table) == 11 and table["PPO evaluated run is the baseline's"].all()
