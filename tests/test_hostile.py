@@ -1008,6 +1008,22 @@ def test_compress_with_a_teacher_that_does_not_fit_its_environment(tmp_path, cap
     assert_refused(tmp_path, args, "the teacher does not fit Acrobot-v1", capsys)
 
 
+def test_a_finished_fit_without_its_log_keeps_its_dataset(tmp_path, capsys, finished):
+    """A clone of the project has a fit's dataset and checkpoint but not its log (logs are not committed): a re-run
+    restores the log, leaves the dataset's bytes as they were and says it wrote nothing (a study that times its
+    stages keeps the time of the run that made the file)."""
+    out = tmp_path / "c.safetensors"
+    args = ["compress", finished / "d.safetensors", "--size", "2", "--steps", "3", "--quiet", "--eval-learners", "0",
+            "--out", out]
+    rc, stdout, err = cli(*args, capsys=capsys)
+    assert rc == 0 and stdout.startswith("wrote"), err
+    made, log = out.read_bytes(), log_path(out).read_text()
+    log_path(out).unlink()
+    rc, stdout, err = cli(*args, capsys=capsys)
+    assert rc == 0 and stdout.startswith("up to date") and "wrote" not in stdout, stdout + err
+    assert out.read_bytes() == made and log_path(out).read_text() == log
+
+
 def test_a_replaced_or_deleted_log_is_rewritten_and_said_so(run_dir, capsys):
     out = run_dir / "d.safetensors"
     args = ["distill", *BASE, "--meta-epochs", "3", "--out", out, "--resume"]

@@ -252,8 +252,15 @@ class _SelfSaving:
     stopped_early, stop_rule = False, None
     state: Any  # the object that saves itself
 
-    def write(self, out: Path) -> None:
+    def write_output(self, out: Path) -> None:
         raise NotImplementedError
+
+    def write_log(self, out: Path) -> None:
+        raise NotImplementedError
+
+    def write(self, out: Path) -> None:
+        self.write_output(out)
+        self.write_log(out)
 
     def invalid(self) -> str | None:
         return None
@@ -265,10 +272,14 @@ class _SelfSaving:
         self.state.load_state_dict(read_checkpoint(checkpoint), str(checkpoint))
 
     def refresh(self, out: Path) -> bool:
-        if out.exists() and log_path(out).exists():
-            return False
-        self.write(out)
-        return True
+        """A missing output is written with its log; a missing log alone is written without touching the output
+        (a clone of the project without the logs keeps its committed files and says it wrote none)."""
+        if not out.exists():
+            self.write(out)
+            return True
+        if not log_path(out).exists():
+            self.write_log(out)
+        return False
 
 
 # ============================================================================ compress
@@ -306,9 +317,11 @@ class FitJob(_SelfSaving):
     def show(self, bar: tqdm, row: dict[str, float], evaluation: dict[str, float] | None) -> None:
         bar.set_postfix_str(f"KL {row['kl']:.4f}, lr {row['lr']:.3g}", refresh=False)
 
-    def write(self, out: Path) -> None:
+    def write_output(self, out: Path) -> None:
+        self.comp.dataset().save(out)
+
+    def write_log(self, out: Path) -> None:
         comp = self.comp
-        comp.dataset().save(out)
         with atomic_path(log_path(out)) as tmp:
             Path(tmp).write_text(json.dumps({"settings": comp.cfg.to_dict(), "teacher": comp.teacher.source,
                                              "history": comp.history}) + "\n")
@@ -460,11 +473,14 @@ class PPOJob(_SelfSaving):
     def show(self, bar: tqdm, row: dict[str, float], evaluation: dict[str, float] | None) -> None:
         _show_rates(bar, self.run, self.recent, evaluation, digits=1)
 
-    def write(self, out: Path) -> None:
+    def write_output(self, out: Path) -> None:
         run, cfg = self.run, self.run.cfg
         extra = {"evals": json.dumps(run.evals, separators=(",", ":")), "wall_time_s": f"{run.wall_time:.3f}",
                  "env_steps": str(run.env_steps), "git_revision": git_revision()}
         save_policy(run.result(), cfg, self.total_env_steps, out, extra)
+
+    def write_log(self, out: Path) -> None:
+        run, cfg = self.run, self.run.cfg
         with atomic_path(log_path(out)) as tmp:
             Path(tmp).write_text(json.dumps({"config": json.loads(_cache_key(cfg, self.total_env_steps)),
                                              "history": run.history, "evals": run.evals}, separators=(",", ":")))
