@@ -34,6 +34,7 @@ import pandas as pd
 from paper_code.pipeline.commands import Stages, ci, enter_project
 from paper_code.pipeline.layout import ppo_baseline_path
 from paper_code.pipeline.reporting import write_table
+from paper_code.pipeline.teacher_route import check_rows, task_tables
 
 TASKS = ("Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5")
 SIZES = (4, 16, 64)
@@ -67,6 +68,7 @@ def run_task(task: str, size: int, coordinates: str, out: Path, args: argparse.N
             "share of margin": round((e["mean"] - rnd) / (tch - rnd), 3) if tch != rnd else float("nan"),
             f"bar ({', '.join(f'B = {b}: {v}' for b, v in BARS.items())})": BARS.get(size, float("nan")),
             "teacher (PPO)": ci(refs["teacher"]), "random": ci(refs["random"]),
+            "finetune meta-epochs": args.finetune if method == "dagger + finetune" else float("nan"),
             "command min": round(stages["fit" if method == "fit" else "dagger + finetune"]["seconds"] / 60, 1),
             "verdict": e["verdict_line"],
         })
@@ -95,6 +97,11 @@ def main() -> None:
     _, md = write_table(table.drop(columns=["verdict"]), args.out / "table", floatfmt=".3g")
     table.to_csv(args.out / "table.csv", index=False)  # the CSV keeps the verdict lines
     print(md.read_text())
+    # one table per task: these sets beside PPMO alone, the teacher, the authors' set and the baselines (notebook 02),
+    # with the longer fine-tunes run by hand in results/mujoco/checks
+    for task, t in task_tables(table, pd.read_csv(Path("results") / "mujoco" / "report" / "table.csv"),
+                               check_rows(Path("results") / "mujoco" / "checks")).items():
+        write_table(t, args.out / f"table_{task}", floatfmt=".3g")
 
 
 if __name__ == "__main__":

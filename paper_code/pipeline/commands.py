@@ -37,14 +37,16 @@ class Stages:
     def __getitem__(self, name: str) -> dict[str, Any]:
         return self.stages[name]
 
-    def _run(self, name: str, cmd: list[str]) -> tuple[str, float]:
+    def _run(self, name: str, cmd: list[str], *, keep_log: bool = False) -> tuple[str, float]:
         """Run ``python -m paper_code *cmd`` in the project folder (so that the paths in its files are the
-        project's relative ones); its output goes to ``<name>.txt``; returns stdout and seconds."""
+        project's relative ones); its output goes to ``<name>.txt`` (with ``keep_log``, only if the command
+        wrote its file or failed: the output of the run that made a file stays beside it); returns stdout and seconds."""
         log = self.folder / f"{name}.txt"
         start = time.perf_counter()
         r = subprocess.run([sys.executable, "-m", "paper_code", *cmd], capture_output=True, text=True, cwd=project_root())
         seconds = time.perf_counter() - start
-        log.write_text(f"$ python -m paper_code {' '.join(cmd)}\n{r.stdout}{r.stderr}")
+        if not (keep_log and r.returncode == 0 and log.exists() and not r.stdout.lstrip().startswith("wrote")):
+            log.write_text(f"$ python -m paper_code {' '.join(cmd)}\n{r.stdout}{r.stderr}")
         if r.returncode != 0:
             raise SystemExit(f"error: `python -m paper_code {' '.join(cmd)}` failed ({r.returncode}); see {log}")
         return r.stdout, seconds
@@ -56,7 +58,7 @@ class Stages:
     def command(self, name: str, cmd: list[str]) -> None:
         """A command that writes a file: the time of the run that wrote it is kept (a re-run that finds the
         file up to date costs nothing and keeps it; a file found up to date with no record has NaN seconds)."""
-        stdout, seconds = self._run(name, cmd)
+        stdout, seconds = self._run(name, cmd, keep_log=True)
         if stdout.lstrip().startswith("wrote"):
             self._keep(name, cmd, seconds)
         elif name not in self.stages:  # written by an earlier run that left no record: its time is not known
