@@ -34,7 +34,6 @@ import pandas as pd
 from paper_code.pipeline.commands import Stages, ci, enter_project
 from paper_code.pipeline.layout import ppo_baseline_path
 from paper_code.pipeline.reporting import write_table
-from paper_code.pipeline.teacher_route import check_rows, task_tables
 
 TASKS = ("Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5")
 SIZES = (4, 16, 64)
@@ -96,12 +95,7 @@ def main() -> None:
                           for r in run_task(task, size, coordinates, args.out, args)])
     _, md = write_table(table.drop(columns=["verdict"]), args.out / "table", floatfmt=".3g")
     table.to_csv(args.out / "table.csv", index=False)  # the CSV keeps the verdict lines
-    print(md.read_text())
-    # one table per task: these sets beside PPMO alone, the teacher, the authors' set and the baselines (notebook 02),
-    # with the longer fine-tunes run by hand in results/mujoco/checks
-    for task, t in task_tables(table, pd.read_csv(Path("results") / "mujoco" / "report" / "table.csv"),
-                               check_rows(Path("results") / "mujoco" / "checks")).items():
-        write_table(t, args.out / f"table_{task}", floatfmt=".3g")
+    print(md.read_text())  # notebook 02 shows it per task, beside PPMO alone and the baselines
 
 
 if __name__ == "__main__":

@@ -70,8 +70,8 @@ def task_tables(route: pd.DataFrame, summary: pd.DataFrame, checks: pd.DataFrame
     out = {}
     for task, rows in route.groupby("task", sort=False):
         ref = summary[summary["task"] == task]
-        if ref.empty:
-            raise ValueError(f"{task}: not in notebook 02's table")
+        if ref.empty:  # a task this scale of notebook 02 did not run
+            continue
         ref, rows = ref.iloc[0], rows.copy()
         study = rows[rows["source"] == "teacher_route/table.csv"]
         teacher_text = study["teacher (PPO)"].iloc[0]
