@@ -145,12 +145,15 @@ def test_the_command_studies_run_at_a_tiny_scale_and_resume_without_redoing(tmp_
     table = pd.read_csv(tmp_path / "s" / "table.csv")
     assert len(table) == (1 if study == "own_task" else 3) and (tmp_path / "s" / "table.md").is_file()
     if study == "mujoco_teacher_route":  # notebook 02's table per task: the sets beside the teacher, PPMO alone, random
-        from paper_code.pipeline.teacher_route import task_tables
+        from paper_code.pipeline.teacher_route import by_method, task_tables
 
         per_task = task_tables(table, pd.read_csv(ROOT / "results" / "mujoco" / "report" / "table.csv"))["Hopper-v5"]
         methods = list(per_task["method"])
         assert methods[0].startswith("PPO teacher") and methods[1].startswith("PPMO alone") and methods[-1] == "random policy"
         assert methods[2:5] == ["fit", "dagger", "dagger + finetune 1"] and per_task["share of teacher"].iloc[0] == 1
+        wide = by_method(per_task)  # one row per B and coordinates
+        assert wide.shape == (1, 5) and list(wide.columns) == ["B", "coordinates", "fit", "dagger", "dagger + finetune 1"]
+        assert wide["fit"].iloc[0].startswith(per_task["one-step [95% CI]"].iloc[2])
     # every stage's record and the output of the command that made each file (a clone without the logs too)
     records = {p: p.read_text() for p in (tmp_path / "s").rglob("*") if p.suffix in (".json", ".txt")}
     for log in (tmp_path / "s").rglob("*.log.json"):

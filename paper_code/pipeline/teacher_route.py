@@ -106,3 +106,14 @@ def task_tables(route: pd.DataFrame, summary: pd.DataFrame, checks: pd.DataFrame
         table.append(row("random policy", "", "", random_text, _mean(random_text), float("nan"), "teacher_route/table.csv"))
         out[task] = pd.DataFrame(table)
     return out
+
+
+def by_method(table: pd.DataFrame) -> pd.DataFrame:
+    """A task's table (:func:`task_tables`) with one row per B and coordinates and one column per method:
+    ``mean [low, high] (share)``, methods in the table's order (the references are left out)."""
+    sets = table[table["coordinates"].isin(["preset", "linear"]) & ~table["method"].str.startswith("PPMO alone")]
+    cells = sets.assign(cell=[f"{one} ({share:.2f})" for one, share in zip(sets["one-step [95% CI]"], sets["share of teacher"])])
+    wide = cells.pivot(index=["B", "coordinates"], columns="method", values="cell")
+    wide = wide[list(dict.fromkeys(cells["method"]))].fillna("")
+    order = list(dict.fromkeys(zip(cells["B"], cells["coordinates"])))
+    return wide.loc[order].reset_index()
