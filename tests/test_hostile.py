@@ -824,7 +824,7 @@ def test_learner_spec_from_a_file_is_bounded():
     assert LearnerSpec(hidden=[64.0, 64]).hidden == (64, 64)  # integral floats from JSON are fine
 
 
-def test_the_checkpoints_committed_under_results_load():
+def test_the_checkpoints_committed_under_results_load(monkeypatch):
     """The checkpoint checks accept every checkpoint this project has committed."""
     from paper_code.project import project_root
 
@@ -836,6 +836,8 @@ def test_the_checkpoints_committed_under_results_load():
     if not states:
         pytest.skip("no committed checkpoints")
     for f, sd in states[:: max(1, len(states) // 12)]:  # a spread of cart-pole and MuJoCo runs
+        init = sd["config"].get("init_dataset")  # a fine-tune run by hand from its folder names its fit from there
+        monkeypatch.chdir(f.parent if init and (f.parent / init).is_file() else project_root())
         run = PPMO(PPMOConfig(**_with_spec_defaults(sd["config"])))
         load_checkpoint(run, f)
         assert run.meta_epoch == sd["meta_epoch"] and math.isfinite(run.wall_time)
