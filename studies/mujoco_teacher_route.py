@@ -1,6 +1,6 @@
 """MuJoCo through the teacher: how close do one-step learners get to the PPO teacher, by method and size?
 
-For each task (default: Hopper-v5, Walker2d-v5, HalfCheetah-v5) and each B (default 4, 16, 64), from the
+For each task (default: Hopper-v5, Walker2d-v5, HalfCheetah-v5) and each B (default 64, 16, 4), from the
 task's committed PPO teacher (``results/mujoco/baselines/ppo_<task>.safetensors``, notebook 02's baseline), with
 the CLI's own commands, each a new process on one core and timed:
 
@@ -38,7 +38,7 @@ from paper_code.pipeline.reporting import write_table
 #: Ant-v5 is left out: its committed teacher (PPO, 1 M steps) scores below the zero action, so "a share of the
 #: teacher" would say nothing (notebook 02's table)
 TASKS = ("Hopper-v5", "Walker2d-v5", "HalfCheetah-v5")
-SIZES = (4, 16, 64)
+SIZES = (64, 16, 4)
 BARS = {64: 0.8, 4: 0.5}  # the issue's share of the teacher's return
 #: the student's coordinates (compress --obs-scale / --state-bound): the task's PPMO preset's, or
 #: InvertedDoublePendulum's small inputs, where the one-step learners of all inits are nearly one linear policy
