@@ -85,7 +85,7 @@ def task_tables(route: pd.DataFrame, summary: pd.DataFrame, checks: pd.DataFrame
                     "share of teacher": round(mean / teacher, 3) if teacher > 0 else float("nan"),
                     "minutes": round(minutes, 1), "source": source}
 
-        table = [row("PPO teacher (1 M steps)", "", "", teacher_text, teacher, ref["PPO wall time s"] / 60,
+        table = [row(f"PPO teacher ({ref['PPO env steps'] / 1e6:.2g} M steps)", "", "", teacher_text, teacher, ref["PPO wall time s"] / 60,
                      "teacher_route/table.csv; minutes: notebook 02"),
                  row(f"PPMO alone ({int(ref['meta-epochs'])} meta-epochs)", int(ref["B"]), "preset",
                      _ci(ref["one-step mean"], ref["one-step CI low"], ref["one-step CI high"]), ref["one-step mean"],
