@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from paper_code.pipeline.protocol import ci_text
+
 #: the order of the route's methods in a task's table
 METHODS = ("fit", "dagger", "dagger + finetune")
 _CHECK = re.compile(r"^(?P<task>[A-Za-z0-9]+-v\d+)_b(?P<B>\d+)_(?P<coordinates>[a-z0-9.]+)_dagger_ft(?P<M>\d+)"
@@ -23,13 +25,9 @@ _ELAPSED = re.compile(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]
 _SECONDS = re.compile(r"(\d+(?:\.\d+)?) s[,)]")  # the fit's and the fine-tune's seconds in compress's output
 
 
-def _mean(ci_text: str) -> float:
+def _mean(cell: str) -> float:
     """The mean of a ``mean [low, high]`` cell."""
-    return float(ci_text.split(" [")[0])
-
-
-def _ci(mean: float, lo: float, hi: float) -> str:
-    return f"{mean:.1f} [{lo:.1f}, {hi:.1f}]"
+    return float(cell.split(" [")[0])
 
 
 def check_rows(checks: Path) -> pd.DataFrame:
@@ -51,7 +49,7 @@ def check_rows(checks: Path) -> pd.DataFrame:
             seconds = sum(float(s) for s in _SECONDS.findall(log.read_text())) if log.exists() else float("nan")
         rows.append({"task": m["task"], "B": int(m["B"]), "coordinates": m["coordinates"],
                      "method": f"dagger + finetune {m['M']}", "learners x episodes": f"{e['learners']} x {e['episodes']}",
-                     "one-step": _ci(e["mean"], *e["ci95"]), "teacher (PPO)": _ci(e["references"]["teacher"]["mean"],
+                     "one-step": ci_text(e["mean"], *e["ci95"]), "teacher (PPO)": ci_text(e["references"]["teacher"]["mean"],
                                                                                  *e["references"]["teacher"]["ci95"]),
                      "command min": round(seconds / 60, 1), "source": f"checks/{path.name}"})
     return pd.DataFrame(rows)
@@ -88,7 +86,7 @@ def task_tables(route: pd.DataFrame, summary: pd.DataFrame, checks: pd.DataFrame
         table = [row(f"PPO teacher ({ref['PPO env steps'] / 1e6:.2g} M steps)", "", "", teacher_text, teacher, ref["PPO wall time s"] / 60,
                      "teacher_route/table.csv; minutes: notebook 02"),
                  row(f"PPMO alone ({int(ref['meta-epochs'])} meta-epochs)", int(ref["B"]), "preset",
-                     _ci(ref["one-step mean"], ref["one-step CI low"], ref["one-step CI high"]), ref["one-step mean"],
+                     ci_text(ref["one-step mean"], ref["one-step CI low"], ref["one-step CI high"]), ref["one-step mean"],
                      ref["wall time s"] / 60, "notebook 02", ref["learners x episodes"])]
         if "finetune meta-epochs" in rows:  # the study's fine-tune says its length
             tuned = rows["method"].eq("dagger + finetune") & rows["finetune meta-epochs"].notna()
@@ -98,7 +96,7 @@ def task_tables(route: pd.DataFrame, summary: pd.DataFrame, checks: pd.DataFrame
                              r["command min"], r["source"], r["learners x episodes"]))
         if pd.notna(ref["authors' (v4) mean"]):
             table.append(row("the authors' set (PPMO, v4 env)", 64, "theirs",
-                             _ci(ref["authors' (v4) mean"], ref["authors' (v4) CI low"], ref["authors' (v4) CI high"]),
+                             ci_text(ref["authors' (v4) mean"], ref["authors' (v4) CI low"], ref["authors' (v4) CI high"]),
                              ref["authors' (v4) mean"], float("nan"), "notebook 02", ref["learners x episodes"]))
         table.append(row("zero action", "", "", f"{ref['zero action']:.1f}", ref["zero action"], float("nan"),
                          "notebook 02", "its references'"))
