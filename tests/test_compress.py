@@ -109,6 +109,24 @@ def test_finetune_continues_with_ppmo_from_the_fitted_dataset(tmp_path, capsys):
     assert not torch.equal(tuned.states, fit.states)  # PPMO moved it
 
 
+def test_the_fine_tunes_entropy_bonus_is_its_own_and_the_fit_is_shared(tmp_path, capsys):
+    # Walker2d's preset has an entropy bonus of 0.01; --finetune-ent-coef 0 fine-tunes without it from the same fit
+    teacher = RESULTS / "mujoco" / "baselines" / "ppo_Walker2d-v5.safetensors"
+    args = ["compress", str(teacher), "--size", "2", "--steps", "2", "--pool", "256", "--batch-states", "64",
+            "--inits", "2", "--finetune", "1", "--quiet", "--eval-learners", "0"]
+    preset, own = tmp_path / "preset.safetensors", tmp_path / "own.safetensors"
+    assert main([*args, "--out", str(preset)]) == 0 and main([*args, "--finetune-ent-coef", "0", "--out", str(own)]) == 0
+    assert DistilledDataset.load(preset).provenance["config"]["ent_coef"] == resolve("mujoco-Walker2d-v5").ent_coef == 0.01
+    assert DistilledDataset.load(own).provenance["config"]["ent_coef"] == 0.0
+    a, b = DistilledDataset.load(fit_path(preset)), DistilledDataset.load(fit_path(own))
+    assert torch.equal(a.states, b.states) and "finetune_ent_coef" not in a.provenance["settings"]  # the same fit
+    capsys.readouterr()
+    # the fit continues under another fine-tune setting; the fine-tune's run does not
+    assert "ent_coef" in _refused(capsys, "compress", *args[1:], "--finetune-ent-coef", "0", "--out", preset)
+    with pytest.raises(ValueError, match="finetune_ent_coef"):
+        CompressConfig(size=2, finetune_ent_coef=-1.0)
+
+
 def _refused(capsys, command, *args) -> str:
     rc = main([command, *map(str, args), "--quiet"])
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]

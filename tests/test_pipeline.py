@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import shutil
 import subprocess
@@ -47,7 +48,7 @@ def test_every_stage_depends_on_the_whole_package():
     assert {n for n in stages if n.startswith("study-")} == {
         "study-tune-mujoco-lr", "study-mujoco-variants", "study-idp-snapshots", "study-idp-step-size",
         "study-idp-state-scale", "study-idp-obs-scale", "study-atari-ablation", "study-atari-dataset-optimizer",
-        "study-own-task", "study-mujoco-teacher-route", "study-mujoco-linear-clone"}
+        "study-own-task", "study-mujoco-teacher-route", "study-mujoco-linear-clone", "study-mujoco-finetune-length"}
     for name, stage in stages.items():
         stage = stage.get("do", stage)  # foreach stages (notebooks at two scales) or single ones (studies)
         deps = [str(d).split("#")[0].strip() for d in stage["deps"]]
@@ -162,6 +163,84 @@ def test_the_command_studies_run_at_a_tiny_scale_and_resume_without_redoing(tmp_
     assert again.returncode == 0, again.stderr[-2000:]
     assert {p: p.read_text() for p in records} == records  # nothing redone: the recorded times are kept
     assert pd.read_csv(tmp_path / "s" / "table.csv").equals(table)
+
+
+def test_the_finetune_length_study_reruns_the_chosen_length_on_the_same_path(tmp_path):
+    # the same code path as results/mujoco/finetune_length; only counts shrink: a long run made here, then the study
+    checks, common = tmp_path / "checks", ["--steps", "4", "--pool", "256", "--dagger-states", "64"]
+    long = checks / "Hopper-v5_b4_linear_dagger_ft2.safetensors"
+    made = subprocess.run([sys.executable, "-m", "paper_code", "compress", "results/mujoco/baselines/ppo_Hopper-v5.safetensors",
+                           "--size", "4", "--obs-scale", "0.3", "--state-bound", "0.25", "--eval-learners", "0", "--quiet",
+                           *common, "--dagger-rounds", "3", "--finetune", "2", "--out", str(long)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert made.returncode == 0, made.stderr[-2000:]
+    (checks / "Hopper-v5_b4_linear_dagger_ft1.safetensors").write_bytes(long.read_bytes())  # no checkpoint: not a long run
+    cmd = [sys.executable, str(ROOT / "studies" / "mujoco_finetune_length.py"), "--checks", str(checks),
+           "--out", str(tmp_path / "s"), "--learners", "3", *common]
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert first.returncode == 0, first.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "s" / "table.csv")
+    row = table.iloc[0]
+    assert len(table) == 1 and row["long fine-tune"] == 2 and row["M*"] == 2  # one evaluation (at the end): M* = M
+    # a fresh run of the chosen length is the long run's path: its evaluation equals the long run's
+    assert row["evaluations compared"] == 1 and row["same path (max |diff| of the evaluations up to M*)"] == 0
+    assert row["chosen: one-step"] == row["long: one-step"]  # (here the same set, evaluated alike)
+    from paper_code.pipeline.teacher_route import by_method, length_rows, task_tables
+
+    route = pd.DataFrame([{"task": "Hopper-v5", "B": 4, "coordinates": "linear", "method": "fit", "learners x episodes": "3 x 1",
+                           "one-step": "1.0 [0.0, 2.0]", "teacher (PPO)": row["teacher (PPO)"], "random": "0.0 [0.0, 0.0]",
+                           "command min": 0.1}])
+    per_task = task_tables(route, pd.read_csv(ROOT / "results" / "mujoco" / "report" / "table.csv"),
+                           lengths=length_rows(table))["Hopper-v5"]
+    assert list(per_task["method"])[2:4] == ["fit", "dagger + finetune 2 (length chosen)"]
+    assert list(by_method(per_task).columns)[-1] == "dagger + finetune, length chosen"
+    records = {p: p.read_text() for p in (tmp_path / "s").rglob("*") if p.suffix in (".json", ".txt")}
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert {p: p.read_text() for p in records} == records and pd.read_csv(tmp_path / "s" / "table.csv").equals(table)
+
+
+def test_the_finetune_length_is_the_centre_of_the_best_three_evaluations():
+    sys.path.insert(0, str(ROOT / "studies"))
+    try:
+        from mujoco_finetune_length import choose
+    finally:
+        sys.path.remove(str(ROOT / "studies"))
+    evals = pd.DataFrame({"meta_epoch": [25, 50, 75, 100, 125, 150, 175], "sampled_return": [1.0, 9.0, 1.0, 1.0, 5.0, 5.0, 5.0]})
+    assert choose(evals) == (150, 5.0)  # one high evaluation (50) alone does not choose
+    tie = pd.DataFrame({"meta_epoch": [25, 50, 75, 100], "sampled_return": [2.0, 2.0, 2.0, 2.0]})
+    assert choose(tie) == (50, 2.0)  # the earliest on ties
+    assert choose(evals.head(2)) == (50, 9.0)  # fewer than three: the best one
+
+
+def test_the_learners_log_std_is_the_step_from_its_init_towards_the_sets_target():
+    from paper_code.core.dataset import DistilledDataset
+    from paper_code.pipeline.teacher_route import learner_log_std
+
+    path = ROOT / "results" / "mujoco" / "checks" / "Walker2d-v5_b64_preset_dagger_ft1200.safetensors"
+    ds = DistilledDataset.load(path)
+    init, lr, target = ds.learner.init_log_std, float(ds.lr), ds.log_std
+    # MSE(log_std, target) over A values: one step of lr moves every dimension by lr * 2 (target - init) / A
+    expected = float((init + lr * 2 * (target - init) / target.numel()).mean())
+    assert learner_log_std(path) == pytest.approx(expected, rel=1e-5) and expected > 1  # std e^1.4: noisy actions
+    assert math.isnan(learner_log_std(ROOT / "results" / "cartpole" / "datasets" / "nd1_b512.safetensors"))
+
+
+def test_a_task_with_its_own_teacher_shows_its_own_ppmo_alone():
+    # Ant-v5's route: the teacher sees 27 values; PPMO alone comes from the study, not notebook 02 (105 values)
+    from paper_code.pipeline.teacher_route import by_method, task_tables
+
+    row = {"task": "Ant-v5", "B": 64, "coordinates": "preset", "learners x episodes": "100 x 1", "teacher (PPO)": "2000.0 [1900.0, 2100.0]",
+           "random": "-50.0 [-60.0, -40.0]", "teacher env steps": 999424, "teacher min": 11.5, "finetune meta-epochs": float("nan"),
+           "meta-epochs": float("nan")}
+    route = pd.DataFrame([{**row, "method": "fit", "one-step": "500.0 [450.0, 550.0]", "command min": 1.0},
+                          {**row, "method": "PPMO alone", "one-step": "1000.0 [900.0, 1100.0]", "command min": 60.0, "meta-epochs": 3000}])
+    summary = pd.read_csv(ROOT / "results" / "mujoco" / "report" / "table.csv")
+    t = task_tables(route, summary)["Ant-v5"]
+    assert list(t["method"])[:3] == ["PPO teacher (1 M steps)", "PPMO alone (3000 meta-epochs)", "fit"]
+    assert t["minutes"].iloc[0] == 11.5 and t["share of teacher"].iloc[1] == 0.5 and t["minutes"].iloc[1] == 60.0
+    assert "notebook 02" not in set(t["source"].iloc[:3]) and t["method"].iloc[-1] == "random policy"
+    assert list(by_method(t).columns) == ["B", "coordinates", "fit"]  # PPMO alone is not a route column
 
 
 def test_the_linear_clone_study_runs_at_a_tiny_scale(tmp_path):

@@ -38,7 +38,7 @@ from paper_code.core.inner import inner_step_batch
 from paper_code.core.learners import LearnerSpec, atari_learner, batched_forward, cnn_forward, forward, init_params_batch
 from paper_code.core.observations import NORM_CLIP, NORM_EPS, prepare
 from paper_code.core.policies import head, sample
-from paper_code.core.settings import CompressConfig, PPMOConfig
+from paper_code.core.settings import CompressConfig, PPMOConfig, fit_settings
 from paper_code.envs import make_env
 from paper_code.files import CheckpointError, not_a_file
 from paper_code.pipeline.presets import preset_for_env, resolve  # a student's coordinates: its PPMO preset's
@@ -353,8 +353,7 @@ class Compression:
     def load_state_dict(self, sd: dict[str, Any], where: str) -> None:
         if sd.get("kind") != "compression":
             raise CheckpointError(f"{where}: not a compression checkpoint")
-        same = lambda c: {k: v for k, v in (c or {}).items() if k not in ("steps", "finetune")}  # noqa: E731  (a longer fit continues)
-        if not isinstance(sd.get("config"), dict) or same(sd["config"]) != same(self.cfg.to_dict()):
+        if not isinstance(sd.get("config"), dict) or fit_settings(sd["config"]) != fit_settings(self.cfg.to_dict()):
             raise CheckpointError(f"{where}: made with other settings ({sd.get('config')}); start over with force=True")
         if sd.get("teacher_sha256") != self.teacher.sha256:
             raise CheckpointError(f"{where}: made with another teacher file (its contents changed); start over with force=True")

@@ -262,6 +262,10 @@ class CompressConfig:
     """seed of the teacher's episodes, the initial states, the learner inits and the state batches."""
     finetune: int = 0
     """beyond the fit: PPMO meta-epochs from the fitted dataset (a warm start, the env's preset with this B and seed; 0: none)."""
+    finetune_ent_coef: float | None = None
+    """the fine-tune's entropy bonus (None: the preset's). A Gaussian learner's log-std after its step is proportional
+    to the inner lr, so the bonus's gradient on the set's log-std grows with the lr the fine-tune learns: with the
+    preset's 0.01 (Walker2d) the learners' actions become noise; 0 keeps the std near the teacher's."""
     split: int | None = None
     """Atari (a Nature-CNN teacher): the student's split l in 0..4; its encoder starts as the teacher's first l layers (None: 4)."""
     encoder_lr: float = 1e-3
@@ -291,6 +295,8 @@ class CompressConfig:
             self.init_lr = checks.positive("init_lr", self.init_lr, hi=MAX_LR)
         self.seed = checks.seed("seed", self.seed)
         self.finetune = checks.integer("finetune", self.finetune, lo=0)
+        if self.finetune_ent_coef is not None:
+            self.finetune_ent_coef = checks.number("finetune_ent_coef", self.finetune_ent_coef, lo=0.0, hi=1e3)
         if self.split is not None:
             self.split = checks.integer("split", self.split, lo=0, hi=4)
         self.encoder_lr = checks.number("encoder_lr", self.encoder_lr, lo=0.0, hi=1e3)
@@ -303,10 +309,17 @@ class CompressConfig:
 
     #: fields added after fits were committed: left out of to_dict at their defaults (their checkpoints stay valid)
     _LATER = {"split": None, "encoder_lr": 1e-3, "dagger_rounds": 0, "dagger_states": 5_000, "obs_scale": None,
-              "state_bound": None}
+              "state_bound": None, "finetune_ent_coef": None}
+    #: settings that do not change the fit itself: a fit made with other values continues (a longer fit, another fine-tune)
+    NOT_THE_FIT = ("steps", "finetune", "finetune_ent_coef")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if not (k in self._LATER and v == self._LATER[k])}
+
+
+def fit_settings(config: dict[str, Any] | None) -> dict[str, Any]:
+    """A fit's settings (:meth:`CompressConfig.to_dict`) that must match to continue it."""
+    return {k: v for k, v in (config or {}).items() if k not in CompressConfig.NOT_THE_FIT}
 
 
 @dataclass

@@ -319,7 +319,8 @@ def compress_run(teacher_path: str | Path, out: str | Path, cfg: CompressConfig,
                          force=force, progress=progress, checkpoint_every_s=checkpoint_every_s)
     done: dict[str, Any] = {"fit": comp, "fit_out": fit_out, "run": None}
     if cfg.finetune:
-        ppmo_cfg = finetune_config(fit_out, cfg.seed)
+        ppmo_cfg = finetune_config(fit_out, cfg.seed, **({} if cfg.finetune_ent_coef is None else
+                                                         {"ent_coef": cfg.finetune_ent_coef}))
         done["run"] = distill(ppmo_cfg, out, cfg.finetune, resume=resume and checkpoint_path(out).exists(),
                               force=force, progress=progress, checkpoint_every_s=checkpoint_every_s)
     return done

@@ -162,6 +162,11 @@ def load_state_dict(run: PPMO, sd: dict[str, Any]) -> None:
     run.stop_rule = sd.get("stop_rule") or None
 
 
+def checkpoint_evaluations(path: str | Path) -> list[dict[str, float]]:
+    """The evaluations during training (``meta_epoch``, ``sampled_return``, ...) that a PPMO checkpoint records."""
+    return _rows(read_checkpoint(path)["evals"])
+
+
 def save_checkpoint(run: PPMO, path: str | Path) -> Path:
     """Atomic write (temporary file, fsync, rename): an interruption never corrupts the
     checkpoint; a state with non-finite values is refused (a good checkpoint is never replaced)."""

@@ -27,7 +27,7 @@ from paper_code.core.compress import (Compression, FinishedFit, FrameCompression
 from paper_code.core.dataset import DatasetError, DistilledDataset, git_revision
 from paper_code.core.ppmo import PPMO, OneProcess, Plugins
 from paper_code.core.ppo import EVAL_SEED_OFFSET, PPO, _cache_key, load_policy, save_policy
-from paper_code.core.settings import CompressConfig, PPMOConfig, PPOConfig
+from paper_code.core.settings import CompressConfig, PPMOConfig, PPOConfig, fit_settings
 from paper_code.files import atomic_path
 from paper_code.runs.checkpoints import read_checkpoint, write_checkpoint
 from paper_code.runs.compilation import CompiledUpdate, fused_rollout
@@ -327,17 +327,12 @@ class FitJob(_SelfSaving):
                                              "history": comp.history}) + "\n")
 
 
-def _same_fit(c: dict[str, Any] | None) -> dict[str, Any]:
-    """A fit's settings that must match to continue it (a longer fit, or another fine-tune, continues)."""
-    return {k: v for k, v in (c or {}).items() if k not in ("steps", "finetune")}
-
-
 def _finished_checkpoint(sd: dict[str, Any], teacher: Teacher, cfg: CompressConfig) -> FinishedFit | None:
     """Checkpoint ``sd`` as a :class:`FinishedFit` if it is a finished fit of ``cfg`` on ``teacher`` (else
     None: the full check and load decide)."""
     try:
         ok = (sd.get("kind") == "compression" and isinstance(sd.get("config"), dict)
-              and _same_fit(sd["config"]) == _same_fit(cfg.to_dict()) and sd.get("teacher_sha256") == teacher.sha256
+              and fit_settings(sd["config"]) == fit_settings(cfg.to_dict()) and sd.get("teacher_sha256") == teacher.sha256
               and int(sd["step"]) >= cfg.steps and len(sd["history"]) == int(sd["step"]))
         if not ok:
             return None
@@ -353,7 +348,7 @@ def _finished_files(out: Path, teacher: Teacher, cfg: CompressConfig) -> Finishe
     try:
         ds = DistilledDataset.load(out)
         prov = ds.provenance
-        if (prov.get("teacher_sha256") != teacher.sha256 or _same_fit(prov.get("settings")) != _same_fit(cfg.to_dict())
+        if (prov.get("teacher_sha256") != teacher.sha256 or fit_settings(prov.get("settings")) != fit_settings(cfg.to_dict())
                 or int(prov.get("steps", -1)) < cfg.steps):
             return None
         history = json.loads(log_path(out).read_text())["history"]
