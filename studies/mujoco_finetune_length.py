@@ -35,12 +35,12 @@ import pandas as pd
 
 from paper_code.pipeline.commands import Stages, ci, enter_project
 from paper_code.pipeline.reporting import write_table
-from paper_code.pipeline.teacher_route import COORDINATES, learner_log_std, teacher_path
+from paper_code.pipeline.teacher_route import (BARS, COORDINATES, DAGGER_ROUNDS, add_quick_counts, learner_log_std,
+                                               quick_count_flags, teacher_path)
 from paper_code.runs.run_state import checkpoint_evaluations
 
 _LONG = re.compile(r"^(?P<task>[A-Za-z0-9]+-v\d+)_b(?P<B>\d+)_(?P<coordinates>[a-z]+)_dagger_ft(?P<M>\d+)\.safetensors$")
 WINDOW = 3  # consecutive validation evaluations averaged to choose M*
-BARS = {64: 0.8, 4: 0.5}
 
 
 def longest_runs(checks: Path) -> dict[str, tuple[Path, int]]:
@@ -80,9 +80,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", default=None, help="<task>_b<B>_<coordinates> keys (default: every one)")
     ap.add_argument("--learners", type=int, default=100)
     ap.add_argument("--episodes", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=None, help="quick only: compress --steps of the long runs")
-    ap.add_argument("--pool", type=int, default=None, help="quick only: compress --pool of the long runs")
-    ap.add_argument("--dagger-states", type=int, default=None, help="quick only: compress --dagger-states")
+    add_quick_counts(ap)  # quick: as the long runs were made
     args = ap.parse_args()
     args.out = enter_project(args.out)
     checks = args.checks if args.checks.is_absolute() else Path.cwd() / args.checks
@@ -92,8 +90,7 @@ def main() -> None:
         if missing:
             raise SystemExit(f"error: no long fine-tune with a checkpoint in {checks} for {', '.join(missing)}")
         runs = {k: runs[k] for k in args.only}
-    counts = [flag for k in ("steps", "pool", "dagger_states") if getattr(args, k) is not None
-              for flag in (f"--{k.replace('_', '-')}", str(getattr(args, k)))]
+    counts = quick_count_flags(args)
     rows = []
     for key, (long_file, long_m) in runs.items():
         task, size, coordinates = _LONG.match(long_file.name).group("task", "B", "coordinates")
@@ -103,7 +100,7 @@ def main() -> None:
         chosen = stages.folder / f"dagger_ft{m_star}.safetensors"
         stages.command("dagger + finetune M*", [
             "compress", str(teacher_path(task)), "--size", size, *COORDINATES[coordinates], "--eval-learners", "0",
-            "--quiet", *counts, "--dagger-rounds", "3", "--finetune", str(m_star), "--out", str(chosen)])
+            "--quiet", *counts, "--dagger-rounds", str(DAGGER_ROUNDS), "--finetune", str(m_star), "--out", str(chosen)])
         same = long_evals.merge(evaluations(chosen), on="meta_epoch", suffixes=("", " re-run"))
         gap = float((same["sampled_return"] - same["sampled_return re-run"]).abs().max()) if len(same) else float("nan")
         e = stages.evaluation("evaluate", chosen, args.learners, args.episodes)

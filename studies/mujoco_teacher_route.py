@@ -39,7 +39,8 @@ import pandas as pd
 from paper_code.core.compress import load_teacher
 from paper_code.core.dataset import DistilledDataset
 from paper_code.pipeline.commands import Stages, ci, enter_project
-from paper_code.pipeline.teacher_route import COORDINATES, TEACHERS, learner_log_std, teacher_path
+from paper_code.pipeline.teacher_route import (BARS, COORDINATES, DAGGER_ROUNDS, TEACHERS, add_quick_counts,
+                                               learner_log_std, quick_count_flags, teacher_path)
 from paper_code.pipeline.reporting import write_table
 
 TASKS = ("Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5")
@@ -47,7 +48,8 @@ SIZES = (64, 16, 4)
 #: a task's (B, coordinates) where not every B in both (the default): Ant-v5, whose own teacher and PPMO alone make
 #: each B = 64 row dearer, below B = 64 in the small-input coordinates only (those did better at B = 64)
 GRID = {"Ant-v5": ((64, "preset"), (64, "linear"), (4, "linear"))}
-BARS = {64: 0.8, 4: 0.5}  # the share of the teacher's return
+
+
 def run_task(task: str, size: int, coordinates: str, out: Path, args: argparse.Namespace) -> list[dict]:
     stages = Stages(out / task / (f"b{size}" if coordinates == "preset" else f"b{size}_{coordinates}"))
     folder = stages.folder
@@ -55,9 +57,7 @@ def run_task(task: str, size: int, coordinates: str, out: Path, args: argparse.N
     loaded = load_teacher(teacher)
     cost, teacher_log_std = loaded.cost or {}, float(loaded.log_std(None).mean())
     fit, tuned = folder / "fit.safetensors", folder / "dagger_finetuned.safetensors"
-    counts = [flag for k in ("steps", "pool", "dagger_states") if getattr(args, k) is not None
-              for flag in (f"--{k.replace('_', '-')}", str(getattr(args, k)))]
-    common = ["--size", str(size), *COORDINATES[coordinates], "--eval-learners", "0", "--quiet", *counts]
+    common = ["--size", str(size), *COORDINATES[coordinates], "--eval-learners", "0", "--quiet", *quick_count_flags(args)]
     stages.command("fit", ["compress", str(teacher), *common, "--out", str(fit)])
     stages.command("dagger + finetune", ["compress", str(teacher), *common, "--dagger-rounds", str(args.dagger_rounds),
                                          "--finetune", str(args.finetune), "--out", str(tuned)])
@@ -105,15 +105,13 @@ def main() -> None:
                          "in +-0.25; default: both)")
     ap.add_argument("--out", type=Path, default=Path("results") / "mujoco" / "teacher_route",
                     help="the study's folder (relative: to the project folder)")
-    ap.add_argument("--dagger-rounds", type=int, default=3)
+    ap.add_argument("--dagger-rounds", type=int, default=DAGGER_ROUNDS)
     ap.add_argument("--finetune", type=int, default=400, help="PPMO meta-epochs from the DAgger fit")
     ap.add_argument("--ppmo-meta-epochs", type=int, default=None,
                     help="PPMO alone (tasks with their own teacher): meta-epochs (default: the preset's budget)")
     ap.add_argument("--learners", type=int, default=100)
     ap.add_argument("--episodes", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=None, help="quick only: compress --steps (default: the CLI's)")
-    ap.add_argument("--pool", type=int, default=None, help="quick only: compress --pool (default: the CLI's)")
-    ap.add_argument("--dagger-states", type=int, default=None, help="quick only: compress --dagger-states")
+    add_quick_counts(ap)
     args = ap.parse_args()
     args.out = enter_project(args.out)
     def grid(task: str) -> list[tuple[int, str]]:

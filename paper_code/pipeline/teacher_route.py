@@ -37,6 +37,26 @@ def teacher_path(task: str) -> Path:
 #: InvertedDoublePendulum's small inputs, where the one-step learners of all inits are nearly one linear policy
 COORDINATES = {"preset": [], "linear": ["--obs-scale", "0.3", "--state-bound", "0.25"]}
 
+#: the issue's bar: the share of the teacher's return a set of B instances is held to
+BARS = {64: 0.8, 4: 0.5}
+#: DAgger rounds of the route's fits (``compress --dagger-rounds``)
+DAGGER_ROUNDS = 3
+#: the compress counts a study's quick run shrinks (tests only: flags of the same names)
+QUICK_COUNTS = ("steps", "pool", "dagger_states")
+
+
+def add_quick_counts(ap) -> None:
+    """The study's ``--steps``/``--pool``/``--dagger-states`` (quick only: passed to compress; default: the CLI's)."""
+    for k in QUICK_COUNTS:
+        ap.add_argument(f"--{k.replace('_', '-')}", type=int, default=None, help=f"quick only: compress --{k.replace('_', '-')}")
+
+
+def quick_count_flags(args) -> list[str]:
+    """compress flags for the quick counts given to a study (none at paper scale)."""
+    return [flag for k in QUICK_COUNTS if getattr(args, k) is not None
+            for flag in (f"--{k.replace('_', '-')}", str(getattr(args, k)))]
+
+
 #: the order of the route's methods in a task's table
 METHODS = ("fit", "dagger", "dagger + finetune")
 _CHECK = re.compile(r"^(?P<task>[A-Za-z0-9]+-v\d+)_b(?P<B>\d+)_(?P<coordinates>[a-z0-9.]+)_dagger_ft(?P<M>\d+)"
