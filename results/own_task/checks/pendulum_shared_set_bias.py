@@ -23,7 +23,8 @@ from paper_code.core.learners import init_params
 HERE = Path(__file__).parent
 SETS = ["../Pendulum-v1/set.safetensors", "Pendulum-v1_b64dag6s3k.safetensors", "Pendulum-v1_w256g4b64dag.safetensors",
         "Pendulum-v1_b64dag3s3kft2000.fit.safetensors", "Pendulum-v1_b64dag3s3kft2000.safetensors",
-        "Pendulum-v1_b64dag3s3k_obs3.safetensors", "Pendulum-v1_b64dag3s3k_obs8.safetensors"]
+        "Pendulum-v1_b64dag3s3k_obs3.safetensors", "Pendulum-v1_b64dag3s3k_obs8.safetensors",
+        "Pendulum-v1_og01b64dag.safetensors", "Pendulum-v1_og1b64dag.safetensors"]
 INITS = 32
 
 t = load_teacher("results/own_task/Pendulum-v1/teacher.safetensors")

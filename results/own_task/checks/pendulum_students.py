@@ -11,6 +11,9 @@ each with `python -m paper_code evaluate <file> --learners 30 --episodes 3 --jso
   lie outside them and the environment clips actions anyway);
 - `w256g4b64dag`: the wider student with B = 64, 3,000 steps and 3 DAgger rounds (its features fit the teacher's means
   with R^2 0.99 where the 64-64 learner's reach 0.95, but B = 8 gives a one-step learner only 8 directions to use).
+- `og01b64dag`, `og1b64dag`: the teacher's 64-64 with output gain 0.1 and 1 instead of 0.01 (B = 64, 3,000 steps, 3
+  DAgger rounds): with a larger last layer the step also moves the hidden layers, so the one-step function is no
+  longer a fixed kernel's (pendulum_shared_set_bias.py: the sets' average one-step function is what misses).
 
 Run from the project folder: python results/own_task/checks/pendulum_students.py w256g4 tdef64 clip8"""
 import dataclasses
@@ -22,8 +25,10 @@ from paper_code.core.settings import CompressConfig
 
 HERE = Path(__file__).parent
 VARIANTS = {"w256g4": {"hidden": (256, 256), "hidden_gain": 4.0}, "tdef64": {"init": "torch_default"}, "clip8": {},
-            "w256g4b64dag": {"hidden": (256, 256), "hidden_gain": 4.0}}
-FITS = {"w256g4b64dag": {"size": 64, "steps": 3000, "dagger_rounds": 3}}  # default: B = 8, 800 steps
+            "w256g4b64dag": {"hidden": (256, 256), "hidden_gain": 4.0}, "og01b64dag": {"output_gain": 0.1},
+            "og1b64dag": {"output_gain": 1.0}}
+_DAG = {"size": 64, "steps": 3000, "dagger_rounds": 3}
+FITS = {"w256g4b64dag": _DAG, "og01b64dag": _DAG, "og1b64dag": _DAG}  # default: B = 8, 800 steps
 
 for name in sys.argv[1:]:
     t = load_teacher("results/own_task/Pendulum-v1/teacher.safetensors")
