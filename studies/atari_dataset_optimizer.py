@@ -15,6 +15,7 @@ learners x 1 episode: sampled, greedy, replayed; seed 57000):
    ``inner_lr_lr``; the encoder keeps ``dataset_lr``).
 
     python studies/atari_dataset_optimizer.py [--game Pong] [--split 4] [--meta-epochs 300] [--learners 20]
+    # stage study-atari-dataset-optimizer@<game>: Pong, SpaceInvaders, MsPacman at l = 4
     # -> results/atari/optimizer_study/{table.csv,table.md,curves.csv} (+ each run's dataset and log)
 """
 
