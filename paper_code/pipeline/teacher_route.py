@@ -12,6 +12,7 @@ protocol (the same learners x episodes as the rows).
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from pathlib import Path
@@ -45,13 +46,13 @@ DAGGER_ROUNDS = 3
 QUICK_COUNTS = ("steps", "pool", "dagger_states")
 
 
-def add_quick_counts(ap) -> None:
+def add_quick_counts(ap: argparse.ArgumentParser) -> None:
     """The study's ``--steps``/``--pool``/``--dagger-states`` (quick only: passed to compress; default: the CLI's)."""
     for k in QUICK_COUNTS:
         ap.add_argument(f"--{k.replace('_', '-')}", type=int, default=None, help=f"quick only: compress --{k.replace('_', '-')}")
 
 
-def quick_count_flags(args) -> list[str]:
+def quick_count_flags(args: argparse.Namespace) -> list[str]:
     """compress flags for the quick counts given to a study (none at paper scale)."""
     return [flag for k in QUICK_COUNTS if getattr(args, k) is not None
             for flag in (f"--{k.replace('_', '-')}", str(getattr(args, k)))]
