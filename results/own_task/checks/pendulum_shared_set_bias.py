@@ -18,7 +18,7 @@ import torch
 from paper_code.core.compress import load_teacher, visited_states
 from paper_code.core.dataset import DistilledDataset
 from paper_code.core.inner import inner_step
-from paper_code.core.learners import init_params
+from paper_code.core.learners import forward, init_params
 
 HERE = Path(__file__).parent
 SETS = ["../Pendulum-v1/set.safetensors", "Pendulum-v1_b64dag6s3k.safetensors", "Pendulum-v1_w256g4b64dag.safetensors",
@@ -39,11 +39,7 @@ def one_step_means(ds: DistilledDataset) -> torch.Tensor:
     for k in range(INITS):
         th0 = init_params(ds.learner, ds.states.shape[1], ds.labels.shape[1], torch.Generator().manual_seed(100 + k))
         th = inner_step(th0, ds.features(ds.states), ds.labels, ds.lr, ds.learner.activation, ds.log_std)
-        h, layers = s, sum(1 for key in th if key.endswith(".weight"))
-        for i in range(layers):
-            h = h @ th[f"l{i}.weight"].T + th[f"l{i}.bias"]
-            h = torch.tanh(h) if i < layers - 1 else h
-        out.append(h[:, 0])
+        out.append(forward(th, s, ds.learner.activation)[:, 0])
     return torch.stack(out)
 
 
