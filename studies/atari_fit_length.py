@@ -11,7 +11,7 @@ sampled, replayed), against the same baselines (notebook 03's random and constan
 issue 39's test (:func:`~paper_code.pipeline.state_dependence.teacher_bar`, with the teacher's sampled
 return from notebook 03).
 
-    python studies/atari_fit_length.py --game Centipede --split 3 [--steps 3000] [--learners 50]
+    python studies/atari_fit_length.py --game Centipede --split 3 [--steps 3000 [6000 ...]] [--learners 50]
     # stage study-atari-fit-length@<game>-<l>
     # -> results/atari/fit_length/table_<game>_l<l>.{csv,md}, fit_<game>_l<l>.{png,pdf}
     #    (+ the fit, its log and its evaluation)
@@ -22,6 +22,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,14 +40,17 @@ from paper_code.pipeline.reporting import save_figure, write_table
 from paper_code.pipeline.state_dependence import atari_row, teacher_bar
 from paper_code.pipeline.store import EvaluationStore
 from paper_code.project import project_root, relative
+from paper_code.runs.lifecycle import checkpoint_path, log_path
 
 
-def history(path) -> list[dict[str, float]]:
-    return json.loads(path.with_name(path.name + ".log.json").read_text())["history"]
+def history(path: Path) -> list[dict[str, float]]:
+    """A fit's KL, greedy agreement and lr per Adam step (its JSON log)."""
+    return json.loads(log_path(path).read_text())["history"]
 
 
-def fit_summary(path, hist: list[dict[str, float]]) -> dict[str, float]:
-    """The fit's last-100-step KL and greedy agreement with the teacher, and its final inner lr."""
+def fit_summary(path: Path, hist: list[dict[str, float]]) -> dict[str, Any]:
+    """The fit's length, its KL and greedy agreement with the teacher over its last 100 steps, its wall time
+    and its file."""
     tail = hist[-100:]
     return {"fit steps": len(hist), "KL last 100": float(np.mean([r["kl"] for r in tail])),
             "agreement last 100": float(np.mean([r["agreement"] for r in tail])),
@@ -75,11 +81,21 @@ def plot_fit(hist: list[dict[str, float]], stop: int, title: str, path) -> None:
     plt.close(fig)
 
 
+def continue_from(shorter: Path, path: Path) -> None:
+    """Start the fit at ``path`` from the shorter fit's checkpoint (the fit's settings, its steps aside, are
+    the same: the longer fit continues the shorter one, as one run to the longer length would)."""
+    if path.exists() or not checkpoint_path(shorter).is_file():
+        return  # already started (or finished), or nothing to continue: a run from step 0
+    for src, dst in ((shorter, path), (checkpoint_path(shorter), checkpoint_path(path)), (log_path(shorter), log_path(path))):
+        shutil.copyfile(src, dst)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--game", default="Centipede")
     ap.add_argument("--split", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, nargs="+", default=[3000],
+                    help="fit lengths; each longer one continues the shorter one's checkpoint")
     ap.add_argument("--learners", type=int, default=None, help="(default: notebook 03's, params.yaml atari.learners)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -91,36 +107,43 @@ def main() -> None:
     # notebook 03's fit of this (game, l), its evaluation (read from the notebook's store) and its seed
     planned = next(p for p in atari_plan(section, root) if p.what == "fit" and (p.game, p.split) == (args.game, args.split))
     learners = args.learners or planned.count
-    short_actions, short_entry = planned.measure(EvaluationStore(root))
     if learners != planned.count:
         raise SystemExit(f"error: --learners {learners}: notebook 03 evaluated its fit with {planned.count}")
-
-    cfg = dataclasses.replace(atari_fit_config(args.game, args.split, section), steps=args.steps)
-    path = out / f"{args.game}_l{args.split}_b{cfg.size}_s{args.steps}.safetensors"
-    run_compression(atari_teacher_path(root, args.game), path, cfg)
-    long_actions, long_entry = EvaluationStore(out).one_step_actions(path, learners=learners, seed=planned.seed)
-
-    # the same fit: its first steps are notebook 03's (same settings and seed)
-    short_hist, long_hist = history(planned.path), history(path)
+    short_actions, short_entry = planned.measure(EvaluationStore(root))
+    short_hist = history(planned.path)
     n = len(short_hist)
-    same = float(np.max(np.abs(np.array([r["kl"] for r in short_hist]) - np.array([r["kl"] for r in long_hist[:n]]))))
+    if any(s <= n for s in args.steps):
+        raise SystemExit(f"error: --steps {' '.join(map(str, args.steps))}: each must be above notebook 03's {n}")
+    fits = [(f"fit, {n} steps (notebook 03)", planned.path, short_hist, short_actions, short_entry)]
+    shorter = None
+    for steps in sorted(args.steps):
+        cfg = dataclasses.replace(atari_fit_config(args.game, args.split, section), steps=steps)
+        path = out / f"{args.game}_l{args.split}_b{cfg.size}_s{steps}.safetensors"
+        if shorter is not None:
+            continue_from(shorter, path)
+        run_compression(atari_teacher_path(root, args.game), path, cfg)
+        actions, entry = EvaluationStore(out).one_step_actions(path, learners=learners, seed=planned.seed)
+        fits.append((f"fit, {steps} steps", path, history(path), actions, entry))
+        shorter = path
+    longest = fits[-1][2]
+    # the same fit: its first steps are notebook 03's (same settings and seed)
+    same = float(np.max(np.abs(np.array([r["kl"] for r in short_hist]) - np.array([r["kl"] for r in longest[:n]]))))
 
     baselines = pd.read_csv(root / "atari" / "report" / "constant_actions.csv")
     base = baselines[baselines.game == args.game]
     teachers = pd.read_csv(root / "atari" / "report" / "teachers.csv").set_index("game")
-    rows = []
-    for label, p, hist, actions, entry in ((f"fit, {n} steps (notebook 03)", planned.path, short_hist, short_actions, short_entry),
-                                           (f"fit, {args.steps} steps", path, long_hist, long_actions, long_entry)):
-        row, shares = atari_row(DistilledDataset.load(p), learners=learners, seed=planned.seed, names=action_names(args.game),
-                                baselines=base, actions=actions)
-        rows.append({"game": args.game, "l": args.split, "method": label, "learners x episodes": f"{learners} x 1",
-                     **fit_summary(p, hist), **row, "evaluation": entry})
     teacher = float(teachers.loc[args.game, "sampled mean"])
-    for r in rows:
+    rows = []
+    for label, p, hist, actions, entry in fits:
+        row, _ = atari_row(DistilledDataset.load(p), learners=learners, seed=planned.seed, names=action_names(args.game),
+                           baselines=base, actions=actions)
+        r = {"game": args.game, "l": args.split, "method": label, "learners x episodes": f"{learners} x 1",
+             **fit_summary(p, hist), **row, "evaluation": entry, "teacher sampled": teacher}
         verdict = teacher_bar([r], teacher)
-        r.update({"teacher sampled": teacher, "test": verdict["rule"], "test met": verdict["met"], "test margin": verdict["margin"]})
-    rows[1]["first steps' KL max abs diff from notebook 03's fit"] = same
-    plot_fit(long_hist, n, f"{args.game}, l = {args.split}, B = {cfg.size}: the fit continued to {args.steps} steps",
+        rows.append({**r, "test": verdict["rule"], "test met": verdict["met"], "test margin": verdict["margin"]})
+    rows[-1]["first steps' KL max abs diff from notebook 03's fit"] = same
+    size = atari_fit_config(args.game, args.split, section).size
+    plot_fit(longest, n, f"{args.game}, l = {args.split}, B = {size}: the fit continued to {len(longest)} steps",
              out / f"fit_{args.game}_l{args.split}.png")
     table = pd.DataFrame(rows)
     write_table(table, out / f"table_{args.game}_l{args.split}", floatfmt=".4g")
