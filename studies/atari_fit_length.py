@@ -86,7 +86,8 @@ def continue_from(shorter: Path, path: Path) -> None:
     the same: the longer fit continues the shorter one, as one run to the longer length would)."""
     if path.exists() or not checkpoint_path(shorter).is_file():
         return  # already started (or finished), or nothing to continue: a run from step 0
-    for src, dst in ((shorter, path), (checkpoint_path(shorter), checkpoint_path(path)), (log_path(shorter), log_path(path))):
+    # the dataset last: a copy interrupted before it leaves no dataset, and the next call copies again
+    for src, dst in ((checkpoint_path(shorter), checkpoint_path(path)), (log_path(shorter), log_path(path)), (shorter, path)):
         shutil.copyfile(src, dst)
 
 
@@ -105,8 +106,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     # notebook 03's fit of this (game, l), its evaluation (read from the notebook's store) and its seed
-    planned = next(p for p in atari_plan(section, root) if p.what == "fit" and (p.game, p.split) == (args.game, args.split))
-    learners = args.learners or planned.count
+    planned = next((p for p in atari_plan(section, root) if p.what == "fit" and (p.game, p.split) == (args.game, args.split)),
+                   None)
+    if planned is None:
+        raise SystemExit(f"error: notebook 03 fits no {args.game} at l = {args.split} (params.yaml atari.compression.runs)")
+    learners = planned.count if args.learners is None else args.learners
     if learners != planned.count:
         raise SystemExit(f"error: --learners {learners}: notebook 03 evaluated its fit with {planned.count}")
     short_actions, short_entry = planned.measure(EvaluationStore(root))
