@@ -14,7 +14,7 @@ return from notebook 03).
     python studies/atari_fit_length.py --game Centipede --split 3 [--steps 3000 [6000 ...]] [--learners 50]
     # stage study-atari-fit-length@<game>-<l>
     # -> results/atari/fit_length/table_<game>_l<l>.{csv,md}, fit_<game>_l<l>.{png,pdf}
-    #    (+ the fit, its log and its evaluation)
+    #    (+ the fits and their logs; their evaluations in results/evaluations/)
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ def main() -> None:
     learners = planned.count if args.learners is None else args.learners
     if learners != planned.count:
         raise SystemExit(f"error: --learners {learners}: notebook 03 evaluated its fit with {planned.count}")
-    short_actions, short_entry = planned.measure(EvaluationStore(root))
+    store = EvaluationStore(root)  # the project's store: every table names its evaluation there
+    short_actions, short_entry = planned.measure(store)
     short_hist = history(planned.path)
     n = len(short_hist)
     if any(s <= n for s in args.steps):
@@ -126,7 +127,7 @@ def main() -> None:
         if shorter is not None:
             continue_from(shorter, path)
         run_compression(atari_teacher_path(root, args.game), path, cfg)
-        actions, entry = EvaluationStore(out).one_step_actions(path, learners=learners, seed=planned.seed)
+        actions, entry = store.one_step_actions(path, learners=learners, seed=planned.seed)
         fits.append((f"fit, {steps} steps", path, history(path), actions, entry))
         shorter = path
     longest = fits[-1][2]
