@@ -31,6 +31,7 @@ SEED_BASES = {
     "atari_authors": 54_000,  # notebook 03: one-step learners of the authors' datasets (i = the dataset's index)
     "atari_authors_reference": 55_000,  # notebook 03: constant actions and random under the authors' settings
     "atari_teacher": 56_000,  # notebook 03: the PPO teacher's own episodes (i = the game's index)
+    "atari_power": 58_000,  # studies/atari_power.py: the larger evaluation of Centipede's sets below l = 4 (i = l)
     "logit_map": 61_000,  # notebook 05: real states the logit maps are read on (i = N)
 }
 
