@@ -47,7 +47,8 @@ def test_every_stage_depends_on_the_whole_package():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert {n for n in stages if n.startswith("study-")} == {
         "study-tune-mujoco-lr", "study-mujoco-variants", "study-idp-snapshots", "study-idp-step-size",
-        "study-idp-state-scale", "study-idp-obs-scale", "study-atari-ablation", "study-atari-dataset-optimizer", "study-atari-fit-length",
+        "study-idp-state-scale", "study-idp-obs-scale", "study-atari-ablation", "study-atari-dataset-optimizer",
+        "study-atari-fit-length", "study-atari-power",
         "study-own-task", "study-mujoco-teacher-route", "study-mujoco-linear-clone", "study-mujoco-finetune-length"}
     for name, stage in stages.items():
         stage = stage.get("do", stage)  # foreach stages (notebooks at two scales) or single ones (studies)
