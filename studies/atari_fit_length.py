@@ -6,12 +6,12 @@ still falling at step 800 (Centipede l = 3: 0.19 at steps 350-450, 0.145 over th
 one-step learners come out near-constant (Centipede l = 3..0: greedy actions 93-100% one action, sampled
 not separated from their own actions replayed state-blind). This study continues the same fit (same
 settings and seed, so its first 800 steps are notebook 03's fit) to ``--steps`` and evaluates it on the
-protocol and seed notebook 03 used for that fit (``--learners`` fresh learners x 1 episode: greedy,
+protocol and seed notebook 03 used for that fit (the same learners x 1 episode: greedy,
 sampled, replayed), against the same baselines (notebook 03's random and constant-action episodes) and
 issue 39's test (:func:`~paper_code.pipeline.state_dependence.teacher_bar`, with the teacher's sampled
 return from notebook 03).
 
-    python studies/atari_fit_length.py --game Centipede --split 3 [--steps 3000 [6000 ...]] [--learners 50]
+    python studies/atari_fit_length.py --game Centipede --split 3 [--steps 3000 [6000 ...]]
     # stage study-atari-fit-length@<game>-<l>
     # -> results/atari/fit_length/table_<game>_l<l>.{csv,md}, fit_<game>_l<l>.{png,pdf}
     #    (+ the fits and their logs; their evaluations in results/evaluations/)
@@ -97,7 +97,6 @@ def main() -> None:
     ap.add_argument("--split", type=int, default=3)
     ap.add_argument("--steps", type=int, nargs="+", default=[3000],
                     help="fit lengths; each longer one continues the shorter one's checkpoint")
-    ap.add_argument("--learners", type=int, default=None, help="(default: notebook 03's, params.yaml atari.learners)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     root = project_root() / "results"
@@ -110,9 +109,7 @@ def main() -> None:
                    None)
     if planned is None:
         raise SystemExit(f"error: notebook 03 fits no {args.game} at l = {args.split} (params.yaml atari.compression.runs)")
-    learners = planned.count if args.learners is None else args.learners
-    if learners != planned.count:
-        raise SystemExit(f"error: --learners {learners}: notebook 03 evaluated its fit with {planned.count}")
+    learners = planned.count  # notebook 03's protocol for this fit (params.yaml atari.learners)
     store = EvaluationStore(root)  # the project's store: every table names its evaluation there
     short_actions, short_entry = planned.measure(store)
     short_hist = history(planned.path)
