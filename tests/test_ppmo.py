@@ -222,6 +222,25 @@ def test_dataset_round_trip(tmp_path):
     assert set(meta) >= {"env", "env_kwargs", "learner", "label_kind", "format_version", "provenance"}
 
 
+def test_fourier_init_draws_random_fourier_features_with_a_gaussian_mean_kernel(tmp_path):
+    spec = LearnerSpec(hidden=(2048,), activation="cos", init="fourier", hidden_gain=1.5, output_gain=0.01)
+    th = init_params_batch(spec, 3, 2, 64, torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert float(th["l0.weight"].std()) == pytest.approx(1.5, rel=0.01)
+    assert float(th["l0.bias"].abs().max()) <= math.pi and float(th["l0.bias"].std()) == pytest.approx(math.pi / 3**0.5, rel=0.02)
+    out = th["l1.weight"][0]  # the output layer stays orthogonal with output_gain: rows of norm 0.01
+    assert torch.allclose(out.norm(dim=1), torch.full((2,), 0.01, dtype=torch.float64))
+    x, s = torch.tensor([[0.1, -0.2, 0.3]], dtype=torch.float64), torch.tensor([[0.5, 0.2, -0.1]], dtype=torch.float64)
+    feats = [torch.cos(v @ th["l0.weight"].transpose(1, 2) + th["l0.bias"][:, None, :]) for v in (x, s)]
+    mean_k = float((feats[0] * feats[1]).sum(-1).mean()) * 2 / 2048
+    assert mean_k == pytest.approx(math.exp(-1.5**2 * float((x - s).pow(2).sum()) / 2), abs=0.01)
+    _dataset(learner=spec).save(tmp_path / "f.safetensors")  # a dataset file carries it; a fresh learner steps on it
+    back = DistilledDataset.load(tmp_path / "f.safetensors")
+    assert back.learner == spec
+    p0 = init_params(back.learner, 8, 4, torch.Generator().manual_seed(1))
+    p1 = inner_step(p0, back.states, back.labels, back.lr, back.learner.activation)
+    assert not torch.equal(p1["l1.weight"], p0["l1.weight"]) and all(bool(torch.isfinite(v).all()) for v in p1.values())
+
+
 def test_dataset_without_learner_metadata_means_the_paper_learner(tmp_path):
     from safetensors.torch import save_file
 

@@ -23,8 +23,9 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh,
     "relu": F.relu,
     "gelu": F.gelu,
+    "cos": torch.cos,
 }
-INITS = ("orthogonal", "xavier_normal", "torch_default")
+INITS = ("orthogonal", "xavier_normal", "torch_default", "fourier")
 POLICIES = ("categorical", "gaussian")
 KINDS = ("mlp", "nature_cnn")
 #: the Nature-CNN's layers: (kind, out channels/features, kernel, stride); the last layer's size is
@@ -44,8 +45,12 @@ class LearnerSpec:
     (l = 0: the whole network). ``hidden`` is not used by the Nature-CNN.
 
     ``init``: ``orthogonal`` (gain ``hidden_gain`` on hidden layers and ``output_gain`` on the
-    output layer, zero biases: the paper's learner), ``xavier_normal`` (zero biases) or
-    ``torch_default`` (``nn.Linear``'s default).
+    output layer, zero biases: the paper's learner), ``xavier_normal`` (zero biases),
+    ``torch_default`` (``nn.Linear``'s default) or ``fourier`` (beyond the paper: random Fourier
+    features, Rahimi & Recht 2007: the first layer's weights N(0, ``hidden_gain``^2) and its biases
+    uniform in +-pi, the other layers as ``orthogonal``; with ``activation="cos"`` and one hidden
+    layer, the features' inner product averaged over inits is the Gaussian kernel
+    exp(-``hidden_gain``^2 |x - s|^2 / 2) up to a constant).
 
     ``policy``: ``categorical`` (the outputs are logits over discrete actions) or ``gaussian``
     (the outputs are the means of a diagonal Gaussian over continuous actions; the learner has one
@@ -190,7 +195,10 @@ def init_params(spec: LearnerSpec, in_size: int | tuple[int, ...], out_size: int
         w = torch.empty(fan_out, fan_in, dtype=dtype, device=device)
         b = torch.zeros(fan_out, dtype=dtype, device=device)
         last = i == len(layers) - 1
-        if spec.init == "orthogonal":
+        if spec.init == "fourier" and i == 0 and not last:
+            w.normal_(0.0, spec.hidden_gain, generator=generator)
+            b.uniform_(-math.pi, math.pi, generator=generator)
+        elif spec.init in ("orthogonal", "fourier"):
             torch.nn.init.orthogonal_(w, gain=spec.output_gain if last else spec.hidden_gain, generator=generator)
         elif spec.init == "xavier_normal":
             torch.nn.init.xavier_normal_(w, generator=generator)
