@@ -229,10 +229,14 @@ def test_fourier_init_draws_random_fourier_features_with_a_gaussian_mean_kernel(
     assert float(th["l0.bias"].abs().max()) <= math.pi and float(th["l0.bias"].std()) == pytest.approx(math.pi / 3**0.5, rel=0.02)
     out = th["l1.weight"][0]  # the output layer stays orthogonal with output_gain: rows of norm 0.01
     assert torch.allclose(out.norm(dim=1), torch.full((2,), 0.01, dtype=torch.float64))
-    x, s = torch.tensor([[0.1, -0.2, 0.3]], dtype=torch.float64), torch.tensor([[0.5, 0.2, -0.1]], dtype=torch.float64)
-    feats = [torch.cos(v @ th["l0.weight"].transpose(1, 2) + th["l0.bias"][:, None, :]) for v in (x, s)]
-    mean_k = float((feats[0] * feats[1]).sum(-1).mean()) * 2 / 2048
-    assert mean_k == pytest.approx(math.exp(-1.5**2 * float((x - s).pow(2).sum()) / 2), abs=0.01)
+    assert abs(float(th["l0.weight"].mean())) < 0.01
+    x = torch.zeros(1, 3, dtype=torch.float64)
+    s = torch.tensor([[0.1, 0.0, 0.0], [0.5, 0.3, 0.0], [0.8, 0.6, 0.5], [1.2, 1.0, 0.8]], dtype=torch.float64)
+    feats = [torch.cos(v @ th["l0.weight"].transpose(1, 2) + th["l0.bias"][:, None, :]) for v in (x, s)]  # [64, n, 2048]
+    mean_k = torch.einsum("kh,knh->n", feats[0][:, 0], feats[1]) / 64 * 2 / 2048  # kernel values ~0.98, 0.70, 0.25, 0.05
+    assert torch.allclose(mean_k, torch.exp(-1.5**2 * s.pow(2).sum(1) / 2), atol=0.02)
+    one = {k: v[0] for k, v in th.items()}  # the library's forward is these features through the output layer
+    assert torch.allclose(forward(one, s, "cos"), feats[1][0] @ one["l1.weight"].T + one["l1.bias"])
     _dataset(learner=spec).save(tmp_path / "f.safetensors")  # a dataset file carries it; a fresh learner steps on it
     back = DistilledDataset.load(tmp_path / "f.safetensors")
     assert back.learner == spec

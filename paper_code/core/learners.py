@@ -49,8 +49,8 @@ class LearnerSpec:
     ``torch_default`` (``nn.Linear``'s default) or ``fourier`` (beyond the paper: random Fourier
     features, Rahimi & Recht 2007: the first layer's weights N(0, ``hidden_gain``^2) and its biases
     uniform in +-pi, the other layers as ``orthogonal``; with ``activation="cos"`` and one hidden
-    layer, the features' inner product averaged over inits is the Gaussian kernel
-    exp(-``hidden_gain``^2 |x - s|^2 / 2) up to a constant).
+    layer of width W, the features' inner product averaged over inits is
+    (W / 2) exp(-``hidden_gain``^2 |x - s|^2 / 2), a Gaussian kernel).
 
     ``policy``: ``categorical`` (the outputs are logits over discrete actions) or ``gaussian``
     (the outputs are the means of a diagonal Gaussian over continuous actions; the learner has one

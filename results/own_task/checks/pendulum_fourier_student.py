@@ -4,13 +4,14 @@
 learner's *mean* kernel over inits, and the tanh learners' mean kernel is too smooth (best total error 0.90 on B = 64
 teacher states). A student whose mean kernel is local by construction: one wide hidden layer of cos units with the
 first layer's weights N(0, sigma^2) and biases uniform in +-pi (`LearnerSpec(init="fourier", activation="cos")`,
-Rahimi & Recht 2007), so that E phi(x) . phi(s) is the Gaussian kernel exp(-sigma^2 |x - s|^2 / 2) up to a constant,
+Rahimi & Recht 2007), so that E phi(x) . phi(s) is (W / 2) exp(-sigma^2 |x - s|^2 / 2), a Gaussian kernel,
 and the spread across inits shrinks with the width.
 
     python results/own_task/checks/pendulum_fourier_student.py kernel      # kernel arithmetic -> pendulum_fourier_kernel.json
     python results/own_task/checks/pendulum_fourier_student.py f1024b256   # a fit -> Pendulum-v1_<name>.safetensors
 
-`kernel`: as `pendulum_mean_kernel.py` (ridge least squares of the teacher's clipped means on the mean kernel, the
+`kernel`: as `pendulum_mean_kernel.py`, but with the features' inner product scaled by 2 / W (so the output bias's
++1 weighs W / 2 times more than in the learner's own one-step kernel) (ridge least squares of the teacher's clipped means on the mean kernel, the
 error of the average function, the spread across inits and their total, RMS over 3,000 teacher states), here with
 the set's states B = 64 or 256 teacher states, 64 inits, widths 1,024 and 4,096 and sigma 0.5, 1, 2 (on the
 teacher's normalised observations); the best ridge per row.
