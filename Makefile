@@ -55,6 +55,7 @@ bench: setup
 	python benchmarks/bench_atari.py --before 9cf5efa --splits 4 3 0 --meta-epochs 5 --profile --out results/benchmarks/atari
 	python benchmarks/bench_time_to_solve.py --out results/benchmarks/time_to_solve
 	python benchmarks/bench_time_to_solve.py --compile --out results/benchmarks/time_to_solve_compiled
+	python benchmarks/bench_collect.py --out results/benchmarks/collect
 
 lab: setup
 	jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks/README.md $(if $(filter 0,$(shell id -u)),--allow-root,)

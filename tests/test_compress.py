@@ -267,3 +267,55 @@ def test_dagger_rounds_add_the_one_step_learners_own_states_and_a_resumed_fit_eq
     assert torch.equal(resumed.x, whole.x) and torch.equal(resumed.pool, whole.pool)
     plain = Compression(teacher, CompressConfig(size=3, steps=6, **SMALL))
     assert "dagger" not in plain.state_dict() and "dagger_rounds" not in plain.cfg.to_dict()  # old checkpoints stay valid
+
+
+def test_a_dataset_teachers_learners_step_once_per_collection_and_visit_the_same_states():
+    """A dataset teacher's (and a DAgger round's) fresh learners are fixed for a whole collection: ``visited_states``
+    takes their inner step once; the states are those of stepping them at every env step (the old path)."""
+    from dataclasses import replace
+
+    from paper_code.core import compress
+
+    teacher = load_teacher(ND2)
+    calls = []
+    counted = replace(teacher, one_step=lambda th: calls.append(1) or teacher.one_step(th))
+    once = compress.visited_states(counted, 300, seed=3, num_envs=16)
+    every = compress.visited_states(replace(teacher, one_step=None), 300, seed=3, num_envs=16)
+    assert len(calls) == 1 and once.shape[0] == 300
+    assert torch.equal(once, every)
+    gaussian = load_teacher(RESULTS / "own_task" / "Pendulum-v1" / "set.safetensors")  # sampled with the stepped log-std
+    assert torch.equal(compress.visited_states(gaussian, 100, seed=1, num_envs=8),
+                       compress.visited_states(replace(gaussian, one_step=None), 100, seed=1, num_envs=8))
+    fit = _fit(teacher, 2)
+    student = fit._student()
+    assert student.one_step is not None
+    assert torch.equal(compress.visited_states(student, 200, seed=5),
+                       compress.visited_states(replace(student, one_step=None), 200, seed=5))
+
+
+def test_a_fourier_student_is_fitted_recorded_in_the_set_and_fine_tuned_as_itself(tmp_path, capsys):
+    """``--student fourier``: the set is fitted for a wide cos layer (not the teacher's 64-64 tanh), its file records
+    that learner, the fine-tune runs PPMO for it, and settings that do not apply are one error line."""
+    teacher = RESULTS / "own_task" / "Pendulum-v1" / "teacher.safetensors"
+    out = tmp_path / "f.safetensors"
+    args = ["compress", str(teacher), "--size", "4", "--steps", "3", "--pool", "256", "--batch-states", "64",
+            "--inits", "2", "--eval-learners", "0", "--quiet"]
+    assert main([*args, "--student", "fourier", "--student-width", "96", "--student-sigma", "0.5", "--finetune", "1",
+                 "--out", str(out)]) == 0
+    fit, tuned = DistilledDataset.load(fit_path(out)), DistilledDataset.load(out)
+    assert fit.learner.hidden == (96,) and fit.learner.activation == "cos" and fit.learner.init == "fourier"
+    assert fit.learner.hidden_gain == 0.5 and fit.learner.policy == "gaussian"
+    assert fit.provenance["settings"]["student"] == "fourier" and fit.provenance["settings"]["student_width"] == 96
+    assert tuned.learner == fit.learner and tuned.provenance["config"]["learner"]["hidden"] == [96]
+    assert abs(float(Compression(load_teacher(teacher), CompressConfig(size=2, student="fourier", **SMALL)).log_lr.detach().exp())
+               - 0.01) < 1e-9  # the Fourier student's starting lr, not the MLP students' 1
+    plain = tmp_path / "plain.safetensors"
+    assert main([*args, "--out", str(plain)]) == 0
+    assert DistilledDataset.load(plain).learner == load_teacher(teacher).learner  # default: the teacher's network
+    assert "student" not in DistilledDataset.load(plain).provenance["settings"]  # earlier fits' settings unchanged
+    capsys.readouterr()
+    assert "--student-width and --student-sigma apply to --student fourier" in _refused(
+        capsys, *args[:2], "--size", 2, "--student-width", 64, "--out", tmp_path / "a.safetensors")
+    assert "unknown --student" in _refused(capsys, *args[:2], "--size", 2, "--student", "rbf", "--out", tmp_path / "b.safetensors")
+    assert "needs a policy teacher" in _refused(capsys, "compress", ND2, "--size", 2, "--student", "fourier",
+                                                "--out", tmp_path / "c.safetensors")

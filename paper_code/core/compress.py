@@ -35,7 +35,8 @@ import torch.nn.functional as F
 
 from paper_code.core.dataset import DatasetError, DistilledDataset, git_revision, movement, read_safetensors
 from paper_code.core.inner import inner_step_batch
-from paper_code.core.learners import LearnerSpec, atari_learner, batched_forward, cnn_forward, forward, init_params_batch
+from paper_code.core.learners import (LearnerSpec, atari_learner, batched_forward, cnn_forward, forward, fourier_learner,
+                                     init_params_batch)
 from paper_code.core.observations import NORM_CLIP, NORM_EPS, prepare
 from paper_code.core.policies import head, sample
 from paper_code.core.settings import CompressConfig, PPMOConfig, fit_settings
@@ -45,6 +46,8 @@ from paper_code.pipeline.presets import preset_for_env, resolve  # a student's c
 from paper_code.project import relative
 
 Params = dict[str, torch.Tensor]
+#: a Fourier student's starting inner lr (its features' inner products are ~W / 2: the MLP students' 1 overshoots)
+FOURIER_INIT_LR = 0.01
 METHOD = "compression: KL(teacher || one-step learner) on the teacher's visited states"
 
 
@@ -67,6 +70,8 @@ class Teacher:
     sha256: str = ""
     cost: dict[str, Any] | None = None  # what making the teacher cost (env steps, wall time), where recorded
     params: Params | None = None  # a policy teacher's actor (a Nature-CNN teacher's layers start the student's encoder)
+    one_step: Callable[[Params], Params] | None = None  # a dataset teacher's one-step learners θ0 -> θ1 (outputs and
+    # log_std step them on every call; an episode of fixed learners steps them once with this)
 
     @property
     def gaussian(self) -> bool:
@@ -105,14 +110,14 @@ def load_teacher(path: str | Path) -> Teacher:
     x, y, t_lr = ds.features(ds.states), ds.labels, ds.lr.reshape(())
     t_log_std = ds.log_std
 
+    def one_step(theta0: Params) -> Params:
+        return inner_step_batch(theta0, x, y, t_lr, ds.learner.activation, t_log_std)
+
     def outputs(theta0: Params | None, s: torch.Tensor) -> torch.Tensor:
-        theta1 = inner_step_batch(theta0, x, y, t_lr, ds.learner.activation, t_log_std)
-        return batched_forward(theta1, s.expand(theta0_count(theta0), *s.shape[1:]), ds.learner.activation)
+        return batched_forward(one_step(theta0), s.expand(theta0_count(theta0), *s.shape[1:]), ds.learner.activation)
 
     def log_std(theta0: Params | None) -> torch.Tensor | None:
-        if t_log_std is None:
-            return None
-        return inner_step_batch(theta0, x, y, t_lr, ds.learner.activation, t_log_std)["log_std"]
+        return None if t_log_std is None else one_step(theta0)["log_std"]
 
     norm = ds.normalization or {}
     if norm and (norm.get("clip", NORM_CLIP) != NORM_CLIP or norm.get("eps", NORM_EPS) != NORM_EPS):
@@ -120,7 +125,7 @@ def load_teacher(path: str | Path) -> Teacher:
     cost = {k: ds.provenance[k] for k in ("env_steps", "wall_time_s", "meta_epochs") if k in ds.provenance}
     return Teacher("dataset", ds.env_id, dict(ds.env_kwargs), ds.learner, outputs, log_std, float(ds.lr),
                    ds.extra.get("obs_mean"), ds.extra.get("obs_var"), float(norm.get("scale", 1.0)),
-                   source=_shown(path), sha256=_sha256(path), cost=cost)
+                   source=_shown(path), sha256=_sha256(path), cost=cost, one_step=one_step)
 
 
 def _policy_teacher(path: Path, meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> Teacher:
@@ -165,13 +170,19 @@ def visited_states(teacher: Teacher, count: int, *, seed: int, num_envs: int = 6
     g = torch.Generator().manual_seed(seed)
     theta0 = init_params_batch(teacher.learner, env.observation_size, env.num_actions, num_envs, g) \
         if teacher.kind == "dataset" else None
+    theta1: Params | None = None  # a dataset teacher's learners after their step, taken once (they stay fixed)
+    act = teacher.learner.activation
     dist = head(teacher.learner.policy)
     obs = env.reset(seed=seed)
     out: list[torch.Tensor] = []
     for i in range(math.ceil(count / num_envs)):
         try:  # the first step also checks that the teacher fits its environment's observations and actions
             s = teacher.prepare(obs)
-            o = teacher.outputs(theta0, s[:, None, :] if theta0 is not None else s[None])  # env i acts with learner i
+            if theta0 is not None and teacher.one_step is not None:  # env i acts with learner i
+                theta1 = teacher.one_step(theta0) if theta1 is None else theta1
+                o = batched_forward(theta1, s[:, None, :], act)
+            else:
+                o = teacher.outputs(theta0, s[:, None, :] if theta0 is not None else s[None])
             o = o[:, 0] if theta0 is not None else o[0]
             if o.shape[-1] != env.num_actions:
                 raise IndexError(f"{o.shape[-1]} outputs per state")
@@ -182,7 +193,7 @@ def visited_states(teacher: Teacher, count: int, *, seed: int, num_envs: int = 6
                                f"{tuple(env.observation_shape)}, {env.num_actions} actions): "
                                f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         out.append(obs.clone() if raw else s)
-        ls = teacher.log_std(theta0)
+        ls = theta1.get("log_std") if theta1 is not None else teacher.log_std(theta0)
         action = sample(dist, o, g, None if ls is None else (ls if theta0 is not None else ls[0]))
         obs = env.step(action).obs
     if hasattr(env, "close"):
@@ -225,6 +236,11 @@ class Compression:
     the history. ``step()`` is one Adam step; ``dataset()`` the current dataset."""
 
     def __init__(self, teacher: Teacher, cfg: CompressConfig) -> None:
+        if cfg.student == "fourier":  # the student's learner replaces the teacher's (a policy's outputs do not use θ0)
+            if teacher.kind != "policy":
+                raise ValueError("`student` fourier needs a policy teacher (a dataset teacher's learner is the student's)")
+            teacher = replace(teacher, learner=fourier_learner(teacher.learner, cfg.student_width, cfg.student_sigma),
+                              lr=FOURIER_INIT_LR)
         self.teacher, self.cfg = teacher, cfg
         self.obs_scale, self.state_bound = student_coordinates(teacher, cfg)
         t0 = time.perf_counter()
@@ -263,13 +279,17 @@ class Compression:
         ls = None if self.log_std_target is None else self.log_std_target.detach().clone()
         act = self.teacher.learner.activation
 
+        def one_step(theta0: Params) -> Params:
+            return inner_step_batch(theta0, x, y, lr, act, ls)
+
         def outputs(theta0: Params | None, s: torch.Tensor) -> torch.Tensor:
-            return batched_forward(inner_step_batch(theta0, x, y, lr, act, ls), s.expand(theta0_count(theta0), *s.shape[1:]), act)
+            return batched_forward(one_step(theta0), s.expand(theta0_count(theta0), *s.shape[1:]), act)
 
         def log_std(theta0: Params | None) -> torch.Tensor | None:
-            return None if ls is None else inner_step_batch(theta0, x, y, lr, act, ls)["log_std"]
+            return None if ls is None else one_step(theta0)["log_std"]
 
-        return replace(self.teacher, kind="dataset", outputs=outputs, log_std=log_std, scale=self.obs_scale)
+        return replace(self.teacher, kind="dataset", outputs=outputs, log_std=log_std, scale=self.obs_scale,
+                       one_step=one_step)
 
     def _dagger_due(self) -> bool:
         """Round k of ``cfg.dagger_rounds`` runs once the fit has made k / (rounds + 1) of its steps."""
@@ -396,6 +416,8 @@ class FrameCompression(Compression):
             raise DatasetError(f"{teacher.source}: a Nature-CNN student needs a PPO policy teacher on raw frames")
         if cfg.dagger_rounds:
             raise ValueError("dagger_rounds applies to MLP students (cart-pole, MuJoCo, your own task), not to Atari")
+        if cfg.student != "teacher":
+            raise ValueError(f"`student` {cfg.student} applies to MLP policy teachers, not to Atari")
         self.teacher, self.cfg = teacher, cfg
         self.split = 4 if cfg.split is None else cfg.split
         self.spec = atari_learner(self.split)  # the Atari presets' learner at this split

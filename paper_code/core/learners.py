@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Callable
 
 import torch
@@ -211,6 +211,14 @@ def init_params(spec: LearnerSpec, in_size: int | tuple[int, ...], out_size: int
     if spec.policy == "gaussian":
         params["log_std"] = torch.full((out_size,), float(spec.init_log_std), dtype=dtype, device=device)
     return params
+
+
+def fourier_learner(base: LearnerSpec, width: int, sigma: float) -> LearnerSpec:
+    """``base`` (an MLP; its policy head and log-std kept) as one hidden layer of ``width`` cos units
+    with random Fourier features of scale ``sigma`` (``init="fourier"``)."""
+    if base.kind != "mlp":
+        raise ValueError(f"a Fourier student replaces an MLP learner, not {base.kind}")
+    return replace(base, hidden=(int(width),), activation="cos", init="fourier", hidden_gain=float(sigma))
 
 
 def init_params_batch(spec: LearnerSpec, in_size: int, out_size: int, count: int,

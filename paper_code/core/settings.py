@@ -239,6 +239,10 @@ class PPOConfig(RLSettings):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
 
+#: the one-step learners a compress fit can target (CompressConfig.student)
+STUDENTS = ("teacher", "fourier")
+
+
 @dataclass
 class CompressConfig:
     """Distillation from a teacher (``python -m paper_code compress``, :mod:`paper_code.core.compress`):
@@ -257,7 +261,7 @@ class CompressConfig:
     adam_lr: float = 1e-2
     """Adam's learning rate on states, labels and the log inner lr."""
     init_lr: float | None = None
-    """the inner lr the fit starts from (None: a dataset teacher's lr; 1 for an MLP policy teacher, where 0.02 stalls; the Atari preset's 0.02 for a Nature-CNN teacher)."""
+    """the inner lr the fit starts from (None: a dataset teacher's lr; 1 for an MLP policy teacher, where 0.02 stalls; 0.01 for a Fourier student; the Atari preset's 0.02 for a Nature-CNN teacher)."""
     seed: int = 0
     """seed of the teacher's episodes, the initial states, the learner inits and the state batches."""
     finetune: int = 0
@@ -283,6 +287,17 @@ class CompressConfig:
     state_bound: float | None = None
     """MLP policy teacher: the student's states are kept in [-state_bound, state_bound] (None: the environment's PPMO
     preset's). The fine-tune uses it too."""
+    student: str = "teacher"
+    """MLP policy teacher: the one-step learner the set is fitted for: teacher (the teacher's own network, freshly
+    initialised) or fourier (beyond the paper: one wide hidden layer of cos units with random Fourier features,
+    whose one-step functions can be local where the tanh learner's are too smooth, e.g. Pendulum; the set's file
+    records it, so evaluate and the fine-tune use it)."""
+    student_width: int = 4096
+    """student fourier: its hidden width W (wider: the one-step learners of different inits agree more; the fit's
+    cost grows with W)."""
+    student_sigma: float = 1.0
+    """student fourier: the std of its first layer's weights on the (normalised, scaled) observations, the
+    inverse length scale of its kernel."""
 
     def __post_init__(self) -> None:
         self.size = checks.integer("size", self.size, hi=100_000)
@@ -306,10 +321,17 @@ class CompressConfig:
             self.obs_scale = checks.positive("obs_scale", self.obs_scale, hi=1e3)
         if self.state_bound is not None:
             self.state_bound = checks.positive("state_bound", self.state_bound, hi=MAX_ABS)
+        if self.student not in STUDENTS:
+            raise ValueError(f"unknown `student` {self.student!r} (known: {', '.join(STUDENTS)})")
+        self.student_width = checks.integer("student_width", self.student_width, hi=1_000_000)
+        self.student_sigma = checks.positive("student_sigma", self.student_sigma, hi=1e3)
+        if self.student == "teacher" and (self.student_width != 4096 or self.student_sigma != 1.0):
+            raise ValueError("`student_width` and `student_sigma` apply to `student` fourier")
 
     #: fields added after fits were committed: left out of to_dict at their defaults (their checkpoints stay valid)
     _LATER = {"split": None, "encoder_lr": 1e-3, "dagger_rounds": 0, "dagger_states": 5_000, "obs_scale": None,
-              "state_bound": None, "finetune_ent_coef": None}
+              "state_bound": None, "finetune_ent_coef": None, "student": "teacher", "student_width": 4096,
+              "student_sigma": 1.0}
     #: settings that do not change the fit itself: a fit made with other values continues (a longer fit, another fine-tune)
     NOT_THE_FIT = ("steps", "finetune", "finetune_ent_coef")
 

@@ -262,4 +262,6 @@ def finetune_config(dataset: str | Path, seed: int, **overrides: Any) -> PPMOCon
     bound = ds.provenance.get("state_bound")
     if bound is not None and bound != base.state_bound:
         kwargs["state_bound"] = float(bound)
+    if ds.learner != base.learner:  # a fit for another student (compress --student fourier) fine-tunes for it
+        kwargs["learner"] = ds.learner
     return resolve(preset, **{**kwargs, **overrides})
