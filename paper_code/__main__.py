@@ -158,12 +158,13 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         last = run.evals[-1]
         what += (f"; last evaluation during training, meta-epoch {last['meta_epoch']}: sampled "
                  f"{last['sampled_return']:.1f}, greedy {last['greedy_return']:.1f}")
+    basis = "with its checkpoint" if checkpoint_path(args.out).exists() else "(its dataset and log show this run finished)"
     if run.files_written:
         print(f"wrote {args.out} ({what}; preset {preset}); checkpoint {checkpoint_path(args.out)}")
     elif getattr(run, "log_written", False):
-        print(f"{args.out} is up to date with its checkpoint ({what}); rewrote its log {log_path(args.out)}")
+        print(f"{args.out} is up to date {basis} ({what}); rewrote its log {log_path(args.out)}")
     else:
-        print(f"{args.out} is up to date with its checkpoint ({what}); nothing to do")
+        print(f"{args.out} is up to date {basis} ({what}); nothing to do")
     if cfg.eval_every and cfg.eval_learners:
         print("\n".join(_judged_lines(args.out, cfg.eval_learners)))
     return 0

@@ -404,6 +404,27 @@ def test_a_finished_run_without_checkpoint_is_read_from_its_files(tmp_path):
         run_or_resume(cfg, out, 3, progress=False)
 
 
+def test_distill_on_a_finished_dataset_without_checkpoint_is_up_to_date_only_for_its_own_settings(tmp_path, capsys):
+    """A fresh clone has the committed datasets and logs, not their checkpoints: ``distill`` with the run's own
+    settings and budget says it is up to date (nothing rewritten); other settings or another budget are refused."""
+    from paper_code.__main__ import main
+
+    out = tmp_path / "d.safetensors"
+    args = ["distill", "--env", "Acrobot-v1", "--num-envs", "2", "--num-steps", "16", "--eval-every", "0",
+            "--size", "2", "--quiet", "--out", str(out)]
+    assert main([*args, "--meta-epochs", "2"]) == 0
+    checkpoint_path(out).unlink()
+    mtime = out.stat().st_mtime_ns
+    capsys.readouterr()
+    assert main([*args, "--meta-epochs", "2"]) == 0
+    said = capsys.readouterr().out
+    assert "is up to date (its dataset and log show this run finished)" in said and "2 meta-epochs" in said
+    assert out.stat().st_mtime_ns == mtime
+    for other in (["--meta-epochs", "3"], ["--meta-epochs", "2", "--seed", "1"]):
+        assert main([*args, *other]) == 2
+        assert "exists and has no checkpoint" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("env,kind", [("Acrobot-v1", "logits_mse"), ("Pendulum-v1", "gaussian_mse")])
 def test_cli_distills_any_gymnasium_task_with_box_observations(tmp_path, env, kind):
     """Discrete actions get cart-pole's settings, Box actions MuJoCo's (Gaussian learner, normalisation)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,7 +20,7 @@ from paper_code.pipeline.layout import (atari_teacher_path, atari_teacher_set_pa
 from paper_code.core.settings import PPMOConfig
 from paper_code.files import check_writable
 from paper_code.pipeline.presets import finetune_config, parse_preset, resolve
-from paper_code.runs.lifecycle import FinishedFiles
+from paper_code.runs.training import FinishedRun  # noqa: F401  (re-exported: the notebooks read it from here)
 from paper_code.runs.training import PPMO, checkpoint_path, compress_file, distill, fit_path, log_path
 
 #: what a scale section of params.yaml may change in a preset: seeds and counts (an Atari
@@ -56,15 +56,6 @@ def stop_rule(section: dict[str, Any], name: Any) -> dict[str, Any]:
     stop = setting(section, "stop_at_return", name)
     patience = setting(section, "stop_patience", name, 1)
     return {"stop_at_return": None if stop is None else float(stop), "stop_patience": int(patience)}
-
-
-@dataclass
-class FinishedRun(FinishedFiles):
-    """A finished distillation known from its files alone (dataset and log, no checkpoint): what
-    the notebooks read of a :class:`~paper_code.core.ppmo.PPMO` run."""
-
-    meta_epoch: int = 0
-    stopped_early: bool = False
 
 
 def finished_run(cfg: PPMOConfig, out: Path, meta_epochs: int) -> FinishedRun | None:

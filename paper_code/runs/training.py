@@ -208,6 +208,32 @@ def train(run: PPMO, meta_epochs: int, *, progress: bool = True, checkpoint: str
     return run
 
 
+@dataclass
+class FinishedRun(FinishedFiles):
+    """A finished distillation known from its files alone (dataset and log, no checkpoint): what
+    the notebooks and the command line read of a :class:`~paper_code.core.ppmo.PPMO` run."""
+
+    meta_epoch: int = 0
+    stopped_early: bool = False
+    lr: torch.Tensor | None = None  # the dataset's inner lr
+    log_written: bool = False
+
+
+def finished_dataset(cfg: PPMOConfig, out: str | Path, meta_epochs: int) -> FinishedRun | None:
+    """The run behind dataset ``out`` when its provenance shows it finished with exactly ``cfg`` and
+    ``meta_epochs`` (a committed run whose checkpoint was not kept, e.g. on a fresh clone); None otherwise."""
+    try:
+        ds = DistilledDataset.load(out)
+        prov = ds.provenance
+        if prov.get("config") != json.loads(json.dumps(cfg.to_dict())) or int(prov.get("meta_epochs", -1)) != meta_epochs:
+            return None
+        log = json.loads(log_path(Path(out)).read_text())
+        return FinishedRun(cfg, int(prov["env_steps"]), float(prov.get("wall_time_s", "nan")), log["history"],
+                           log.get("evals", []), meta_epoch=meta_epochs, lr=ds.lr.reshape(()))
+    except (DatasetError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool = False, force: bool = False,
             progress: bool = True, checkpoint_every_s: float = 180.0,
             stop_when: Callable[[list[dict[str, float]]], bool] | None = None, stop_rule: str | None = None,
@@ -235,10 +261,13 @@ def distill(cfg: PPMOConfig, out: str | Path, meta_epochs: int, *, resume: bool 
         job = run_to_file(lambda: PPMOJob(new_run(cfg)), out, meta_epochs, resume=resume, force=force,
                           progress=progress, checkpoint_every_s=checkpoint_every_s, stop_when=stop_when,
                           stop_rule=stop_rule, on_step=None if live_log is None else live_log.log,
-                          also_writes=live_files, main=main, on_ready=ready)
+                          also_writes=live_files, main=main, on_ready=ready,
+                          finished_without_checkpoint=lambda: finished_dataset(cfg, out, meta_epochs))
     finally:
         if live_log is not None:
             live_log.close()
+    if isinstance(job, FinishedRun):
+        return job  # type: ignore[return-value]
     run = job.run
     run.files_written = job.files_written  # type: ignore[attr-defined]
     run.log_written = job.log_written  # type: ignore[attr-defined]
