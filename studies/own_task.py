@@ -10,7 +10,9 @@ commands" verbatim, from ``--env`` alone, each command as a new process on one c
    protocol (learners x episodes);
 
 and beside it the paper's method alone with the generic defaults, ``distill --env TASK --out ppmo.safetensors``,
-evaluated by the same command. The table (``<out>/table.{csv,md}``) gives each return with its 95% CI, the share of
+and the route with the README's wide student for continuous control where the teacher's network fails (Pendulum),
+``compress teacher.safetensors --student fourier ...`` (:data:`FOURIER`; beyond the paper: its one-step learners are
+a wide random-Fourier-feature layer, not the task's 64-64 network), each evaluated by the same command. The table (``<out>/table.{csv,md}``) gives each return with its 95% CI, the share of
 the teacher's margin over random that the set reaches, ``(set - random) / (teacher - random)`` (the issue's bar:
 0.9), the verdict line, and the wall time of each command (the route's total: teacher + compress; the bar: 30 min).
 
@@ -20,7 +22,7 @@ costs nothing; its recorded time is kept in ``<out>/<task>/stages.json``).
     python studies/own_task.py [--tasks Acrobot-v1 LunarLander-v3 Pendulum-v1] [--out results/own_task]
     # quick (tests): only counts shrink
     python studies/own_task.py --tasks Acrobot-v1 --out /tmp/own --ppo-steps 2048 --compress-steps 5 \\
-        --meta-epochs 2 --learners 3 --episodes 1
+        --meta-epochs 2 --fourier-width 64 --learners 3 --episodes 1
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ SIZE = 8  # the README's --size
 STEPS = 3000  # the README's compress --steps (the CLI's 800 left LunarLander at 0.82 of the margin)
 BAR = 0.9  # the issue's share of the teacher's margin over random
 ROUTE_MINUTES = 30  # the issue's wall-time bar for the route (teacher + compress) on one core
+#: the README's Fourier-student route (compress flags): a wide cos layer, B = 256, K = 2 inits x 256 states per step
+FOURIER = ["--student", "fourier", "--student-width", "4096", "--size", "256", "--steps", "3000", "--inits", "2",
+           "--batch-states", "256", "--dagger-rounds", "3"]
 
 
 def run_task(task: str, out: Path, args: argparse.Namespace) -> dict:
@@ -51,8 +56,12 @@ def run_task(task: str, out: Path, args: argparse.Namespace) -> dict:
     stages.command("compress", ["compress", str(teacher), "--size", str(SIZE), "--steps", str(STEPS), "--out", str(dataset),
                                 "--quiet", *fit])
     stages.command("ppmo", ["distill", "--env", task, "--out", str(ppmo), "--quiet", *meta])
+    fourier = folder / "fourier.safetensors"
+    width = [] if args.fourier_width is None else ["--student-width", str(args.fourier_width)]
+    stages.command("compress fourier", ["compress", str(teacher), *FOURIER, "--out", str(fourier), "--quiet", *fit, *width])
     route = stages.evaluation("evaluate set", dataset, args.learners, args.episodes)
     alone = stages.evaluation("evaluate ppmo", ppmo, args.learners, args.episodes)
+    wide = stages.evaluation("evaluate fourier", fourier, args.learners, args.episodes)
     refs = route["references"]
     rnd, tch = refs["random"]["mean"], refs["teacher"]["mean"]
 
@@ -60,6 +69,7 @@ def run_task(task: str, out: Path, args: argparse.Namespace) -> dict:
         return (mean - rnd) / (tch - rnd) if tch != rnd else float("nan")
 
     route_s = stages["teacher"]["seconds"] + stages["compress"]["seconds"]
+    wide_s = stages["teacher"]["seconds"] + stages["compress fourier"]["seconds"]
     return {
         "task": task,
         "learners x episodes": f"{route['learners']} x {route['episodes']}",
@@ -75,8 +85,14 @@ def run_task(task: str, out: Path, args: argparse.Namespace) -> dict:
         "route min": round(route_s / 60, 1),
         f"<= {ROUTE_MINUTES} min": route_s <= ROUTE_MINUTES * 60,
         "PPMO alone min": round(stages["ppmo"]["seconds"] / 60, 1),
+        "Fourier route": ci(wide),
+        "Fourier share": round(share(wide["mean"]), 3),
+        f"Fourier >= {BAR}": share(wide["mean"]) >= BAR,
+        "Fourier route min": round(wide_s / 60, 1),
+        f"Fourier <= {ROUTE_MINUTES} min": wide_s <= ROUTE_MINUTES * 60,
         "route verdict": route["verdict_line"],
         "PPMO alone verdict": alone["verdict_line"],
+        "Fourier route verdict": wide["verdict_line"],
     }
 
 
@@ -90,10 +106,11 @@ def main() -> None:
     ap.add_argument("--ppo-steps", type=int, default=None, help="quick only: ppo --total-env-steps (default: the CLI's)")
     ap.add_argument("--compress-steps", type=int, default=None, help="quick only: compress --steps (default: the CLI's)")
     ap.add_argument("--meta-epochs", type=int, default=None, help="quick only: distill --meta-epochs (default: the preset's)")
+    ap.add_argument("--fourier-width", type=int, default=None, help="quick only: the Fourier route's --student-width")
     args = ap.parse_args()
     args.out = enter_project(args.out)
     table = pd.DataFrame([run_task(task, args.out, args) for task in args.tasks])
-    verdicts = ["route verdict", "PPMO alone verdict"]
+    verdicts = ["route verdict", "PPMO alone verdict", "Fourier route verdict"]
     _, md = write_table(table.drop(columns=verdicts), args.out / "table", floatfmt=".3g")
     table.to_csv(args.out / "table.csv", index=False)  # the CSV keeps the verdict lines
     md.write_text(md.read_text() + "\n" + "".join(f"- {r.task}, {name.replace(' verdict', '')}: {r[name]}\n"

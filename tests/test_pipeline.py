@@ -135,7 +135,7 @@ def test_dvc_metrics_fit_a_terminal_and_plots_are_declared():
 
 @pytest.mark.parametrize("study, args", [
     ("own_task", ["--tasks", "Acrobot-v1", "--ppo-steps", "1024", "--compress-steps", "5", "--meta-epochs", "2",
-                  "--learners", "3", "--episodes", "1"]),
+                  "--fourier-width", "64", "--learners", "3", "--episodes", "1"]),
     ("mujoco_teacher_route", ["--tasks", "Hopper-v5", "--sizes", "4", "--coordinates", "linear", "--steps", "4",
                               "--pool", "256", "--dagger-states", "64", "--finetune", "1", "--learners", "3"]),
 ])

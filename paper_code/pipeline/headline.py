@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -145,13 +146,20 @@ def _times(text: str) -> str:
 def _own_task(root: Path) -> list[list[str]]:
     t = pd.read_csv(root / "own_task" / "table.csv")
     rows = []
+
+    def minus(v: Any) -> str:
+        return str(v).replace("-", "\u2212")
+
+    def missed(text: str, met: Any) -> str:  # below 90% of the teacher's margin: the miss, in bold
+        return text if bool(met) else f"**{text}**"
+
     for _, r in t.iterrows():
-        route = str(r["teacher route, B = 8"]).replace("-", "\u2212")
-        if not bool(r[">= 0.9"]):
-            route = f"**{route}**"  # below 90% of the teacher's margin: the miss
-        rows.append([r.task, str(r.random).replace("-", "\u2212"), str(r["teacher (PPO)"]).replace("-", "\u2212"), route,
-                     f"{r['share of margin']:.2f}".replace("-", "\u2212"), f"{r['route min']:.1f} min",
-                     str(r["PPMO alone"]).replace("-", "\u2212"), f"{r['PPMO alone share']:.2f}".replace("-", "\u2212")])
+        rows.append([r.task, minus(r.random), minus(r["teacher (PPO)"]),
+                     missed(minus(r["teacher route, B = 8"]), r[">= 0.9"]), minus(f"{r['share of margin']:.2f}"),
+                     f"{r['route min']:.1f} min",
+                     missed(minus(r["Fourier route"]), r["Fourier >= 0.9"]), minus(f"{r['Fourier share']:.2f}"),
+                     f"{r['Fourier route min']:.1f} min",
+                     minus(r["PPMO alone"]), minus(f"{r['PPMO alone share']:.2f}")])
     return rows
 
 
@@ -175,6 +183,7 @@ def headline_table(root: str | Path | None = None) -> str:
 def own_task_table(root: str | Path | None = None) -> str:
     """The "your own task" table (``studies/own_task.py``'s ``results/own_task/table.csv``)."""
     return _markdown(["task", "random", "PPO teacher", "one-step, B = 8 (the route)", "share", "route",
+                      "wide student (`--student fourier`, B = 256)", "share", "route",
                       "PPMO alone (`distill --env`, 1,000 meta-epochs)", "share"], _own_task(_root(root)))
 
 
