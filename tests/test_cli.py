@@ -143,12 +143,18 @@ def test_the_readmes_own_task_commands_run_end_to_end(tmp_path, monkeypatch, cap
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1].startswith("verdict: ") and "the teacher" in out[-1], out[-4:]
     # the README's wide-student command, on the teacher the block made (and a narrow student: only the size shrinks)
-    wide = [shlex.split(line) for line in readme.splitlines() if line.startswith("python -m paper_code compress teacher")]
-    assert len(wide) == 1 and "fourier" in wide[0]
-    (tmp_path / "teacher.safetensors").write_bytes((tmp_path / commands[0][commands[0].index("--out") + 1]).read_bytes())
+    wide = [shlex.split(line) for line in readme.splitlines()
+            if line.startswith("python -m paper_code compress") and "--student fourier" in line]
+    assert len(wide) == 1
+    teacher = wide[0][4]  # made here by step 1 on Pendulum-v1 (its --env), at the same tiny size
+    assert main(["ppo", "--env", "Pendulum-v1", "--out", teacher, *_TINY["ppo"]]) == 0
     assert main([*wide[0][3:], *_TINY["compress"], "--student-width", "64", "--pool", "512", "--dagger-states", "64"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1].startswith("verdict: ") and "the teacher" in out[-1], out[-4:]
+    from paper_code.core.dataset import DistilledDataset
+
+    learner = DistilledDataset.load(tmp_path / wide[0][wide[0].index("--out") + 1]).learner
+    assert (learner.init, learner.activation, learner.policy) == ("fourier", "cos", "gaussian")
 
 
 def test_distill_stops_at_a_target_on_the_evaluations_ci(tmp_path, capsys):

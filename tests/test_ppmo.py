@@ -423,6 +423,10 @@ def test_distill_on_a_finished_dataset_without_checkpoint_is_up_to_date_only_for
     for other in (["--meta-epochs", "3"], ["--meta-epochs", "2", "--seed", "1"]):
         assert main([*args, *other]) == 2
         assert "exists and has no checkpoint" in capsys.readouterr().err
+    log = tmp_path / "d.safetensors.log.json"  # a log that is not this run's
+    log.write_text(json.dumps({**json.loads(log.read_text()), "history": []}))
+    assert main([*args, "--meta-epochs", "2"]) == 2
+    assert "exists and has no checkpoint" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("env,kind", [("Acrobot-v1", "logits_mse"), ("Pendulum-v1", "gaussian_mse")])

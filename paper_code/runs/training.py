@@ -220,14 +220,20 @@ class FinishedRun(FinishedFiles):
 
 
 def finished_dataset(cfg: PPMOConfig, out: str | Path, meta_epochs: int) -> FinishedRun | None:
-    """The run behind dataset ``out`` when its provenance shows it finished with exactly ``cfg`` and
-    ``meta_epochs`` (a committed run whose checkpoint was not kept, e.g. on a fresh clone); None otherwise."""
+    """The run behind dataset ``out`` when its provenance and its log show it finished with exactly ``cfg``
+    and ``meta_epochs`` (a committed run whose checkpoint was not kept, e.g. on a fresh clone); None
+    otherwise. A warm-started run (``init_dataset``) is not read this way: its start file may have changed."""
+    if cfg.init_dataset:
+        return None
     try:
         ds = DistilledDataset.load(out)
         prov = ds.provenance
-        if prov.get("config") != json.loads(json.dumps(cfg.to_dict())) or int(prov.get("meta_epochs", -1)) != meta_epochs:
+        config = json.loads(json.dumps(cfg.to_dict()))
+        if prov.get("config") != config or int(prov.get("meta_epochs", -1)) != meta_epochs:
             return None
         log = json.loads(log_path(Path(out)).read_text())
+        if log.get("config") != config or len(log["history"]) != meta_epochs:  # a log of another run
+            return None
         return FinishedRun(cfg, int(prov["env_steps"]), float(prov.get("wall_time_s", "nan")), log["history"],
                            log.get("evals", []), meta_epoch=meta_epochs, lr=ds.lr.reshape(()))
     except (DatasetError, OSError, ValueError, KeyError, TypeError):
